@@ -1,0 +1,130 @@
+/** The shape of wedvault's configuration: environment variables and the optional config file. */
+import { z } from 'zod';
+
+export const targetLabelsSchema = z.object({
+  media: z.string().min(1).default('disk'),
+  location: z.string().min(1).default('local'),
+  offsite: z.boolean().default(false),
+});
+
+const targetName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" and "_", at most 63 characters');
+
+const targetCommon = {
+  name: targetName,
+  prefix: z.string().default(''),
+  labels: targetLabelsSchema.default({ media: 'disk', location: 'local', offsite: false }),
+  /** Parallel requests to this target. */
+  concurrency: z.number().int().positive().max(256).default(8),
+  /** Requests per second to this target, 0 for no limit. */
+  rateLimit: z.number().nonnegative().default(0),
+};
+
+export const targetSchema = z.discriminatedUnion('type', [
+  z.object({ ...targetCommon, type: z.literal('local'), path: z.string().min(1) }),
+  z.object({
+    ...targetCommon,
+    type: z.literal('s3'),
+    bucket: z.string().min(1),
+    region: z.string().default('us-east-1'),
+    endpoint: z.string().url().optional(),
+    forcePathStyle: z.boolean().default(false),
+    /** Names of the env variables holding credentials; absent means the SDK's default chain. */
+    accessKeyIdEnv: z.string().optional(),
+    secretAccessKeyEnv: z.string().optional(),
+  }),
+  z.object({
+    ...targetCommon,
+    type: z.literal('gcs'),
+    bucket: z.string().min(1),
+    projectId: z.string().optional(),
+    apiEndpoint: z.string().url().optional(),
+  }),
+  z.object({
+    ...targetCommon,
+    type: z.literal('azure'),
+    container: z.string().min(1),
+    /** Env variable holding the connection string (default AZURE_STORAGE_CONNECTION_STRING). */
+    connectionStringEnv: z.string().default('AZURE_STORAGE_CONNECTION_STRING'),
+  }),
+]);
+export type TargetConfig = z.infer<typeof targetSchema>;
+
+/** Maps file paths (glob) to key scopes; `{1}` in scope is the first `*` segment of the match. */
+export const scopeRuleSchema = z.object({ pattern: z.string().min(1), scope: z.string().min(1) });
+
+export const filesSourceSchema = z.object({
+  name: targetName,
+  /** A local directory, or a target's bucket prefix. */
+  path: z.string().optional(),
+  target: z.string().optional(),
+  prefix: z.string().default(''),
+  scopes: z.array(scopeRuleSchema).default([]),
+});
+export type FilesSourceConfig = z.infer<typeof filesSourceSchema>;
+
+export const postgresSourceSchema = z.object({
+  url: z.string().min(1).optional(),
+  tenantKey: z.string().default('wedding_id'),
+  ceremonyDate: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
+    .default('weddings.wedding_date'),
+  /** Tables whose tenant column names a supplier, not a wedding. */
+  supplierKey: z.string().optional(),
+  excludeTables: z.array(z.string()).default([]),
+});
+
+export const fileConfigSchema = z.object({
+  targets: z.array(targetSchema).optional(),
+  /** Names of the targets every recovery point must reach (3-2-1 policy); default all. */
+  policy: z
+    .object({
+      targets: z.array(z.string()).optional(),
+      /** Minutes a point may take to reach its policy before it is flagged. */
+      windowMinutes: z.number().int().positive().default(60),
+    })
+    .default({ windowMinutes: 60 }),
+  sources: z
+    .object({
+      postgres: postgresSourceSchema.partial().optional(),
+      files: z.array(filesSourceSchema).optional(),
+    })
+    .default({}),
+});
+export type FileConfig = z.infer<typeof fileConfigSchema>;
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+export const envSchema = z.object({
+  PORT: port.default(3000),
+  HOST: z.string().default('127.0.0.1'),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port[/db]').default('redis://127.0.0.1:6379'),
+  WEDVAULT_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('wedvault'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'expected postgres://…')
+    .default('postgres://postgres@127.0.0.1:5432/wedvault'),
+  SOURCE_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'expected postgres://…')
+    .default('postgres://postgres@127.0.0.1:5432/wedvault_demo'),
+  WEDVAULT_CONFIG: z.string().optional(),
+  WEDVAULT_MASTER_KEY: z.string().optional(),
+  WEDVAULT_ADMIN_KEY: z.string().min(16, 'at least 16 characters').optional(),
+  WEDVAULT_DATA_DIR: z.string().default('./data'),
+  WEDVAULT_FILES_DIR: z.string().default('./data/files'),
+  WEDVAULT_TENANT_KEY: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+    .optional(),
+  WEDVAULT_CEREMONY_DATE: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
+    .optional(),
+  WEDVAULT_KEY_FILE: z.string().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  WEDVAULT_WORKER_CONCURRENCY: z.coerce.number().int().positive().max(64).default(2),
+});
+export type Env = z.infer<typeof envSchema>;

@@ -1,0 +1,51 @@
+/**
+ * The contract between the repository (src/engine/repo) and the sources (src/engine/sources).
+ * Sources turn data into byte streams per key scope; the repository chunks, deduplicates,
+ * compresses, encrypts and packs them, and hands back references that a snapshot manifest records.
+ */
+import type { Readable } from 'node:stream';
+
+/** 'platform', `wedding:<tenantId>` or `supplier:<id>`: the unit of encryption, dedup and erasure. */
+export type KeyScope = string;
+
+export const PLATFORM_SCOPE: KeyScope = 'platform';
+export const weddingScope = (tenantId: string): KeyScope => `wedding:${tenantId}`;
+export const supplierScope = (id: string): KeyScope => `supplier:${id}`;
+
+/** A byte stream stored in the repository: its blobs in order. */
+export interface ContentRef {
+  scope: KeyScope;
+  /** Blob ids (hex HMAC-SHA256 under the scope's id key), in stream order. */
+  blobs: string[];
+  /** Plaintext length. */
+  size: number;
+}
+
+export interface WriteHint {
+  /** false for media that does not shrink (JPEG, HEIC, MP4, ZIP); default: try and keep if smaller. */
+  compress?: boolean;
+}
+
+export interface WriteStats {
+  /** Plaintext bytes handed to the writer. */
+  bytesRead: number;
+  /** Plaintext bytes of blobs the repository did not already hold. */
+  bytesNew: number;
+  /** Bytes added to the repository (after compression and encryption). */
+  bytesStored: number;
+  blobsTotal: number;
+  blobsNew: number;
+}
+
+/** One backup's write session: dedups against the repository's index, packs new blobs. */
+export interface ContentWriter {
+  write(scope: KeyScope, data: Readable | AsyncIterable<Buffer>, hint?: WriteHint): Promise<ContentRef>;
+  /** Seal open packs and write their index; called before the snapshot is saved. */
+  flush(): Promise<void>;
+  readonly stats: WriteStats;
+}
+
+export interface ContentReader {
+  /** Streams the plaintext back, verifying every blob; CorruptionError names the object at fault. */
+  read(ref: ContentRef): Readable;
+}

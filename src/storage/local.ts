@@ -1,0 +1,134 @@
+/** Local-disk store: objects are files under a root directory, written via a temp file and rename. */
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { CorruptionError, NotFoundError, TransientError, ValidationError } from '../errors.js';
+import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
+
+export function assertSafeKey(key: string): void {
+  if (
+    key.length === 0 ||
+    key.length > 1024 ||
+    key.startsWith('/') ||
+    key.split('/').some((p) => p === '..' || p === '.' || p === '') ||
+    key.includes('\0') ||
+    key.includes('\\')
+  ) {
+    throw new ValidationError(`invalid object key "${key}"`);
+  }
+}
+
+function mapFsError(err: unknown, key: string, target: string): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new NotFoundError(`${target}: object ${key} not found`, { cause: err });
+  if (code === 'EMFILE' || code === 'EAGAIN' || code === 'EBUSY') {
+    return new TransientError(`${target}: ${code} on ${key}`, { cause: err });
+  }
+  return err as Error;
+}
+
+export class LocalStorage implements Storage {
+  constructor(
+    readonly name: string,
+    private readonly root: string,
+  ) {}
+
+  private file(key: string): string {
+    assertSafeKey(key);
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  async put(key: string, body: Buffer | Readable, opts: PutOptions = {}): Promise<void> {
+    const dest = this.file(key);
+    await mkdir(path.dirname(dest), { recursive: true });
+    const tmp = `${dest}.tmp-${randomUUID()}`;
+    const md5 = createHash('md5');
+    const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+    try {
+      await pipeline(
+        source,
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const c of chunks) {
+            md5.update(c);
+            yield c;
+          }
+        },
+        createWriteStream(tmp, { flags: 'wx' }),
+      );
+      if (opts.md5 && !md5.digest().equals(opts.md5)) {
+        throw new CorruptionError(`${this.name}: MD5 mismatch writing ${key}`, { object: key });
+      }
+      await rename(tmp, dest);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw mapFsError(err, key, this.name);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const file = this.file(key);
+    try {
+      const info = await stat(file);
+      if (range && range.offset > info.size) {
+        throw new ValidationError(`${this.name}: range starts past the end of ${key}`);
+      }
+    } catch (err) {
+      throw mapFsError(err, key, this.name);
+    }
+    if (range?.length === 0) return Readable.from([]);
+    const end = range?.length !== undefined ? range.offset + range.length - 1 : undefined;
+    return createReadStream(file, { start: range?.offset ?? 0, end });
+  }
+
+  async stat(key: string): Promise<ObjectInfo> {
+    try {
+      const s = await stat(this.file(key));
+      return { key, size: s.size, modified: s.mtime };
+    } catch (err) {
+      throw mapFsError(err, key, this.name);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk only the directories that can hold keys with this prefix.
+    const slash = prefix.lastIndexOf('/');
+    const baseDir = slash >= 0 ? prefix.slice(0, slash) : '';
+    yield* this.walk(baseDir, prefix);
+  }
+
+  private async *walk(dir: string, prefix: string): AsyncIterable<ObjectInfo> {
+    let entries;
+    try {
+      entries = await readdir(dir ? path.join(this.root, ...dir.split('/')) : this.root, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const e of entries) {
+      const key = dir ? `${dir}/${e.name}` : e.name;
+      if (e.isDirectory()) {
+        if (key.startsWith(prefix) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix);
+      } else if (e.isFile() && key.startsWith(prefix) && !e.name.includes('.tmp-')) {
+        const s = await stat(path.join(this.root, ...key.split('/')));
+        yield { key, size: s.size, modified: s.mtime };
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.file(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw mapFsError(err, key, this.name);
+    }
+  }
+
+  async usage(): Promise<{ usedBytes?: number; freeBytes?: number }> {
+    await mkdir(this.root, { recursive: true });
+    const s = await statfs(this.root);
+    return { freeBytes: s.bavail * s.bsize };
+  }
+}

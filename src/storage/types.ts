@@ -1,0 +1,50 @@
+/** The one small interface every store implements: put, get, stat, list, delete. */
+import type { Readable } from 'node:stream';
+
+export interface ObjectInfo {
+  /** Key relative to the target's prefix, '/'-separated. */
+  key: string;
+  size: number;
+  etag?: string;
+  modified?: Date;
+}
+
+export interface PutOptions {
+  /** Byte length when known; lets stores skip buffering. */
+  size?: number;
+  /** MD5 of the body; the store verifies it where it can. Computed by the provider when absent and the body is a Buffer. */
+  md5?: Buffer;
+}
+
+export interface ByteRange {
+  offset: number;
+  /** Bytes to read; absent means to the end. */
+  length?: number;
+}
+
+export interface Storage {
+  /** Target name, for logs and errors. */
+  readonly name: string;
+  /** Writes an object whole; a reader never sees a half-written object. */
+  put(key: string, body: Buffer | Readable, opts?: PutOptions): Promise<void>;
+  /** Reads an object or a range of it; NotFoundError when it does not exist. */
+  get(key: string, range?: ByteRange): Promise<Readable>;
+  /** NotFoundError when it does not exist. */
+  stat(key: string): Promise<ObjectInfo>;
+  /** Every object whose key starts with prefix, in pages, in no promised order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Deleting what does not exist is not an error. */
+  delete(key: string): Promise<void>;
+  /** Used and free bytes where the store can tell. */
+  usage?(): Promise<{ usedBytes?: number; freeBytes?: number }>;
+}
+
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(parts);
+}
+
+export async function getBuffer(storage: Storage, key: string, range?: ByteRange): Promise<Buffer> {
+  return readAll(await storage.get(key, range));
+}
