@@ -38,6 +38,7 @@ export interface Config {
   adminKey: string | undefined;
   logLevel: string;
   workerConcurrency: number;
+  jobLockMs: number;
   targets: TargetConfig[];
   /** Backups are written here first, then replicated to the rest. */
   primaryTarget: string;
@@ -157,6 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminKey: e.WEDVAULT_ADMIN_KEY,
     logLevel: e.LOG_LEVEL,
     workerConcurrency: e.WEDVAULT_WORKER_CONCURRENCY,
+    jobLockMs: e.WEDVAULT_JOB_LOCK_MS,
     targets,
     primaryTarget: targets[0]!.name,
     policy: { targets: policyTargets, windowMinutes: file.policy.windowMinutes },

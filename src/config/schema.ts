@@ -125,6 +125,8 @@ export const envSchema = z.object({
     .optional(),
   WEDVAULT_KEY_FILE: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How long a job's lock lives without renewal: a killed worker's job is retried after about this long. */
+  WEDVAULT_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   WEDVAULT_WORKER_CONCURRENCY: z.coerce.number().int().positive().max(64).default(2),
 });
 export type Env = z.infer<typeof envSchema>;

@@ -1,0 +1,69 @@
+/** Verification runs of recovery points (quick, full, drill) and what they found. */
+import type { Db } from './db.js';
+
+export interface BackupTest {
+  testId: string;
+  recoveryPointId: string;
+  mode: string;
+  status: 'queued' | 'running' | 'passed' | 'failed';
+  targets: string[];
+  problems: { target?: string; object: string; kind: string }[];
+  repairs: unknown[];
+  rtoMs: number | null;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+export async function createTest(
+  db: Db,
+  t: { id: string; recoveryPointId: string; mode: string; targets?: string[] },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO backup_tests (id, recovery_point_id, mode, targets) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO NOTHING`,
+    [t.id, t.recoveryPointId, t.mode, t.targets ?? []],
+  );
+}
+
+export async function startTest(
+  db: Db,
+  t: { id: string; recoveryPointId: string; mode: string; targets: string[] },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO backup_tests (id, recovery_point_id, mode, targets, status, started_at)
+     VALUES ($1,$2,$3,$4,'running',now())
+     ON CONFLICT (id) DO UPDATE SET status = 'running', targets = EXCLUDED.targets, started_at = now()`,
+    [t.id, t.recoveryPointId, t.mode, t.targets],
+  );
+}
+
+export async function finishTest(
+  db: Db,
+  id: string,
+  status: 'passed' | 'failed',
+  problems: unknown[],
+  repairs: unknown[] = [],
+  rtoMs?: number,
+): Promise<void> {
+  await db.query(
+    `UPDATE backup_tests SET status = $2, problems = $3, repairs = $4, rto_ms = $5, finished_at = now() WHERE id = $1`,
+    [id, status, JSON.stringify(problems), JSON.stringify(repairs), rtoMs ?? null],
+  );
+}
+
+export async function getTest(db: Db, id: string): Promise<BackupTest | undefined> {
+  const { rows } = await db.query('SELECT * FROM backup_tests WHERE id = $1', [id]);
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    testId: r.id,
+    recoveryPointId: r.recovery_point_id,
+    mode: r.mode,
+    status: r.status,
+    targets: r.targets,
+    problems: r.problems,
+    repairs: r.repairs,
+    rtoMs: r.rto_ms,
+    createdAt: r.created_at,
+    finishedAt: r.finished_at,
+  };
+}

@@ -1,0 +1,32 @@
+/** Connection pool for the catalog database, created on first use when it does not exist yet. */
+import pg from 'pg';
+
+export type Db = pg.Pool;
+
+/** Creates the database named in url if missing, via the server's `postgres` maintenance database. */
+export async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  if (!name) return;
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (found.rowCount === 0) {
+      try {
+        await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
+      } catch (err) {
+        // Another process may have created it between the check and the create.
+        if ((err as { code?: string }).code !== '42P04') throw err;
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export function createPool(url: string, max = 10): Db {
+  return new pg.Pool({ connectionString: url, max });
+}

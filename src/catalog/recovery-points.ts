@@ -1,0 +1,176 @@
+/** Recovery points (one per completed backup) and their replicas on each target. */
+import type { Db } from './db.js';
+
+export interface RecoveryPoint {
+  id: string;
+  operationId: string | null;
+  type: string;
+  weddingId: string | null;
+  primaryTarget: string;
+  createdAt: Date;
+  consistentTime: Date | null;
+  lsn: string | null;
+  files: number;
+  bytesRead: number;
+  bytesNew: number;
+  bytesStored: number;
+  /** Every repository object the point needs, with its size: what replication copies and verify checks. */
+  objects: { key: string; size: number }[];
+  checksum: string;
+  summary: Record<string, unknown>;
+  healthy: boolean;
+}
+
+export type ReplicaState = 'pending' | 'replicated' | 'verified' | 'failed' | 'missing';
+
+export interface Replica {
+  recoveryPointId: string;
+  target: string;
+  state: ReplicaState;
+  objects: number;
+  bytes: number;
+  copiedObjects: number;
+  copiedBytes: number;
+  checksum: string | null;
+  error: string | null;
+  replicatedAt: Date | null;
+  verifiedAt: Date | null;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+const toPoint = (r: any): RecoveryPoint => ({
+  id: r.id,
+  operationId: r.operation_id,
+  type: r.type,
+  weddingId: r.wedding_id,
+  primaryTarget: r.primary_target,
+  createdAt: r.created_at,
+  consistentTime: r.consistent_time,
+  lsn: r.lsn,
+  files: r.files,
+  bytesRead: Number(r.bytes_read),
+  bytesNew: Number(r.bytes_new),
+  bytesStored: Number(r.bytes_stored),
+  objects: r.objects,
+  checksum: r.checksum,
+  summary: r.summary,
+  healthy: r.healthy,
+});
+
+const toReplica = (r: any): Replica => ({
+  recoveryPointId: r.recovery_point_id,
+  target: r.target,
+  state: r.state,
+  objects: r.objects,
+  bytes: Number(r.bytes),
+  copiedObjects: r.copied_objects,
+  copiedBytes: Number(r.copied_bytes),
+  checksum: r.checksum,
+  error: r.error,
+  replicatedAt: r.replicated_at,
+  verifiedAt: r.verified_at,
+});
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** Inserts the point unless this operation already produced one; returns the point that stands. */
+export async function recordRecoveryPoint(db: Db, p: Omit<RecoveryPoint, 'createdAt' | 'healthy'>): Promise<RecoveryPoint> {
+  const { rows } = await db.query(
+    `INSERT INTO recovery_points (id, operation_id, type, wedding_id, primary_target, consistent_time, lsn, files,
+        bytes_read, bytes_new, bytes_stored, objects, checksum, summary)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
+     ON CONFLICT DO NOTHING RETURNING *`,
+    [
+      p.id,
+      p.operationId,
+      p.type,
+      p.weddingId,
+      p.primaryTarget,
+      p.consistentTime,
+      p.lsn,
+      p.files,
+      p.bytesRead,
+      p.bytesNew,
+      p.bytesStored,
+      JSON.stringify(p.objects),
+      p.checksum,
+      JSON.stringify(p.summary),
+    ],
+  );
+  if (rows[0]) return toPoint(rows[0]);
+  const existing = await db.query('SELECT * FROM recovery_points WHERE operation_id = $1 OR id = $2', [
+    p.operationId,
+    p.id,
+  ]);
+  return toPoint(existing.rows[0]);
+}
+
+export async function getRecoveryPoint(db: Db, id: string): Promise<RecoveryPoint | undefined> {
+  const { rows } = await db.query('SELECT * FROM recovery_points WHERE id = $1 AND deleted_at IS NULL', [id]);
+  return rows[0] && toPoint(rows[0]);
+}
+
+export interface PointFilter {
+  weddingId?: string;
+  since?: Date;
+  until?: Date;
+  limit?: number;
+}
+
+export async function listRecoveryPoints(db: Db, f: PointFilter = {}): Promise<RecoveryPoint[]> {
+  const { rows } = await db.query(
+    `SELECT * FROM recovery_points
+      WHERE deleted_at IS NULL
+        AND ($1::text IS NULL OR wedding_id = $1)
+        AND ($2::timestamptz IS NULL OR created_at >= $2)
+        AND ($3::timestamptz IS NULL OR created_at <= $3)
+      ORDER BY created_at DESC LIMIT $4`,
+    [f.weddingId ?? null, f.since ?? null, f.until ?? null, f.limit ?? 500],
+  );
+  return rows.map(toPoint);
+}
+
+export async function upsertReplica(
+  db: Db,
+  r: Pick<Replica, 'recoveryPointId' | 'target' | 'state'> & Partial<Replica>,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO replicas (recovery_point_id, target, state, objects, bytes, copied_objects, copied_bytes, checksum, error,
+        replicated_at, verified_at)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,
+        CASE WHEN $3 IN ('replicated','verified') THEN now() END, CASE WHEN $3 = 'verified' THEN now() END)
+     ON CONFLICT (recovery_point_id, target) DO UPDATE SET
+        state = EXCLUDED.state,
+        objects = COALESCE($4, replicas.objects),
+        bytes = COALESCE($5, replicas.bytes),
+        copied_objects = COALESCE($6, replicas.copied_objects),
+        copied_bytes = COALESCE($7, replicas.copied_bytes),
+        checksum = COALESCE($8, replicas.checksum),
+        error = $9,
+        replicated_at = COALESCE(replicas.replicated_at, EXCLUDED.replicated_at),
+        verified_at = COALESCE(EXCLUDED.verified_at, replicas.verified_at),
+        updated_at = now()`,
+    [
+      r.recoveryPointId,
+      r.target,
+      r.state,
+      r.objects ?? null,
+      r.bytes ?? null,
+      r.copiedObjects ?? null,
+      r.copiedBytes ?? null,
+      r.checksum ?? null,
+      r.error ?? null,
+    ],
+  );
+}
+
+export async function listReplicas(db: Db, pointIds: string[]): Promise<Replica[]> {
+  if (pointIds.length === 0) return [];
+  const { rows } = await db.query('SELECT * FROM replicas WHERE recovery_point_id = ANY($1) ORDER BY target', [
+    pointIds,
+  ]);
+  return rows.map(toReplica);
+}
+
+export async function markPointHealth(db: Db, id: string, healthy: boolean): Promise<void> {
+  await db.query('UPDATE recovery_points SET healthy = $2 WHERE id = $1', [id, healthy]);
+}

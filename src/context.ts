@@ -1,0 +1,54 @@
+/** The long-lived parts a process needs (config, logger, catalog, queues, stores), built once and passed down. */
+import type { Config } from './config/index.js';
+import { registerTarget } from './catalog/targets.js';
+import { createPool, ensureDatabase, type Db } from './catalog/db.js';
+import { migrate } from './catalog/migrate.js';
+import { createLogger, type Logger } from './log.js';
+import { createQueues, type QueueContext } from './queues/connection.js';
+import { createStorage } from './storage/factory.js';
+import type { Storage } from './storage/types.js';
+
+export interface AppContext {
+  config: Config;
+  log: Logger;
+  db: Db;
+  queues: QueueContext;
+  storages: Map<string, Storage>;
+  storage(name: string): Storage;
+  close(): Promise<void>;
+}
+
+export interface ContextOptions {
+  log?: Logger;
+  /** Apply catalog migrations (default true). */
+  migrate?: boolean;
+}
+
+export async function createContext(config: Config, opts: ContextOptions = {}): Promise<AppContext> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  await ensureDatabase(config.databaseUrl);
+  const db = createPool(config.databaseUrl);
+  if (opts.migrate !== false) await migrate(db);
+  const storages = new Map<string, Storage>();
+  for (const t of config.targets) {
+    storages.set(t.name, createStorage(t));
+    await registerTarget(db, t.name, t.type, t.labels);
+  }
+  const queues = createQueues(config.redisUrl, config.redisPrefix);
+  return {
+    config,
+    log,
+    db,
+    queues,
+    storages,
+    storage(name) {
+      const s = storages.get(name);
+      if (!s) throw new Error(`unknown target "${name}"`);
+      return s;
+    },
+    async close() {
+      await queues.close();
+      await db.end();
+    },
+  };
+}

@@ -1,0 +1,73 @@
+/** Copies to a destination store exactly the objects it lacks; content addressing makes this idempotent. */
+import pLimit from 'p-limit';
+import type { ObjectInfo, Storage } from '../storage/types.js';
+
+export interface ReplicateOptions {
+  concurrency?: number;
+  onProgress?: (copied: { objects: number; bytes: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface ReplicateResult {
+  objects: number;
+  bytes: number;
+  copiedObjects: number;
+  copiedBytes: number;
+  /** Objects already present with the right size: not sent again. */
+  skippedObjects: number;
+}
+
+/** Snapshots go last so a destination never names what it does not hold yet. */
+function copyOrder(key: string): number {
+  if (key.startsWith('snapshots/')) return 2;
+  if (key.startsWith('index/')) return 1;
+  return 0;
+}
+
+export async function replicateObjects(
+  source: Storage,
+  dest: Storage,
+  objects: { key: string; size: number }[],
+  opts: ReplicateOptions = {},
+): Promise<ReplicateResult> {
+  // One list pass over the destination decides what is missing.
+  const present = new Map<string, ObjectInfo>();
+  const prefixes = new Set(objects.map((o) => o.key.split('/')[0] + '/'));
+  for (const p of prefixes) for await (const o of dest.list(p)) present.set(o.key, o);
+  for (const o of objects) {
+    if (!o.key.includes('/') && !present.has(o.key)) {
+      try {
+        present.set(o.key, await dest.stat(o.key));
+      } catch {
+        /* missing: it will be copied */
+      }
+    }
+  }
+
+  const missing = objects.filter((o) => present.get(o.key)?.size !== o.size);
+  const result: ReplicateResult = {
+    objects: objects.length,
+    bytes: objects.reduce((s, o) => s + o.size, 0),
+    copiedObjects: 0,
+    copiedBytes: 0,
+    skippedObjects: objects.length - missing.length,
+  };
+  const limit = pLimit(opts.concurrency ?? 4);
+  for (const phase of [0, 1, 2]) {
+    await Promise.all(
+      missing
+        .filter((o) => copyOrder(o.key) === phase)
+        .map((o) =>
+          limit(async () => {
+            opts.signal?.throwIfAborted();
+            const body = await source.get(o.key);
+            await dest.put(o.key, body, { size: o.size });
+            result.copiedObjects++;
+            result.copiedBytes += o.size;
+            opts.onProgress?.({ objects: result.copiedObjects, bytes: result.copiedBytes });
+          }),
+        ),
+    );
+  }
+  return result;
+}

@@ -1,0 +1,39 @@
+/** Prometheus metrics: process defaults, queue depths, and HTTP request counts. */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AppContext } from '../context.js';
+import { listTargetHealth } from '../catalog/targets.js';
+
+export function createMetrics(ctx: AppContext): { registry: Registry; httpRequests: Counter } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'wedvault_' });
+  const httpRequests = new Counter({
+    name: 'wedvault_http_requests_total',
+    help: 'HTTP requests by method, route and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'wedvault_queue_jobs',
+    help: 'Jobs per queue and state',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [name, q] of Object.entries(ctx.queues.queues)) {
+        const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
+        for (const [state, n] of Object.entries(counts)) this.set({ queue: name, state }, n);
+      }
+    },
+  });
+  new Gauge({
+    name: 'wedvault_target_healthy',
+    help: '1 when the target answered its last operation, 0 after a failure',
+    labelNames: ['target'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const h of await listTargetHealth(ctx.db)) this.set({ target: h.name }, h.healthy ? 1 : 0);
+    },
+  });
+  return { registry, httpRequests };
+}

@@ -1,0 +1,141 @@
+/** /api/backups: request backups, follow their operations, list recovery points with their 3-2-1 status. */
+import { randomUUID } from 'node:crypto';
+import { Router } from 'express';
+import { z } from 'zod';
+import { createTest, getTest } from '../../catalog/backup-tests.js';
+import { getOperation } from '../../catalog/operations.js';
+import { getRecoveryPoint, listRecoveryPoints, listReplicas } from '../../catalog/recovery-points.js';
+import type { AppContext } from '../../context.js';
+import { NotFoundError } from '../../errors.js';
+import { evaluate321 } from '../../policy/rule321.js';
+import { requestBackup } from '../../producers/backups.js';
+import { JOBS, QUEUES, jobIds } from '../../queues/names.js';
+import { backupTypeSchema, componentSchema, idSchema } from '../../queues/payloads.js';
+import { PRIORITY } from '../../queues/priority.js';
+import { requireScope } from '../auth.js';
+
+export const createBackupBody = z.strictObject({
+  type: backupTypeSchema,
+  components: z.array(componentSchema).optional(),
+  weddingId: idSchema.optional(),
+});
+
+const listQuery = z.object({
+  weddingId: idSchema.optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+  until: z.iso.datetime({ offset: true }).optional(),
+  meets321: z.enum(['true', 'false']).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+const validationBody = z.strictObject({
+  recoveryPointId: idSchema,
+  mode: z.enum(['quick', 'full', 'drill']),
+});
+
+export function backupsRouter(ctx: AppContext): Router {
+  const r = Router();
+
+  const create = [
+    requireScope('backups:write'),
+    async (req: import('express').Request, res: import('express').Response) => {
+      const body = createBackupBody.parse(req.body ?? {});
+      const { operationId, priority } = await requestBackup(ctx, body, req.apiKey?.name);
+      res.locals.auditResource = `operation:${operationId}`;
+      res.status(202).json({ operationId, priority, statusUrl: `/api/backups/status/${operationId}` });
+    },
+  ];
+  r.post('/', ...create);
+  r.post('/create', ...create);
+
+  r.get('/', requireScope('backups:read'), async (req, res) => {
+    const q = listQuery.parse(req.query);
+    const points = await listRecoveryPoints(ctx.db, {
+      weddingId: q.weddingId,
+      since: q.since ? new Date(q.since) : undefined,
+      until: q.until ? new Date(q.until) : undefined,
+      limit: q.limit,
+    });
+    const replicas = await listReplicas(
+      ctx.db,
+      points.map((p) => p.id),
+    );
+    const labels = new Map(ctx.config.targets.map((t) => [t.name, t.labels]));
+    let items = points.map((p) => {
+      const mine = replicas.filter((x) => x.recoveryPointId === p.id);
+      const rule = evaluate321(mine, labels, ctx.config.policy.targets);
+      const ageMin = (Date.now() - p.createdAt.getTime()) / 60_000;
+      return {
+        id: p.id,
+        type: p.type,
+        weddingId: p.weddingId,
+        createdAt: p.createdAt,
+        consistentTime: p.consistentTime,
+        files: p.files,
+        bytesRead: p.bytesRead,
+        bytesNew: p.bytesNew,
+        bytesStored: p.bytesStored,
+        checksum: p.checksum,
+        healthy: p.healthy,
+        replicas: mine.map((x) => ({ target: x.target, state: x.state, error: x.error, verifiedAt: x.verifiedAt })),
+        meets321: rule.meets321,
+        reason321: rule.reason321,
+        policyOverdue: rule.missing.length > 0 && ageMin > ctx.config.policy.windowMinutes,
+      };
+    });
+    if (q.meets321) items = items.filter((i) => String(i.meets321) === q.meets321);
+    res.json({ recoveryPoints: items });
+  });
+
+  r.get('/status/:operationId', requireScope('backups:read'), async (req, res) => {
+    const id = z.uuid().parse(req.params.operationId);
+    const op = await getOperation(ctx.db, id);
+    if (!op) throw new NotFoundError(`operation ${id} not found`);
+    const followUps = await Promise.all(
+      op.followUps.map(async (f) => {
+        const queue = ctx.queues.queues[f.queue as keyof typeof ctx.queues.queues];
+        const state = queue ? await queue.getJobState(f.jobId) : 'unknown';
+        return { ...f, state };
+      }),
+    );
+    res.json({
+      operationId: op.id,
+      state: op.state,
+      type: op.type,
+      weddingId: op.weddingId,
+      recoveryPointId: op.recoveryPointId,
+      priority: op.priority,
+      progress: op.progress,
+      bytes: op.bytes,
+      error: op.error,
+      attempts: op.attempts,
+      followUps,
+      createdAt: op.createdAt,
+      finishedAt: op.finishedAt,
+    });
+  });
+
+  r.post('/validation', requireScope('validation:write'), async (req, res) => {
+    const body = validationBody.parse(req.body ?? {});
+    const point = await getRecoveryPoint(ctx.db, body.recoveryPointId);
+    if (!point) throw new NotFoundError(`recovery point ${body.recoveryPointId} not found`);
+    const testId = randomUUID();
+    await createTest(ctx.db, { id: testId, recoveryPointId: point.id, mode: body.mode });
+    await ctx.queues.queues[QUEUES.verify].add(
+      JOBS.verify,
+      { recoveryPointId: point.id, testId, mode: body.mode },
+      { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
+    );
+    res.locals.auditResource = `test:${testId}`;
+    res.status(202).json({ testId });
+  });
+
+  r.get('/validation/:testId', requireScope('backups:read'), async (req, res) => {
+    const id = z.uuid().parse(req.params.testId);
+    const t = await getTest(ctx.db, id);
+    if (!t) throw new NotFoundError(`validation ${id} not found`);
+    res.json(t);
+  });
+
+  return r;
+}

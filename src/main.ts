@@ -1,0 +1,88 @@
+/** Entry point: `--role all` (default) runs API, workers and scheduler in one process; each role can run alone. */
+import { parseArgs } from 'node:util';
+import type { Server } from 'node:http';
+import type { Worker } from 'bullmq';
+import { ensureAdminKey, warnAboutKeys } from './bootstrap.js';
+import { loadConfig } from './config/index.js';
+import { createContext } from './context.js';
+import { ConfigError } from './errors.js';
+import { createApp } from './http/app.js';
+import { createLogger } from './log.js';
+import { closeCeremonyPools } from './producers/ceremony.js';
+import { ALL_QUEUES, type QueueName } from './queues/names.js';
+import { installSchedules } from './scheduler.js';
+import { startWorkers, stopWorkers } from './workers/run.js';
+
+const { values } = parseArgs({
+  options: {
+    role: { type: 'string', default: 'all' },
+    queues: { type: 'string' },
+    concurrency: { type: 'string' },
+  },
+});
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(`wedvault: configuration error: ${err.message}`);
+    process.exit(78);
+  }
+  throw err;
+}
+const log = createLogger(config.logLevel, { role: values.role });
+const role = values.role!;
+if (!['all', 'api', 'worker', 'scheduler'].includes(role)) {
+  console.error(`wedvault: --role must be all, api, worker or scheduler (got "${role}")`);
+  process.exit(64);
+}
+const queues = (values.queues ? values.queues.split(',') : ALL_QUEUES) as QueueName[];
+for (const q of queues) {
+  if (!ALL_QUEUES.includes(q)) {
+    console.error(`wedvault: --queues: unknown queue "${q}" (known: ${ALL_QUEUES.join(', ')})`);
+    process.exit(64);
+  }
+}
+const concurrency = values.concurrency ? Number(values.concurrency) : config.workerConcurrency;
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  console.error('wedvault: --concurrency must be a positive integer');
+  process.exit(64);
+}
+
+const ctx = await createContext(config, { log });
+warnAboutKeys(ctx);
+let server: Server | undefined;
+let workers: Worker[] = [];
+
+if (role === 'all' || role === 'api') {
+  await ensureAdminKey(ctx);
+  const app = createApp(ctx);
+  server = app.listen(config.port, config.host, () =>
+    log.info({ port: config.port, host: config.host }, 'wedvault API listening'),
+  );
+}
+if (role === 'all' || role === 'worker') {
+  workers = startWorkers(ctx, {
+    queues,
+    concurrency,
+    lockDurationMs: config.jobLockMs,
+  });
+  log.info({ queues, concurrency }, 'workers started');
+}
+if (role === 'all' || role === 'scheduler') await installSchedules(ctx);
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down: finishing in-flight jobs');
+  server?.close();
+  await stopWorkers(workers);
+  await closeCeremonyPools();
+  await ctx.close();
+  log.info('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -1,0 +1,40 @@
+/** Looks up a wedding's ceremony date in the source database, as configured (table.column, keyed by its primary key). */
+import pg from 'pg';
+import type { PostgresSourceConfig } from '../config/index.js';
+
+const pools = new Map<string, pg.Pool>();
+
+function poolFor(url: string): pg.Pool {
+  let pool = pools.get(url);
+  if (!pool) {
+    pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3_000 });
+    pool.on('error', () => undefined);
+    pools.set(url, pool);
+  }
+  return pool;
+}
+
+export async function closeCeremonyPools(): Promise<void> {
+  await Promise.all([...pools.values()].map((p) => p.end()));
+  pools.clear();
+}
+
+/** The ceremony date as 'YYYY-MM-DD', or undefined when the wedding or the table is not there. */
+export async function ceremonyDateOf(source: PostgresSourceConfig, weddingId: string): Promise<string | undefined> {
+  const [table, column] = source.ceremonyDate.split('.') as [string, string];
+  const pool = poolFor(source.url);
+  const pk = await pool.query<{ attname: string }>(
+    `SELECT a.attname FROM pg_index i
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+      WHERE i.indrelid = to_regclass($1) AND i.indisprimary`,
+    [pg.escapeIdentifier(table)],
+  );
+  const key = pk.rows[0]?.attname;
+  if (!key || pk.rows.length !== 1) return undefined;
+  const { rows } = await pool.query<{ d: string | null }>(
+    `SELECT ${pg.escapeIdentifier(column)}::date::text AS d FROM ${pg.escapeIdentifier(table)}
+      WHERE ${pg.escapeIdentifier(key)}::text = $1`,
+    [weddingId],
+  );
+  return rows[0]?.d ?? undefined;
+}

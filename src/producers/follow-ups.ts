@@ -1,0 +1,47 @@
+/** After a backup: one replicate job per other target, under a verify job that runs when they are done. */
+import type { FlowJob } from 'bullmq';
+import { upsertReplica } from '../catalog/recovery-points.js';
+import type { AppContext } from '../context.js';
+import { JOBS, QUEUES, jobIds } from '../queues/names.js';
+import type { ReplicatePayload, VerifyPayload } from '../queues/payloads.js';
+
+export interface FollowUp {
+  queue: string;
+  jobId: string;
+  target?: string;
+}
+
+export async function enqueueFollowUps(
+  ctx: AppContext,
+  recoveryPointId: string,
+  priority: number,
+  operationId?: string,
+): Promise<FollowUp[]> {
+  const source = ctx.config.primaryTarget;
+  const others = ctx.config.targets.map((t) => t.name).filter((n) => n !== source);
+  for (const target of others) {
+    await upsertReplica(ctx.db, { recoveryPointId, target, state: 'pending' });
+  }
+  const children: FlowJob[] = others.map((target) => {
+    const data: ReplicatePayload = { recoveryPointId, operationId, source, target };
+    return {
+      name: JOBS.replicate,
+      queueName: QUEUES.replicate,
+      data,
+      // A failed copy must not stall verification: verify reports the missing replica instead.
+      opts: { jobId: jobIds.replicate(recoveryPointId, target), priority, ignoreDependencyOnFailure: true },
+    };
+  });
+  const verify: VerifyPayload = { recoveryPointId, operationId, mode: 'quick' };
+  await ctx.queues.flow.add({
+    name: JOBS.verify,
+    queueName: QUEUES.verify,
+    data: verify,
+    opts: { jobId: jobIds.verify(recoveryPointId, 'quick'), priority },
+    children,
+  });
+  return [
+    ...others.map((target) => ({ queue: QUEUES.replicate, jobId: jobIds.replicate(recoveryPointId, target), target })),
+    { queue: QUEUES.verify, jobId: jobIds.verify(recoveryPointId, 'quick') },
+  ];
+}

@@ -1,0 +1,48 @@
+/** Job payload schemas; producers build them, workers parse them. */
+import { z } from 'zod';
+
+export const idSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, "_" and "-", at most 64 characters');
+
+export const backupTypeSchema = z.enum(['full', 'incremental', 'files']);
+export const componentSchema = z.enum(['database', 'files']);
+
+export const backupPayload = z.object({
+  /** Absent on scheduled runs: the worker derives one from the job id. */
+  operationId: z.uuid().optional(),
+  scheduleId: z.string().optional(),
+  type: backupTypeSchema,
+  components: z.array(componentSchema).default([]),
+  weddingId: idSchema.optional(),
+});
+export type BackupPayload = z.infer<typeof backupPayload>;
+
+export const replicatePayload = z.object({
+  recoveryPointId: idSchema,
+  operationId: z.uuid().optional(),
+  source: z.string(),
+  target: z.string(),
+});
+export type ReplicatePayload = z.infer<typeof replicatePayload>;
+
+export const verifyPayload = z.object({
+  recoveryPointId: idSchema,
+  operationId: z.uuid().optional(),
+  testId: z.uuid().optional(),
+  mode: z.enum(['quick', 'full', 'drill']).default('quick'),
+  targets: z.array(z.string()).optional(),
+});
+export type VerifyPayload = z.infer<typeof verifyPayload>;
+
+export const purgePayload = z.object({ reason: z.string().default('retention') });
+export type PurgePayload = z.infer<typeof purgePayload>;
+
+export const restorePayload = z.object({
+  recoveryId: z.uuid(),
+  recoveryPointId: idSchema,
+  targetDatabase: z.string().optional(),
+  targetDir: z.string().optional(),
+  weddingId: idSchema.optional(),
+});
+export type RestorePayload = z.infer<typeof restorePayload>;

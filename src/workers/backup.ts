@@ -1,0 +1,113 @@
+/** Backup processor: run the engine into the primary target, record the point, then chain replicate → verify. */
+import { createHash } from 'node:crypto';
+import type { Job } from 'bullmq';
+import {
+  completeOperation,
+  createOperation,
+  failOperation,
+  reportProgress,
+  startOperation,
+  getOperation,
+} from '../catalog/operations.js';
+import { recordRecoveryPoint, upsertReplica } from '../catalog/recovery-points.js';
+import { recordTargetFailure, recordTargetSuccess } from '../catalog/targets.js';
+import type { AppContext } from '../context.js';
+import { runBackup } from '../engine/backup.js';
+import { WedvaultError, errorMessage } from '../errors.js';
+import { enqueueFollowUps } from '../producers/follow-ups.js';
+import { backupPayload } from '../queues/payloads.js';
+import { PRIORITY } from '../queues/priority.js';
+
+export async function processBackup(job: Job, ctx: AppContext): Promise<{ recoveryPointId: string }> {
+  const parsed = backupPayload.parse(job.data);
+  const p = { ...parsed, operationId: parsed.operationId ?? operationIdForJob(String(job.id)) };
+  if (!parsed.operationId) {
+    await createOperation(ctx.db, {
+      id: p.operationId,
+      type: p.type,
+      priority: job.opts.priority ?? PRIORITY.later,
+      weddingId: p.weddingId,
+      components: p.components,
+      requestedBy: `schedule:${p.scheduleId ?? 'unknown'}`,
+    });
+  }
+  const log = ctx.log.child({ operationId: p.operationId, jobId: job.id, queue: job.queueName });
+  const op = await startOperation(ctx.db, p.operationId);
+  if (!op) {
+    const done = await getOperation(ctx.db, p.operationId);
+    if (done?.recoveryPointId) return { recoveryPointId: done.recoveryPointId };
+    throw new WedvaultError(`operation ${p.operationId} is not in the catalog`);
+  }
+  log.info({ type: p.type, attempt: op.attempts }, 'backup started');
+
+  const primary = ctx.config.primaryTarget;
+  const started = Date.now();
+  let out;
+  try {
+    out = await runBackup({
+      storage: ctx.storage(primary),
+      masterKey: ctx.config.masterKey,
+      type: p.type,
+      components: p.components,
+      weddingId: p.weddingId,
+      operationId: p.operationId,
+      sources: ctx.config.sources,
+      onProgress: (fraction, bytes) => {
+        void job.updateProgress(Math.round(fraction * 100));
+        void reportProgress(ctx.db, p.operationId, fraction, bytes).catch(() => undefined);
+      },
+    });
+  } catch (err) {
+    await recordTargetFailure(ctx.db, primary, errorMessage(err)).catch(() => undefined);
+    throw err;
+  }
+  await recordTargetSuccess(ctx.db, primary, Date.now() - started);
+
+  const point = await recordRecoveryPoint(ctx.db, {
+    id: out.snapshotId,
+    operationId: p.operationId,
+    type: p.type,
+    weddingId: p.weddingId ?? null,
+    primaryTarget: primary,
+    consistentTime: out.consistentTime ?? null,
+    lsn: out.lsn ?? null,
+    files: out.files,
+    bytesRead: out.stats.bytesRead,
+    bytesNew: out.stats.bytesNew,
+    bytesStored: out.stats.bytesStored,
+    objects: out.objects,
+    checksum: out.checksum,
+    summary: out.summary,
+  });
+  await upsertReplica(ctx.db, {
+    recoveryPointId: point.id,
+    target: primary,
+    state: 'replicated',
+    objects: out.objects.length,
+    bytes: out.objects.reduce((s, o) => s + o.size, 0),
+    checksum: out.checksum,
+  });
+  const followUps = await enqueueFollowUps(ctx, point.id, op.priority, p.operationId);
+  await completeOperation(ctx.db, p.operationId, {
+    recoveryPointId: point.id,
+    bytes: out.stats.bytesRead,
+    followUps,
+  });
+  log.info({ recoveryPointId: point.id, ...out.stats }, 'backup completed');
+  return { recoveryPointId: point.id };
+}
+
+/** Scheduled jobs carry no operation id; the same job always maps to the same operation. */
+export function operationIdForJob(jobId: string): string {
+  const h = createHash('sha256').update(`wedvault-operation:${jobId}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+export async function onBackupFailed(ctx: AppContext, job: Job, err: Error, final: boolean): Promise<void> {
+  const p = backupPayload.safeParse(job.data);
+  if (!p.success) return;
+  const operationId = p.data.operationId ?? operationIdForJob(String(job.id));
+  const cause = err.cause instanceof WedvaultError ? err.cause : err;
+  const code = cause instanceof WedvaultError ? cause.code : 'internal';
+  await failOperation(ctx.db, operationId, { code, message: cause.message }, final);
+}

@@ -1,0 +1,61 @@
+/** Replicate processor: copy what the target lacks for one recovery point, reading from the first healthy copy. */
+import type { Job } from 'bullmq';
+import { getRecoveryPoint, listReplicas, upsertReplica } from '../catalog/recovery-points.js';
+import { recordTargetFailure, recordTargetSuccess } from '../catalog/targets.js';
+import type { AppContext } from '../context.js';
+import { replicateObjects, type ReplicateResult } from '../engine/replicate.js';
+import { NotFoundError, errorMessage } from '../errors.js';
+import { replicatePayload } from '../queues/payloads.js';
+
+export async function processReplicate(job: Job, ctx: AppContext): Promise<ReplicateResult> {
+  const p = replicatePayload.parse(job.data);
+  const log = ctx.log.child({ jobId: job.id, queue: job.queueName, target: p.target, operationId: p.operationId });
+  const point = await getRecoveryPoint(ctx.db, p.recoveryPointId);
+  if (!point) throw new NotFoundError(`recovery point ${p.recoveryPointId} not found`);
+  const targetConfig = ctx.config.targets.find((t) => t.name === p.target);
+  if (!targetConfig) throw new NotFoundError(`target ${p.target} is not configured`);
+
+  // Read from the named source first, then from any other copy already made.
+  const replicas = await listReplicas(ctx.db, [point.id]);
+  const sources = [
+    p.source,
+    ...replicas
+      .filter((r) => r.target !== p.source && r.target !== p.target && ['replicated', 'verified'].includes(r.state))
+      .map((r) => r.target),
+  ];
+  const dest = ctx.storage(p.target);
+  const started = Date.now();
+  let lastError: unknown;
+  for (const source of sources) {
+    try {
+      const result = await replicateObjects(ctx.storage(source), dest, point.objects, {
+        concurrency: targetConfig.concurrency,
+        onProgress: ({ bytes }) => void job.updateProgress({ bytes }),
+      });
+      await upsertReplica(ctx.db, {
+        recoveryPointId: point.id,
+        target: p.target,
+        state: 'replicated',
+        objects: result.objects,
+        bytes: result.bytes,
+        copiedObjects: result.copiedObjects,
+        copiedBytes: result.copiedBytes,
+        checksum: point.checksum,
+      });
+      await recordTargetSuccess(ctx.db, p.target, Date.now() - started);
+      log.info({ source, ...result }, 'replicated');
+      return result;
+    } catch (err) {
+      lastError = err;
+      log.warn({ source, err: errorMessage(err) }, 'replication from this source failed');
+    }
+  }
+  await upsertReplica(ctx.db, {
+    recoveryPointId: point.id,
+    target: p.target,
+    state: 'failed',
+    error: errorMessage(lastError),
+  });
+  await recordTargetFailure(ctx.db, p.target, errorMessage(lastError));
+  throw lastError;
+}

@@ -1,0 +1,80 @@
+/** Starts BullMQ workers for chosen queues, maps typed errors to retry-or-fail, and shuts down gracefully. */
+import { UnrecoverableError, Worker, type Job, type Processor } from 'bullmq';
+import type { AppContext } from '../context.js';
+import { errorMessage, isRetryable, WedvaultError } from '../errors.js';
+import { createRedis } from '../queues/connection.js';
+import { QUEUES, type QueueName } from '../queues/names.js';
+import { processBackup, onBackupFailed } from './backup.js';
+import { processReplicate } from './replicate.js';
+import { processVerify } from './verify.js';
+
+export type JobProcessor = (job: Job, ctx: AppContext) => Promise<unknown>;
+
+const PROCESSORS: Partial<Record<QueueName, JobProcessor>> = {
+  [QUEUES.backup]: processBackup,
+  [QUEUES.replicate]: processReplicate,
+  [QUEUES.verify]: processVerify,
+};
+
+export interface WorkerOptions {
+  queues: QueueName[];
+  concurrency: number;
+  /** How long a job's lock lives without renewal; a killed worker's job is picked up after this. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+}
+
+/** Typed errors that cannot heal are surfaced to BullMQ as unrecoverable: no retry. */
+function wrap(processor: JobProcessor, ctx: AppContext): Processor {
+  return async (job) => {
+    try {
+      return await processor(job, ctx);
+    } catch (err) {
+      const log = ctx.log.child({ queue: job.queueName, jobId: job.id });
+      if (err instanceof WedvaultError && !isRetryable(err)) {
+        log.error({ err }, 'job failed; not retryable');
+        const fatal = new UnrecoverableError(`${err.code}: ${err.message}`);
+        fatal.cause = err;
+        throw fatal;
+      }
+      log.warn({ err, attempt: job.attemptsMade + 1 }, 'job failed; will retry if attempts remain');
+      throw err;
+    }
+  };
+}
+
+export function startWorkers(ctx: AppContext, opts: WorkerOptions): Worker[] {
+  const workers: Worker[] = [];
+  for (const name of opts.queues) {
+    const processor = PROCESSORS[name];
+    if (!processor) {
+      ctx.log.warn({ queue: name }, 'no processor for this queue yet; not consuming it');
+      continue;
+    }
+    const worker = new Worker(name, wrap(processor, ctx), {
+      connection: createRedis(ctx.config.redisUrl),
+      prefix: ctx.queues.prefix,
+      concurrency: opts.concurrency,
+      lockDuration: opts.lockDurationMs ?? 30_000,
+      stalledInterval: opts.stalledIntervalMs ?? opts.lockDurationMs ?? 30_000,
+      maxStalledCount: 3,
+    });
+    worker.on('failed', (job, err) => {
+      if (!job) return;
+      const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+      if (name === QUEUES.backup) {
+        void onBackupFailed(ctx, job, err, final).catch((e: unknown) =>
+          ctx.log.error({ err: errorMessage(e) }, 'could not record backup failure'),
+        );
+      }
+    });
+    worker.on('error', (err) => ctx.log.error({ err, queue: name }, 'worker error'));
+    workers.push(worker);
+  }
+  return workers;
+}
+
+/** Lets in-flight jobs finish; jobs not finished in time return to the queue via their lock. */
+export async function stopWorkers(workers: Worker[]): Promise<void> {
+  await Promise.all(workers.map((w) => w.close()));
+}
