@@ -1,0 +1,117 @@
+/** One backup run: sources → repository on the primary store → snapshot; no queues, no HTTP. */
+import { createHash } from 'node:crypto';
+import type { FilesSourceConfig, PostgresSourceConfig } from '../config/index.js';
+import { ConfigError } from '../errors.js';
+import type { Storage } from '../storage/types.js';
+import type { WriteStats } from './api.js';
+import { Repository } from './repo/repository.js';
+import { backupFiles } from './sources/files.js';
+import { backupPostgres } from './sources/postgres.js';
+
+export interface BackupInput {
+  storage: Storage;
+  masterKey: Buffer;
+  type: 'full' | 'incremental' | 'files';
+  components: ('database' | 'files')[];
+  weddingId?: string | undefined;
+  /** Recorded in the snapshot so a re-run of the same operation finds it instead of writing another. */
+  operationId: string;
+  sources: { postgres: PostgresSourceConfig; files: FilesSourceConfig[] };
+  onProgress?: (fraction: number, bytesRead: number) => void;
+}
+
+export interface BackupOutput {
+  snapshotId: string;
+  /** Every repository object the snapshot needs, with sizes. */
+  objects: { key: string; size: number }[];
+  /** SHA-256 over the sorted object list: equal on every complete copy. */
+  checksum: string;
+  stats: WriteStats;
+  files: number;
+  consistentTime?: Date;
+  lsn?: string;
+  summary: Record<string, unknown>;
+  reused: boolean;
+}
+
+export function objectsChecksum(objects: { key: string; size: number }[]): string {
+  const h = createHash('sha256');
+  for (const o of [...objects].sort((a, b) => (a.key < b.key ? -1 : 1))) h.update(`${o.key}\t${o.size}\n`);
+  return h.digest('hex');
+}
+
+export async function runBackup(input: BackupInput): Promise<BackupOutput> {
+  const repo = await Repository.openOrInit(input.storage, input.masterKey);
+  const existing = await repo.findSnapshotByTag('operation', input.operationId);
+  if (existing) return describe(repo, existing, true);
+
+  const components = input.components.length
+    ? input.components
+    : input.type === 'files'
+      ? ['files']
+      : ['database', 'files'];
+  const parent = input.type === 'full' ? undefined : await repo.latestSnapshot({ tag: ['kind', input.type] });
+  const writer = repo.writer();
+  const tree: Record<string, unknown> = {};
+  let consistentTime: Date | undefined;
+  let lsn: string | undefined;
+  let files = 0;
+  try {
+    if (components.includes('database')) {
+      if (!input.sources.postgres.url) throw new ConfigError('SOURCE_DATABASE_URL is not set');
+      const pgTree = await backupPostgres(writer, input.sources.postgres);
+      tree.postgres = pgTree;
+      consistentTime = new Date(pgTree.snapshotTime);
+      lsn = pgTree.lsn;
+    }
+    input.onProgress?.(0.5, writer.stats.bytesRead);
+    if (components.includes('files')) {
+      const parentFiles = (parent?.tree as { files?: Record<string, unknown> } | undefined)?.files;
+      const out: Record<string, unknown> = {};
+      for (const source of input.sources.files) {
+        if (!source.path) continue;
+        const entries = await backupFiles(writer, {
+          dir: source.path,
+          scopes: source.scopes,
+          parent: parentFiles?.[source.name] as never,
+        });
+        out[source.name] = entries;
+        files += (entries as unknown[]).length;
+      }
+      tree.files = out;
+    }
+    await writer.flush();
+  } finally {
+    await writer.close?.();
+  }
+  const snap = await repo.saveSnapshot({
+    type: input.type,
+    tree,
+    stats: writer.stats,
+    parent: parent?.id,
+    consistentPoint: consistentTime ? { time: consistentTime.toISOString(), lsn } : undefined,
+    tags: { operation: input.operationId, kind: input.type, ...(input.weddingId ? { wedding: input.weddingId } : {}) },
+  });
+  input.onProgress?.(1, writer.stats.bytesRead);
+  return describe(repo, snap, false, { files, consistentTime, lsn });
+}
+
+async function describe(
+  repo: Repository,
+  snap: Awaited<ReturnType<Repository['loadSnapshot']>>,
+  reused: boolean,
+  extra: { files?: number; consistentTime?: Date; lsn?: string } = {},
+): Promise<BackupOutput> {
+  const objects = await repo.objectsForSnapshot(snap.id);
+  return {
+    snapshotId: snap.id,
+    objects,
+    checksum: objectsChecksum(objects),
+    stats: snap.stats,
+    files: extra.files ?? 0,
+    consistentTime: extra.consistentTime,
+    lsn: extra.lsn,
+    summary: { type: snap.type, parent: snap.parent ?? null, time: snap.time },
+    reused,
+  };
+}

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { getOperation } from '../../src/catalog/operations.js';
+import { Repository } from '../../src/engine/repo/repository.js';
+import { restoreSnapshot } from '../../src/engine/restore.js';
+import { requestBackup } from '../../src/producers/backups.js';
+import { createTestService, waitFor, type TestService } from '../helpers/service.js';
+import { exited, spawnWedvault } from '../helpers/processes.js';
+
+let svc: TestService;
+const children: ReturnType<typeof spawnWedvault>[] = [];
+
+beforeAll(async () => {
+  svc = await createTestService({ WEDVAULT_JOB_LOCK_MS: '2000' });
+  // Enough incompressible data that the backup is surely still running when the worker is killed.
+  for (let d = 0; d < 4; d++) {
+    const dir = path.join(svc.config.filesDir, `album-${d}`);
+    mkdirSync(dir, { recursive: true });
+    for (let i = 0; i < 10; i++) writeFileSync(path.join(dir, `photo-${i}.jpg`), randomBytes(6 << 20));
+  }
+});
+
+afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await svc?.cleanup();
+});
+
+it('a worker killed mid-backup loses nothing: another worker finishes it, one recovery point', async () => {
+  const { operationId } = await requestBackup(svc.ctx, { type: 'files' });
+  const first = spawnWedvault(['--role', 'worker', '--queues', 'backup', '--concurrency', '1'], svc.env);
+  children.push(first);
+  await waitFor(async () => (await getOperation(svc.ctx.db, operationId))?.state === 'running', 30_000, 20);
+  // let it write part of the data, then kill it without warning
+  await waitFor(
+    async () => readdirSync(path.join(svc.config.dataDir, 'targets', 'local-primary'), { recursive: true }).length > 3,
+    30_000,
+    20,
+  );
+  first.kill('SIGKILL');
+  await exited(first);
+  expect((await getOperation(svc.ctx.db, operationId))?.state).toBe('running');
+
+  const second = spawnWedvault(['--role', 'worker', '--concurrency', '1'], svc.env);
+  children.push(second);
+  const op = await waitFor(async () => {
+    const o = await getOperation(svc.ctx.db, operationId);
+    if (o?.state === 'failed') throw new Error(JSON.stringify(o.error));
+    return o?.state === 'completed' && o;
+  }, 90_000);
+  expect(op.attempts).toBeGreaterThanOrEqual(2);
+
+  const { rows } = await svc.ctx.db.query('SELECT id FROM recovery_points WHERE operation_id = $1', [operationId]);
+  expect(rows).toHaveLength(1);
+  const { rows: ops } = await svc.ctx.db.query(`SELECT state FROM backup_operations`);
+  expect(ops).toEqual([{ state: 'completed' }]);
+
+  const repo = await Repository.open(svc.ctx.storage('local-primary'), svc.config.masterKey);
+  expect((await repo.listSnapshots()).map((s) => s.id)).toEqual([op.recoveryPointId]);
+
+  // and what it holds is every byte that was there
+  const out = mkdtempSync(path.join(tmpdir(), 'wv-crash-restore-'));
+  await restoreSnapshot(repo, op.recoveryPointId!, { targetDir: out });
+  for (let d = 0; d < 4; d++) {
+    for (let i = 0; i < 10; i++) {
+      const rel = path.join(`album-${d}`, `photo-${i}.jpg`);
+      expect(readFileSync(path.join(out, rel)).equals(readFileSync(path.join(svc.config.filesDir, rel)))).toBe(true);
+    }
+  }
+  second.kill('SIGTERM');
+  await exited(second);
+}, 180_000);
