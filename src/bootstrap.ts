@@ -20,7 +20,10 @@ export async function ensureAdminKey(ctx: AppContext): Promise<void> {
     await upsertApiKey(ctx.db, 'admin', API_SCOPES, ctx.config.adminKey);
     return;
   }
-  const file = path.join(path.dirname(ctx.config.masterKeyFile ?? path.join(ctx.config.dataDir, '..', '.wedvault', 'x')), 'admin.key');
+  const file = path.join(
+    path.dirname(ctx.config.masterKeyFile ?? path.join(ctx.config.dataDir, '..', '.wedvault', 'x')),
+    'admin.key',
+  );
   let key: string;
   if (existsSync(file)) key = readFileSync(file, 'utf8').trim();
   else {

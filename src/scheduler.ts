@@ -28,7 +28,14 @@ export async function installSchedules(ctx: AppContext, specs = DEFAULT_SCHEDULE
     await ctx.db.query(
       `INSERT INTO schedules (id, queue, every_ms, pattern, tz, template) VALUES ($1,$2,$3,$4,$5,$6)
        ON CONFLICT (id) DO UPDATE SET every_ms = $3, pattern = $4, tz = $5, template = $6, updated_at = now()`,
-      [s.id, QUEUES.backup, s.every ?? null, s.pattern ?? null, s.tz ?? null, JSON.stringify({ type: s.type })],
+      [
+        s.id,
+        QUEUES.backup,
+        s.every ?? null,
+        s.pattern ?? null,
+        s.tz ?? null,
+        JSON.stringify({ type: s.type }),
+      ],
     );
   }
   ctx.log.info({ schedules: specs.map((s) => s.id) }, 'schedules installed');

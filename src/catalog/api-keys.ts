@@ -27,7 +27,12 @@ export function generateKey(): string {
 }
 
 /** Creates (or replaces the secret of) a named key; returns the plain key. */
-export async function upsertApiKey(db: Db, name: string, scopes: readonly string[], key = generateKey()): Promise<string> {
+export async function upsertApiKey(
+  db: Db,
+  name: string,
+  scopes: readonly string[],
+  key = generateKey(),
+): Promise<string> {
   await db.query(
     `INSERT INTO api_keys (id, name, key_hash, scopes) VALUES ($1, $2, $3, $4)
      ON CONFLICT (name) DO UPDATE SET key_hash = EXCLUDED.key_hash, scopes = EXCLUDED.scopes, revoked_at = NULL`,

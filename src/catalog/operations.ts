@@ -60,12 +60,26 @@ const toOperation = (r: Row): Operation => ({
 
 export async function createOperation(
   db: Db,
-  op: { id: string; type: BackupType; priority: number; weddingId?: string; components?: string[]; requestedBy?: string },
+  op: {
+    id: string;
+    type: BackupType;
+    priority: number;
+    weddingId?: string;
+    components?: string[];
+    requestedBy?: string;
+  },
 ): Promise<void> {
   await db.query(
     `INSERT INTO backup_operations (id, type, priority, wedding_id, components, requested_by)
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-    [op.id, op.type, op.priority, op.weddingId ?? null, JSON.stringify(op.components ?? []), op.requestedBy ?? null],
+    [
+      op.id,
+      op.type,
+      op.priority,
+      op.weddingId ?? null,
+      JSON.stringify(op.components ?? []),
+      op.requestedBy ?? null,
+    ],
   );
 }
 
@@ -86,7 +100,11 @@ export async function startOperation(db: Db, id: string): Promise<Operation | un
 }
 
 export async function reportProgress(db: Db, id: string, progress: number, bytes: number): Promise<void> {
-  await db.query('UPDATE backup_operations SET progress = $2, bytes = $3 WHERE id = $1', [id, progress, bytes]);
+  await db.query('UPDATE backup_operations SET progress = $2, bytes = $3 WHERE id = $1', [
+    id,
+    progress,
+    bytes,
+  ]);
 }
 
 export async function completeOperation(

@@ -73,7 +73,10 @@ const toReplica = (r: any): Replica => ({
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Inserts the point unless this operation already produced one; returns the point that stands. */
-export async function recordRecoveryPoint(db: Db, p: Omit<RecoveryPoint, 'createdAt' | 'healthy'>): Promise<RecoveryPoint> {
+export async function recordRecoveryPoint(
+  db: Db,
+  p: Omit<RecoveryPoint, 'createdAt' | 'healthy'>,
+): Promise<RecoveryPoint> {
   const { rows } = await db.query(
     `INSERT INTO recovery_points (id, operation_id, type, wedding_id, primary_target, consistent_time, lsn, files,
         bytes_read, bytes_new, bytes_stored, objects, checksum, summary)
@@ -165,9 +168,10 @@ export async function upsertReplica(
 
 export async function listReplicas(db: Db, pointIds: string[]): Promise<Replica[]> {
   if (pointIds.length === 0) return [];
-  const { rows } = await db.query('SELECT * FROM replicas WHERE recovery_point_id = ANY($1) ORDER BY target', [
-    pointIds,
-  ]);
+  const { rows } = await db.query(
+    'SELECT * FROM replicas WHERE recovery_point_id = ANY($1) ORDER BY target',
+    [pointIds],
+  );
   return rows.map(toReplica);
 }
 

@@ -39,7 +39,11 @@ export async function recordTargetFailure(db: Db, name: string, error: string): 
 }
 
 export async function recordTargetUsage(db: Db, name: string, used?: number, free?: number): Promise<void> {
-  await db.query('UPDATE targets SET used_bytes = $2, free_bytes = $3 WHERE name = $1', [name, used ?? null, free ?? null]);
+  await db.query('UPDATE targets SET used_bytes = $2, free_bytes = $3 WHERE name = $1', [
+    name,
+    used ?? null,
+    free ?? null,
+  ]);
 }
 
 export async function listTargetHealth(db: Db): Promise<TargetHealth[]> {

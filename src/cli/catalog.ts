@@ -42,7 +42,11 @@ export async function recordCliBackup(
       bytes: out.objects.reduce((s, o) => s + o.size, 0),
       checksum: out.checksum,
     });
-    await completeOperation(db, operationId, { recoveryPointId: out.snapshotId, bytes: out.stats.bytesRead, followUps: [] });
+    await completeOperation(db, operationId, {
+      recoveryPointId: out.snapshotId,
+      bytes: out.stats.bytesRead,
+      followUps: [],
+    });
     return true;
   } finally {
     await db.end();

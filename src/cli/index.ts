@@ -23,7 +23,11 @@ const program = new Command('wedvault').description('wedvault backup engine').sh
 program
   .command('backup')
   .description('back up the configured sources into the primary target; prints the recovery point id')
-  .addOption(new Option('--type <type>', 'backup type').choices(['full', 'incremental', 'files']).makeOptionMandatory())
+  .addOption(
+    new Option('--type <type>', 'backup type')
+      .choices(['full', 'incremental', 'files'])
+      .makeOptionMandatory(),
+  )
   .option('--wedding <tenantId>', 'record the backup against this wedding')
   .option('--json', 'print JSON')
   .action(async (opts: { type: 'full' | 'incremental' | 'files'; wedding?: string; json?: boolean }) => {
@@ -44,7 +48,14 @@ program
     });
     print(
       !!opts.json,
-      { recoveryPointId: out.snapshotId, operationId, recorded, stats: out.stats, files: out.files, objects: out.objects.length },
+      {
+        recoveryPointId: out.snapshotId,
+        operationId,
+        recorded,
+        stats: out.stats,
+        files: out.files,
+        objects: out.objects.length,
+      },
       out.snapshotId,
     );
   });
@@ -60,7 +71,13 @@ program
   .action(
     async (
       id: string,
-      opts: { targetDatabase?: string; targetDir?: string; wedding?: string; overwrite?: boolean; json?: boolean },
+      opts: {
+        targetDatabase?: string;
+        targetDir?: string;
+        wedding?: string;
+        overwrite?: boolean;
+        json?: boolean;
+      },
     ) => {
       if (!opts.targetDatabase && !opts.targetDir) {
         throw new WedvaultError('restore needs --target-database <url> or --target-dir <path>');
@@ -105,7 +122,8 @@ program
       files?: Record<string, { path: string; size: number }[]>;
     };
     const lines: string[] = [];
-    for (const t of tree.postgres?.tables ?? []) lines.push(`table  ${t.schema}.${t.name}  ${t.rowCount} rows`);
+    for (const t of tree.postgres?.tables ?? [])
+      lines.push(`table  ${t.schema}.${t.name}  ${t.rowCount} rows`);
     for (const [source, entries] of Object.entries(tree.files ?? {})) {
       for (const e of entries) lines.push(`file   ${source}:${e.path}  ${e.size} bytes`);
     }

@@ -70,7 +70,9 @@ function readFileConfig(file: string | undefined): FileConfig {
 /** Accepts 32 bytes as 64 hex characters or base64. */
 export function parseMasterKey(value: string, source: string): Buffer {
   const trimmed = value.trim();
-  const key = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, 'hex') : Buffer.from(trimmed, 'base64');
+  const key = /^[0-9a-fA-F]{64}$/.test(trimmed)
+    ? Buffer.from(trimmed, 'hex')
+    : Buffer.from(trimmed, 'base64');
   if (key.length !== 32) {
     throw new ConfigError(`${source}: the master key must be 32 bytes (64 hex characters or base64)`);
   }
@@ -137,7 +139,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? file.sources.files
       : [{ name: 'files', path: filesDir, prefix: '', scopes: [] }];
   for (const f of files) {
-    if (!f.path && !f.target) throw new ConfigError(`WEDVAULT_CONFIG: files source "${f.name}" needs path or target`);
+    if (!f.path && !f.target)
+      throw new ConfigError(`WEDVAULT_CONFIG: files source "${f.name}" needs path or target`);
     if (f.target && !names.has(f.target)) {
       throw new ConfigError(`WEDVAULT_CONFIG: files source "${f.name}" names unknown target "${f.target}"`);
     }

@@ -100,8 +100,14 @@ const port = z.coerce.number().int().min(0).max(65535);
 export const envSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().default('127.0.0.1'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port[/db]').default('redis://127.0.0.1:6379'),
-  WEDVAULT_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('wedvault'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'expected redis://host:port[/db]')
+    .default('redis://127.0.0.1:6379'),
+  WEDVAULT_REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]+$/)
+    .default('wedvault'),
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'expected postgres://…')

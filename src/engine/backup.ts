@@ -90,7 +90,11 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
     stats: writer.stats,
     parent: parent?.id,
     consistentPoint: consistentTime ? { time: consistentTime.toISOString(), lsn } : undefined,
-    tags: { operation: input.operationId, kind: input.type, ...(input.weddingId ? { wedding: input.weddingId } : {}) },
+    tags: {
+      operation: input.operationId,
+      kind: input.type,
+      ...(input.weddingId ? { wedding: input.weddingId } : {}),
+    },
   });
   input.onProgress?.(1, writer.stats.bytesRead);
   return describe(repo, snap, false, { files, consistentTime, lsn });

@@ -20,7 +20,11 @@ export interface RestoreResult {
   durationMs: number;
 }
 
-export async function restoreSnapshot(repo: Repository, id: string, opts: RestoreOptions): Promise<RestoreResult> {
+export async function restoreSnapshot(
+  repo: Repository,
+  id: string,
+  opts: RestoreOptions,
+): Promise<RestoreResult> {
   const started = Date.now();
   const snap = await repo.loadSnapshot(id);
   const tree = snap.tree as { postgres?: PgTree; files?: Record<string, unknown[]> };

@@ -29,7 +29,8 @@ export async function quickVerify(
   for (const o of objects) {
     const size = present.get(o.key);
     if (size === undefined) problems.push({ object: o.key, kind: 'missing' });
-    else if (size !== o.size) problems.push({ object: o.key, kind: 'size', detail: `${size} bytes, expected ${o.size}` });
+    else if (size !== o.size)
+      problems.push({ object: o.key, kind: 'size', detail: `${size} bytes, expected ${o.size}` });
   }
   if (problems.length > 0) return problems;
   try {

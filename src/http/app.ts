@@ -28,7 +28,11 @@ export function createApp(ctx: AppContext): Express {
   );
   app.use((req, res, next) => {
     res.on('finish', () =>
-      httpRequests.inc({ method: req.method, route: req.route?.path ?? req.baseUrl ?? 'unmatched', status: res.statusCode }),
+      httpRequests.inc({
+        method: req.method,
+        route: req.route?.path ?? req.baseUrl ?? 'unmatched',
+        status: res.statusCode,
+      }),
     );
     next();
   });

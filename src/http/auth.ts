@@ -33,7 +33,8 @@ export function requireScope(scope: ApiScope): RequestHandler {
   return (req, _res, next) => {
     const scopes = req.apiKey?.scopes ?? [];
     if (scopes.includes(scope) || scopes.includes('admin')) next();
-    else next(new ForbiddenError(`this API key lacks the "${scope}" scope`, { details: { required: scope } }));
+    else
+      next(new ForbiddenError(`this API key lacks the "${scope}" scope`, { details: { required: scope } }));
   };
 }
 

@@ -8,7 +8,9 @@ export function zodDetails(err: ZodError): { field: string; message: string }[] 
 }
 
 export const notFound: RequestHandler = (req, res) => {
-  res.status(404).json({ error: { code: 'not_found', message: `no route for ${req.method} ${req.path}`, details: null } });
+  res
+    .status(404)
+    .json({ error: { code: 'not_found', message: `no route for ${req.method} ${req.path}`, details: null } });
 };
 
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
@@ -24,14 +26,20 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     return;
   }
   if (err instanceof WedvaultError) {
-    res.status(err.httpStatus).json({ error: { code: err.code, message: err.message, details: err.details ?? null } });
+    res
+      .status(err.httpStatus)
+      .json({ error: { code: err.code, message: err.message, details: err.details ?? null } });
     return;
   }
   // body-parser's malformed JSON and oversized bodies
   const status = (err as { status?: number }).status;
   if (status && status >= 400 && status < 500) {
     res.status(status).json({
-      error: { code: 'invalid_request', message: (err as Error).message, details: [{ field: '(body)', message: 'malformed JSON' }] },
+      error: {
+        code: 'invalid_request',
+        message: (err as Error).message,
+        details: [{ field: '(body)', message: 'malformed JSON' }],
+      },
     });
     return;
   }

@@ -20,7 +20,14 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
     async collect() {
       this.reset();
       for (const [name, q] of Object.entries(ctx.queues.queues)) {
-        const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
+        const counts = await q.getJobCounts(
+          'waiting',
+          'active',
+          'delayed',
+          'failed',
+          'completed',
+          'prioritized',
+        );
         for (const [state, n] of Object.entries(counts)) this.set({ queue: name, state }, n);
       }
     },

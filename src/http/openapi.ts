@@ -23,7 +23,11 @@ const errors = {
 export function openApiDocument(): Record<string, unknown> {
   return {
     openapi: '3.1.0',
-    info: { title: 'wedvault', version: '0.1.0', description: 'Backup orchestration for the wedding platform' },
+    info: {
+      title: 'wedvault',
+      version: '0.1.0',
+      description: 'Backup orchestration for the wedding platform',
+    },
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     security: [{ bearer: [] }],
     paths: {
@@ -31,30 +35,68 @@ export function openApiDocument(): Record<string, unknown> {
         post: {
           summary: 'Start a backup (scope backups:write)',
           requestBody: json(z.toJSONSchema(createBackupBody)),
-          responses: { '202': { description: 'queued', ...json({ type: 'object', properties: { operationId: { type: 'string' } } }) }, ...errors },
+          responses: {
+            '202': {
+              description: 'queued',
+              ...json({ type: 'object', properties: { operationId: { type: 'string' } } }),
+            },
+            ...errors,
+          },
         },
         get: {
           summary: 'List recovery points with meets321 and reason321 (scope backups:read)',
-          parameters: ['weddingId', 'since', 'until', 'meets321', 'limit'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })),
+          parameters: ['weddingId', 'since', 'until', 'meets321', 'limit'].map((name) => ({
+            name,
+            in: 'query',
+            schema: { type: 'string' },
+          })),
           responses: { '200': { description: 'recovery points' }, ...errors },
         },
       },
-      '/api/backups/create': { post: { summary: 'Alias of POST /api/backups', responses: { '202': { description: 'queued' } } } },
+      '/api/backups/create': {
+        post: { summary: 'Alias of POST /api/backups', responses: { '202': { description: 'queued' } } },
+      },
       '/api/backups/status/{operationId}': {
         get: {
           summary: 'Operation state: queued, running, completed or failed (scope backups:read)',
-          parameters: [{ name: 'operationId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-          responses: { '200': { description: 'operation' }, '404': { description: 'unknown operation' }, ...errors },
+          parameters: [
+            { name: 'operationId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
+          ],
+          responses: {
+            '200': { description: 'operation' },
+            '404': { description: 'unknown operation' },
+            ...errors,
+          },
         },
       },
       '/api/backups/validation': {
-        post: { summary: 'Verify a recovery point (scope validation:write)', responses: { '202': { description: '{testId}' }, ...errors } },
+        post: {
+          summary: 'Verify a recovery point (scope validation:write)',
+          responses: { '202': { description: '{testId}' }, ...errors },
+        },
       },
-      '/api/backups/validation/{testId}': { get: { summary: 'Verification result', responses: { '200': { description: 'test' } } } },
-      '/api/targets': { get: { summary: 'Targets, health and 3-2-1 (scope targets:read)', responses: { '200': { description: 'targets' } } } },
-      '/healthz': { get: { security: [], summary: 'Process is up', responses: { '200': { description: 'ok' } } } },
-      '/readyz': { get: { security: [], summary: 'Redis and catalog reachable', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
-      '/metrics': { get: { security: [], summary: 'Prometheus metrics', responses: { '200': { description: 'text' } } } },
+      '/api/backups/validation/{testId}': {
+        get: { summary: 'Verification result', responses: { '200': { description: 'test' } } },
+      },
+      '/api/targets': {
+        get: {
+          summary: 'Targets, health and 3-2-1 (scope targets:read)',
+          responses: { '200': { description: 'targets' } },
+        },
+      },
+      '/healthz': {
+        get: { security: [], summary: 'Process is up', responses: { '200': { description: 'ok' } } },
+      },
+      '/readyz': {
+        get: {
+          security: [],
+          summary: 'Redis and catalog reachable',
+          responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } },
+        },
+      },
+      '/metrics': {
+        get: { security: [], summary: 'Prometheus metrics', responses: { '200': { description: 'text' } } },
+      },
     },
   };
 }

@@ -49,7 +49,15 @@ export async function requestBackup(
     components: [...components],
     requestedBy,
   });
-  const payload: BackupPayload = { operationId, type: req.type, components: [...components], weddingId: req.weddingId };
-  await ctx.queues.queues[QUEUES.backup].add(JOBS.backup, payload, { jobId: jobIds.backup(operationId), priority });
+  const payload: BackupPayload = {
+    operationId,
+    type: req.type,
+    components: [...components],
+    weddingId: req.weddingId,
+  };
+  await ctx.queues.queues[QUEUES.backup].add(JOBS.backup, payload, {
+    jobId: jobIds.backup(operationId),
+    priority,
+  });
   return { operationId, priority, ceremonyDate };
 }

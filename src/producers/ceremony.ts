@@ -20,7 +20,10 @@ export async function closeCeremonyPools(): Promise<void> {
 }
 
 /** The ceremony date as 'YYYY-MM-DD', or undefined when the wedding or the table is not there. */
-export async function ceremonyDateOf(source: PostgresSourceConfig, weddingId: string): Promise<string | undefined> {
+export async function ceremonyDateOf(
+  source: PostgresSourceConfig,
+  weddingId: string,
+): Promise<string | undefined> {
   const [table, column] = source.ceremonyDate.split('.') as [string, string];
   const pool = poolFor(source.url);
   const pk = await pool.query<{ attname: string }>(

@@ -41,7 +41,11 @@ export async function enqueueFollowUps(
     children,
   });
   return [
-    ...others.map((target) => ({ queue: QUEUES.replicate, jobId: jobIds.replicate(recoveryPointId, target), target })),
+    ...others.map((target) => ({
+      queue: QUEUES.replicate,
+      jobId: jobIds.replicate(recoveryPointId, target),
+      target,
+    })),
     { queue: QUEUES.verify, jobId: jobIds.verify(recoveryPointId, 'quick') },
   ];
 }

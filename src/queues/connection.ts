@@ -29,7 +29,11 @@ export const DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
 export function createQueues(redisUrl: string, redisPrefix: string): QueueContext {
   const connection = createRedis(redisUrl);
   const prefix = bullPrefix(redisPrefix);
-  const opts = { connection: connection as ConnectionOptions, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS };
+  const opts = {
+    connection: connection as ConnectionOptions,
+    prefix,
+    defaultJobOptions: DEFAULT_JOB_OPTIONS,
+  };
   const queues = Object.fromEntries(ALL_QUEUES.map((name) => [name, new Queue(name, opts)])) as Record<
     QueueName,
     Queue

@@ -11,7 +11,12 @@ export type PriorityTier = keyof typeof PRIORITY;
 
 /** Calendar date (YYYY-MM-DD) of an instant in a time zone. */
 export function localDate(at: Date, timeZone: string): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(at);
+  return new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+  }).format(at);
 }
 
 /**
@@ -19,12 +24,17 @@ export function localDate(at: Date, timeZone: string): string {
  * date where it happens, so "5 days away" must not depend on the server's clock zone.
  */
 export function daysUntil(ceremonyDate: string | Date, now: Date, timeZone = 'UTC'): number {
-  const ceremony = typeof ceremonyDate === 'string' ? ceremonyDate.slice(0, 10) : localDate(ceremonyDate, timeZone);
+  const ceremony =
+    typeof ceremonyDate === 'string' ? ceremonyDate.slice(0, 10) : localDate(ceremonyDate, timeZone);
   const today = localDate(now, timeZone);
   return Math.round((Date.parse(`${ceremony}T00:00:00Z`) - Date.parse(`${today}T00:00:00Z`)) / 86_400_000);
 }
 
-export function tierFor(ceremonyDate: string | Date | undefined | null, now = new Date(), timeZone = 'UTC'): PriorityTier {
+export function tierFor(
+  ceremonyDate: string | Date | undefined | null,
+  now = new Date(),
+  timeZone = 'UTC',
+): PriorityTier {
   if (!ceremonyDate) return 'later';
   const days = daysUntil(ceremonyDate, now, timeZone);
   if (days < 0) return 'later';
@@ -34,6 +44,10 @@ export function tierFor(ceremonyDate: string | Date | undefined | null, now = ne
   return 'later';
 }
 
-export function priorityFor(ceremonyDate: string | Date | undefined | null, now = new Date(), timeZone = 'UTC'): number {
+export function priorityFor(
+  ceremonyDate: string | Date | undefined | null,
+  now = new Date(),
+  timeZone = 'UTC',
+): number {
   return PRIORITY[tierFor(ceremonyDate, now, timeZone)];
 }

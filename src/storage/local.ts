@@ -102,7 +102,9 @@ export class LocalStorage implements Storage {
   private async *walk(dir: string, prefix: string): AsyncIterable<ObjectInfo> {
     let entries;
     try {
-      entries = await readdir(dir ? path.join(this.root, ...dir.split('/')) : this.root, { withFileTypes: true });
+      entries = await readdir(dir ? path.join(this.root, ...dir.split('/')) : this.root, {
+        withFileTypes: true,
+      });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;

@@ -9,7 +9,12 @@ import { replicatePayload } from '../queues/payloads.js';
 
 export async function processReplicate(job: Job, ctx: AppContext): Promise<ReplicateResult> {
   const p = replicatePayload.parse(job.data);
-  const log = ctx.log.child({ jobId: job.id, queue: job.queueName, target: p.target, operationId: p.operationId });
+  const log = ctx.log.child({
+    jobId: job.id,
+    queue: job.queueName,
+    target: p.target,
+    operationId: p.operationId,
+  });
   const point = await getRecoveryPoint(ctx.db, p.recoveryPointId);
   if (!point) throw new NotFoundError(`recovery point ${p.recoveryPointId} not found`);
   const targetConfig = ctx.config.targets.find((t) => t.name === p.target);
@@ -20,7 +25,9 @@ export async function processReplicate(job: Job, ctx: AppContext): Promise<Repli
   const sources = [
     p.source,
     ...replicas
-      .filter((r) => r.target !== p.source && r.target !== p.target && ['replicated', 'verified'].includes(r.state))
+      .filter(
+        (r) => r.target !== p.source && r.target !== p.target && ['replicated', 'verified'].includes(r.state),
+      )
       .map((r) => r.target),
   ];
   const dest = ctx.storage(p.target);

@@ -2,14 +2,22 @@
 import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
 import { finishTest, startTest } from '../catalog/backup-tests.js';
-import { getRecoveryPoint, listReplicas, markPointHealth, upsertReplica } from '../catalog/recovery-points.js';
+import {
+  getRecoveryPoint,
+  listReplicas,
+  markPointHealth,
+  upsertReplica,
+} from '../catalog/recovery-points.js';
 import { recordTargetFailure } from '../catalog/targets.js';
 import type { AppContext } from '../context.js';
 import { quickVerify, type Problem } from '../engine/verify.js';
 import { NotFoundError } from '../errors.js';
 import { verifyPayload } from '../queues/payloads.js';
 
-export async function processVerify(job: Job, ctx: AppContext): Promise<{ status: string; problems: Problem[] }> {
+export async function processVerify(
+  job: Job,
+  ctx: AppContext,
+): Promise<{ status: string; problems: Problem[] }> {
   const p = verifyPayload.parse(job.data);
   const log = ctx.log.child({ jobId: job.id, queue: job.queueName, operationId: p.operationId });
   const point = await getRecoveryPoint(ctx.db, p.recoveryPointId);

@@ -10,7 +10,10 @@ const tmp = () => mkdtempSync(path.join(tmpdir(), 'wv-config-'));
 describe('configuration', () => {
   it('starts on defaults with a generated 0600 master key outside the data directory', () => {
     const dir = tmp();
-    const c = loadConfig({ WEDVAULT_DATA_DIR: path.join(dir, 'data'), WEDVAULT_FILES_DIR: path.join(dir, 'files') });
+    const c = loadConfig({
+      WEDVAULT_DATA_DIR: path.join(dir, 'data'),
+      WEDVAULT_FILES_DIR: path.join(dir, 'files'),
+    });
     expect(c.port).toBe(3000);
     expect(c.masterKeyGenerated).toBe(true);
     expect(c.masterKey).toHaveLength(32);
@@ -19,7 +22,10 @@ describe('configuration', () => {
     expect(c.targets.map((t) => t.type)).toEqual(['local', 'local']);
     expect(statSync(path.join(dir, 'files')).isDirectory()).toBe(true);
     // the same key is read back on the next start
-    const again = loadConfig({ WEDVAULT_DATA_DIR: path.join(dir, 'data'), WEDVAULT_FILES_DIR: path.join(dir, 'files') });
+    const again = loadConfig({
+      WEDVAULT_DATA_DIR: path.join(dir, 'data'),
+      WEDVAULT_FILES_DIR: path.join(dir, 'files'),
+    });
     expect(again.masterKey.equals(c.masterKey)).toBe(true);
   });
 
@@ -31,9 +37,9 @@ describe('configuration', () => {
     [{ WEDVAULT_CEREMONY_DATE: 'weddings' }, 'WEDVAULT_CEREMONY_DATE'],
   ])('a wrong value names the variable: %o', (env, name) => {
     const dir = tmp();
-    expect(() => loadConfig({ WEDVAULT_DATA_DIR: dir, WEDVAULT_KEY_FILE: path.join(dir, 'k'), ...env })).toThrow(
-      new RegExp(name),
-    );
+    expect(() =>
+      loadConfig({ WEDVAULT_DATA_DIR: dir, WEDVAULT_KEY_FILE: path.join(dir, 'k'), ...env }),
+    ).toThrow(new RegExp(name));
   });
 
   it('validates the config file and names the bad entry', () => {
@@ -58,12 +64,21 @@ describe('configuration', () => {
       JSON.stringify({
         targets: [
           { name: 'disk', type: 'local', path: dir },
-          { name: 'offsite', type: 's3', bucket: 'b', labels: { media: 'object', location: 'eu', offsite: true } },
+          {
+            name: 'offsite',
+            type: 's3',
+            bucket: 'b',
+            labels: { media: 'object', location: 'eu', offsite: true },
+          },
         ],
         policy: { targets: ['disk', 'offsite'] },
       }),
     );
-    const c = loadConfig({ WEDVAULT_CONFIG: file, WEDVAULT_DATA_DIR: dir, WEDVAULT_MASTER_KEY: 'a'.repeat(64) });
+    const c = loadConfig({
+      WEDVAULT_CONFIG: file,
+      WEDVAULT_DATA_DIR: dir,
+      WEDVAULT_MASTER_KEY: 'a'.repeat(64),
+    });
     expect(c.primaryTarget).toBe('disk');
     expect(c.targets[1]!.labels).toEqual({ media: 'object', location: 'eu', offsite: true });
     expect(c.masterKeyGenerated).toBe(false);

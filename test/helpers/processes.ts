@@ -4,7 +4,10 @@ import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
-export function spawnWedvault(args: string[], env: Record<string, string>): ChildProcess & { output: string[] } {
+export function spawnWedvault(
+  args: string[],
+  env: Record<string, string>,
+): ChildProcess & { output: string[] } {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },

@@ -47,7 +47,9 @@ describe('REST API', () => {
     const res = await request(app).post('/api/backups').send({ type: 'files' }).expect(401);
     expect(res.body.error.code).toBe('unauthorized');
     await request(app).get('/api/backups').set(auth('wv_not_a_key')).expect(401);
-    const { rows } = await svc.ctx.db.query(`SELECT * FROM audit_log WHERE status = 401 AND path = '/api/backups'`);
+    const { rows } = await svc.ctx.db.query(
+      `SELECT * FROM audit_log WHERE status = 401 AND path = '/api/backups'`,
+    );
     expect(rows.length).toBeGreaterThanOrEqual(1);
     expect(rows[0].api_key_id).toBeNull();
   });
@@ -59,10 +61,18 @@ describe('REST API', () => {
   });
 
   it('names the bad field in a 400', async () => {
-    const bad = await request(app).post('/api/backups').set(auth(admin)).send({ type: 'everything' }).expect(400);
+    const bad = await request(app)
+      .post('/api/backups')
+      .set(auth(admin))
+      .send({ type: 'everything' })
+      .expect(400);
     expect(bad.body.error.code).toBe('invalid_request');
     expect(bad.body.error.details[0].field).toBe('type');
-    const extra = await request(app).post('/api/backups').set(auth(admin)).send({ type: 'files', color: 'red' }).expect(400);
+    const extra = await request(app)
+      .post('/api/backups')
+      .set(auth(admin))
+      .send({ type: 'files', color: 'red' })
+      .expect(400);
     expect(JSON.stringify(extra.body.error.details)).toContain('color');
     const wedding = await request(app)
       .post('/api/backups')
@@ -118,6 +128,9 @@ describe('REST API', () => {
     await request(app).get('/admin/queues').expect(401);
     await request(app).get('/admin/queues').set(auth(admin)).expect(200);
     const targets = await request(app).get('/api/targets').set(auth(admin)).expect(200);
-    expect(targets.body.targets.map((t: { name: string }) => t.name)).toEqual(['local-primary', 'local-secondary']);
+    expect(targets.body.targets.map((t: { name: string }) => t.name)).toEqual([
+      'local-primary',
+      'local-secondary',
+    ]);
   });
 });

@@ -19,7 +19,13 @@ describe('3-2-1 evaluation', () => {
       labels,
       ['disk', 's3', 'azure'],
     );
-    expect(r).toMatchObject({ meets321: true, copies: 3, media: ['disk', 'object'], offsite: 2, missing: [] });
+    expect(r).toMatchObject({
+      meets321: true,
+      copies: 3,
+      media: ['disk', 'object'],
+      offsite: 2,
+      missing: [],
+    });
   });
 
   it('says why it fails: copies, media and offsite', () => {

@@ -35,7 +35,8 @@ it('a worker killed mid-backup loses nothing: another worker finishes it, one re
   await waitFor(async () => (await getOperation(svc.ctx.db, operationId))?.state === 'running', 30_000, 20);
   // let it write part of the data, then kill it without warning
   await waitFor(
-    async () => readdirSync(path.join(svc.config.dataDir, 'targets', 'local-primary'), { recursive: true }).length > 3,
+    async () =>
+      readdirSync(path.join(svc.config.dataDir, 'targets', 'local-primary'), { recursive: true }).length > 3,
     30_000,
     20,
   );
@@ -52,7 +53,9 @@ it('a worker killed mid-backup loses nothing: another worker finishes it, one re
   }, 90_000);
   expect(op.attempts).toBeGreaterThanOrEqual(2);
 
-  const { rows } = await svc.ctx.db.query('SELECT id FROM recovery_points WHERE operation_id = $1', [operationId]);
+  const { rows } = await svc.ctx.db.query('SELECT id FROM recovery_points WHERE operation_id = $1', [
+    operationId,
+  ]);
   expect(rows).toHaveLength(1);
   const { rows: ops } = await svc.ctx.db.query(`SELECT state FROM backup_operations`);
   expect(ops).toEqual([{ state: 'completed' }]);
@@ -66,7 +69,9 @@ it('a worker killed mid-backup loses nothing: another worker finishes it, one re
   for (let d = 0; d < 4; d++) {
     for (let i = 0; i < 10; i++) {
       const rel = path.join(`album-${d}`, `photo-${i}.jpg`);
-      expect(readFileSync(path.join(out, rel)).equals(readFileSync(path.join(svc.config.filesDir, rel)))).toBe(true);
+      expect(
+        readFileSync(path.join(out, rel)).equals(readFileSync(path.join(svc.config.filesDir, rel))),
+      ).toBe(true);
     }
   }
   second.kill('SIGTERM');

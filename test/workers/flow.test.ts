@@ -75,6 +75,7 @@ it('a finished backup leads to one replicate job per other target, then a verify
   for (const o of point!.objects) {
     const original = await getBuffer(svc.ctx.storage('disk-a'), o.key);
     expect(original.length).toBe(o.size);
-    for (const t of ['disk-b', 'disk-c']) expect((await getBuffer(svc.ctx.storage(t), o.key)).equals(original)).toBe(true);
+    for (const t of ['disk-b', 'disk-c'])
+      expect((await getBuffer(svc.ctx.storage(t), o.key)).equals(original)).toBe(true);
   }
 });

@@ -33,7 +33,8 @@ afterAll(async () => {
 
 it('runs a backup for a wedding 5 days away before ten for weddings a year away', async () => {
   const far = [];
-  for (let i = 1; i <= 10; i++) far.push(await requestBackup(svc.ctx, { type: 'files', weddingId: `far${i}` }));
+  for (let i = 1; i <= 10; i++)
+    far.push(await requestBackup(svc.ctx, { type: 'files', weddingId: `far${i}` }));
   const near = await requestBackup(svc.ctx, { type: 'files', weddingId: 'near' });
   expect(near.priority).toBe(PRIORITY.week);
   expect(near.ceremonyDate).toBeTruthy();

@@ -77,7 +77,12 @@ export function backupsRouter(ctx: AppContext): Router {
         bytesStored: p.bytesStored,
         checksum: p.checksum,
         healthy: p.healthy,
-        replicas: mine.map((x) => ({ target: x.target, state: x.state, error: x.error, verifiedAt: x.verifiedAt })),
+        replicas: mine.map((x) => ({
+          target: x.target,
+          state: x.state,
+          error: x.error,
+          verifiedAt: x.verifiedAt,
+        })),
         meets321: rule.meets321,
         reason321: rule.reason321,
         policyOverdue: rule.missing.length > 0 && ageMin > ctx.config.policy.windowMinutes,

@@ -17,7 +17,12 @@ export function targetsRouter(ctx: AppContext): Router {
     );
     const labels = new Map(ctx.config.targets.map((t) => [t.name, t.labels]));
     const meeting = points.filter(
-      (p) => evaluate321(replicas.filter((x) => x.recoveryPointId === p.id), labels, ctx.config.policy.targets).meets321,
+      (p) =>
+        evaluate321(
+          replicas.filter((x) => x.recoveryPointId === p.id),
+          labels,
+          ctx.config.policy.targets,
+        ).meets321,
     ).length;
     const targets = await Promise.all(
       ctx.config.targets.map(async (t) => {
