@@ -11,7 +11,11 @@ export interface Measured {
   stdout: string;
 }
 
-export async function measure(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Measured> {
+export async function measure(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Measured> {
   const dir = mkdtempSync(path.join(tmpdir(), 'wv-bench-'));
   const out = path.join(dir, 'time');
   const started = process.hrtime.bigint();
@@ -29,7 +33,9 @@ export async function measure(cmd: string, args: string[], env: Record<string, s
   });
   const wall = Number(process.hrtime.bigint() - started) / 1e9;
   if (code !== 0) {
-    throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${Buffer.concat(stderr).toString().slice(-2000)}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} exited ${code}: ${Buffer.concat(stderr).toString().slice(-2000)}`,
+    );
   }
   const [, user, sys, rssKb] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
   rmSync(dir, { recursive: true, force: true });

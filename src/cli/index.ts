@@ -6,6 +6,7 @@ import { runBackup } from '../engine/backup.js';
 import { Repository } from '../engine/repo/repository.js';
 import { restoreSnapshot } from '../engine/restore.js';
 import { errorMessage, WedvaultError } from '../errors.js';
+import { componentSchema } from '../queues/payloads.js';
 import { createStorage } from '../storage/factory.js';
 import { recordCliBackup } from './catalog.js';
 
@@ -28,37 +29,48 @@ program
       .choices(['full', 'incremental', 'files'])
       .makeOptionMandatory(),
   )
+  .option('--components <list>', 'comma-separated: database, files (default: by type)')
   .option('--wedding <tenantId>', 'record the backup against this wedding')
   .option('--json', 'print JSON')
-  .action(async (opts: { type: 'full' | 'incremental' | 'files'; wedding?: string; json?: boolean }) => {
-    const config = loadConfig();
-    const operationId = randomUUID();
-    const out = await runBackup({
-      storage: primary(config),
-      masterKey: config.masterKey,
-      type: opts.type,
-      components: [],
-      weddingId: opts.wedding,
-      operationId,
-      sources: config.sources,
-    });
-    const recorded = await recordCliBackup(config, operationId, opts.type, out).catch((err: unknown) => {
-      console.error(`wedvault: warning: backup done but not recorded in the catalog: ${errorMessage(err)}`);
-      return false;
-    });
-    print(
-      !!opts.json,
-      {
-        recoveryPointId: out.snapshotId,
+  .action(
+    async (opts: {
+      type: 'full' | 'incremental' | 'files';
+      components?: string;
+      wedding?: string;
+      json?: boolean;
+    }) => {
+      const components = (opts.components ? opts.components.split(',') : []).map((c) =>
+        componentSchema.parse(c.trim()),
+      );
+      const config = loadConfig();
+      const operationId = randomUUID();
+      const out = await runBackup({
+        storage: primary(config),
+        masterKey: config.masterKey,
+        type: opts.type,
+        components,
+        weddingId: opts.wedding,
         operationId,
-        recorded,
-        stats: out.stats,
-        files: out.files,
-        objects: out.objects.length,
-      },
-      out.snapshotId,
-    );
-  });
+        sources: config.sources,
+      });
+      const recorded = await recordCliBackup(config, operationId, opts.type, out).catch((err: unknown) => {
+        console.error(`wedvault: warning: backup done but not recorded in the catalog: ${errorMessage(err)}`);
+        return false;
+      });
+      print(
+        !!opts.json,
+        {
+          recoveryPointId: out.snapshotId,
+          operationId,
+          recorded,
+          stats: out.stats,
+          files: out.files,
+          objects: out.objects.length,
+        },
+        out.snapshotId,
+      );
+    },
+  );
 
 program
   .command('restore <recoveryPointId>')

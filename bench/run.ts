@@ -1,0 +1,187 @@
+/**
+ * `npm run bench`: our engine side by side with pg_dump/pg_restore and restic, in the same run.
+ * Writes one JSON record per case to bench/results/<case>.json and prints a Markdown table.
+ * BENCH_SCALE (default 1: ~1 GB of tables, ~3 GB of portfolio) and BENCH_FILES_SCALE tune the data.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { measure, sh, type Measured } from './measure.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const RESULTS = path.join(ROOT, 'bench', 'results');
+const WORK = process.env.BENCH_DIR ?? path.join(ROOT, 'data', 'bench');
+const SCALE = process.env.BENCH_SCALE ?? '1';
+const FILES_SCALE = process.env.BENCH_FILES_SCALE ?? SCALE;
+const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const dbUrl = (name: string) => ADMIN_URL.replace(/\/[^/]*$/, `/${name}`);
+const SOURCE = dbUrl('wv_bench_source');
+const FILES = path.join(WORK, 'files');
+
+interface Side {
+  tool?: string;
+  wall_s: number;
+  cpu_s: number;
+  peak_rss_mb: number;
+  stored_bytes: number | null;
+}
+interface Record_ {
+  case: string;
+  ours: Side;
+  peer: Side;
+  ratio: number;
+  goal?: string;
+}
+const records: Record_[] = [];
+
+function env(repoDir: string): Record<string, string> {
+  return {
+    SOURCE_DATABASE_URL: SOURCE,
+    WEDVAULT_DATA_DIR: repoDir,
+    WEDVAULT_FILES_DIR: FILES,
+    WEDVAULT_KEY_FILE: path.join(WORK, 'master.key'),
+    DATABASE_URL: dbUrl('wv_bench_catalog'),
+    LOG_LEVEL: 'warn',
+  };
+}
+
+async function du(p: string): Promise<number> {
+  const r = await sh(`du -sb ${JSON.stringify(p)} | cut -f1`);
+  return Number(r.stdout.trim());
+}
+
+const side = (m: Measured, stored: number | null, tool?: string): Side => ({
+  ...(tool ? { tool } : {}),
+  wall_s: m.wall_s,
+  cpu_s: m.cpu_s,
+  peak_rss_mb: m.peak_rss_mb,
+  stored_bytes: stored,
+});
+
+function record(name: string, ours: Side, peer: Side, goal?: string): void {
+  const r = { case: name, ours, peer, ratio: Math.round((ours.wall_s / peer.wall_s) * 100) / 100, goal };
+  records.push(r);
+  writeFileSync(path.join(RESULTS, `${name}.json`), JSON.stringify(r, null, 2) + '\n');
+  console.log(`${name}: ours ${ours.wall_s}s, ${peer.tool} ${peer.wall_s}s, ratio ${r.ratio}`);
+}
+
+const wedvault = (args: string[], repoDir: string) =>
+  measure(
+    process.execPath,
+    ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'index.ts'), ...args],
+    env(repoDir),
+  );
+
+async function tables(url: string): Promise<string[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const { rows } = await c.query<{ t: string }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') ORDER BY 1`,
+  );
+  await c.end();
+  return rows.map((r) => r.t);
+}
+
+async function main(): Promise<void> {
+  mkdirSync(RESULTS, { recursive: true });
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  writeFileSync(path.join(WORK, 'master.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
+
+  console.log(`seeding scale ${SCALE} (files scale ${FILES_SCALE})…`);
+  await sh(
+    `npm run --silent seed -- --scale ${SCALE} --files-scale ${FILES_SCALE} --database-url ${SOURCE} --files-dir ${FILES} --force`,
+  );
+  await sh(`psql -q ${SOURCE} -c 'VACUUM ANALYZE'`);
+
+  // Full database backup vs pg_dump -Fc and vs the floor: COPY of every table to /dev/null.
+  const list = await tables(SOURCE);
+  const bare = await sh(
+    list.map((t) => `psql -qAt ${SOURCE} -c "COPY ${t} TO STDOUT" > /dev/null`).join(' && '),
+  );
+  const dump = path.join(WORK, 'dump.fc');
+  const pgDump = await measure('pg_dump', ['-Fc', '-f', dump, SOURCE]);
+  const repo = path.join(WORK, 'repo-db');
+  const full = await wedvault(['backup', '--type', 'full', '--components', 'database', '--json'], repo);
+  const fullId = JSON.parse(full.stdout).recoveryPointId as string;
+  const fullStored = await du(repo);
+  record('db-full-vs-pg_dump', side(full, fullStored), side(pgDump, await du(dump), 'pg_dump -Fc'), '≤ 0.3');
+  record('db-full-vs-bare-copy', side(full, fullStored), side(bare, null, 'COPY TO /dev/null'), '≤ 1.3');
+
+  // Incremental after 1% of rows change.
+  await sh(`psql -q ${SOURCE} -c "UPDATE guests SET dietary = 'changed' WHERE random() < 0.01"`);
+  const incr = await wedvault(
+    ['backup', '--type', 'incremental', '--components', 'database', '--json'],
+    repo,
+  );
+  const incrStored = (await du(repo)) - fullStored;
+  record(
+    'db-incremental-1pct',
+    side(incr, incrStored),
+    side(full, fullStored, 'our full backup'),
+    '≤ 0.10 time, ≤ 0.03 bytes',
+  );
+
+  // Restore vs pg_restore -j2 of the same data.
+  const c = new pg.Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  for (const d of ['wv_bench_restore_ours', 'wv_bench_restore_peer'])
+    await c.query(`DROP DATABASE IF EXISTS ${d} WITH (FORCE)`);
+  await c.query('CREATE DATABASE wv_bench_restore_peer');
+  await c.end();
+  const peerRestore = await measure('pg_restore', ['-j2', '-d', dbUrl('wv_bench_restore_peer'), dump]);
+  const ourRestore = await wedvault(
+    ['restore', fullId, '--target-database', dbUrl('wv_bench_restore_ours'), '--json'],
+    repo,
+  );
+  record(
+    'db-restore-vs-pg_restore',
+    side(ourRestore, null),
+    side(peerRestore, null, 'pg_restore -j2'),
+    '≤ 0.9',
+  );
+
+  // Portfolio: files backup and restore vs restic.
+  const filesRepo = path.join(WORK, 'repo-files');
+  const ourFiles = await wedvault(['backup', '--type', 'files', '--json'], filesRepo);
+  const filesId = JSON.parse(ourFiles.stdout).recoveryPointId as string;
+  const resticRepo = path.join(WORK, 'restic');
+  const resticEnv = { RESTIC_REPOSITORY: resticRepo, RESTIC_PASSWORD: 'bench' };
+  await sh('restic init -q', resticEnv);
+  const restic = await measure('restic', ['backup', '-q', FILES], resticEnv);
+  record(
+    'files-backup-vs-restic',
+    side(ourFiles, await du(filesRepo)),
+    side(restic, await du(resticRepo), 'restic backup'),
+    '≤ 0.7',
+  );
+  const ourOut = path.join(WORK, 'restore-ours');
+  const resticOut = path.join(WORK, 'restore-restic');
+  const ourFilesRestore = await wedvault(['restore', filesId, '--target-dir', ourOut], filesRepo);
+  const resticRestore = await measure(
+    'restic',
+    ['restore', 'latest', '-q', '--target', resticOut],
+    resticEnv,
+  );
+  record(
+    'files-restore-vs-restic',
+    side(ourFilesRestore, null),
+    side(resticRestore, null, 'restic restore'),
+    '≤ 0.7',
+  );
+  await sh(`diff -r ${FILES} ${ourOut} > /dev/null`);
+
+  console.log(
+    '\n| case | ours wall s | peer | peer wall s | ratio | goal | ours RSS MB | ours stored | peer stored |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of records) {
+    console.log(
+      `| ${r.case} | ${r.ours.wall_s} | ${r.peer.tool} | ${r.peer.wall_s} | ${r.ratio} | ${r.goal ?? ''} | ${r.ours.peak_rss_mb} | ${r.ours.stored_bytes ?? ''} | ${r.peer.stored_bytes ?? ''} |`,
+    );
+  }
+}
+
+await main();
