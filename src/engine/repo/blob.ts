@@ -1,0 +1,118 @@
+/** Blob encoding: id = HMAC of the plaintext, zstd when it shrinks, AES-256-GCM bound to id, scope and flags. */
+import { randomBytes, webcrypto } from 'node:crypto';
+import zstd from 'zstd-napi';
+import { CorruptionError } from '../../errors.js';
+import { equalBytes, hmac, NONCE_BYTES, open, SEAL_OVERHEAD } from './crypto.js';
+import type { KeySet } from './keys.js';
+
+export const FLAG_ZSTD = 1;
+const KNOWN_FLAGS = FLAG_ZSTD;
+const ZSTD_LEVEL = 3;
+
+/** Where a blob lives and how to open it: one index entry. */
+export interface BlobEntry {
+  id: string;
+  pack: string;
+  offset: number;
+  length: number;
+  rawLength: number;
+  flags: number;
+  scopeHash: string;
+  keyId: string;
+}
+
+export function blobId(keys: KeySet, plaintext: Buffer): string {
+  return hmac(keys.idKey, plaintext).toString('hex');
+}
+
+function aad(id: string, keys: Pick<KeySet, 'scopeHash' | 'keyId'>, flags: number): Buffer {
+  return Buffer.concat([
+    Buffer.from('wedvault-blob-v1'),
+    Buffer.from(id, 'hex'),
+    Buffer.from(keys.scopeHash, 'hex'),
+    Buffer.from(keys.keyId, 'hex'),
+    Buffer.from([flags]),
+  ]);
+}
+
+export interface EncodedBlob {
+  /** The sealed blob in pieces (nonce, ciphertext ‖ tag): the pack joins them once, not per blob. */
+  parts: Buffer[];
+  length: number;
+  flags: number;
+}
+
+const gcmKeys = new WeakMap<KeySet, Promise<webcrypto.CryptoKey>>();
+const idKeys = new WeakMap<KeySet, Promise<webcrypto.CryptoKey>>();
+
+function gcmKey(keys: KeySet): Promise<webcrypto.CryptoKey> {
+  let k = gcmKeys.get(keys);
+  if (!k) {
+    k = webcrypto.subtle.importKey('raw', keys.encKey, 'AES-GCM', false, ['encrypt']);
+    gcmKeys.set(keys, k);
+  }
+  return k;
+}
+
+/** Same value as blobId(), computed on the libuv pool. */
+export async function blobIdAsync(keys: KeySet, plaintext: Buffer): Promise<string> {
+  let k = idKeys.get(keys);
+  if (!k) {
+    k = webcrypto.subtle.importKey('raw', keys.idKey, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    idKeys.set(keys, k);
+  }
+  return Buffer.from(await webcrypto.subtle.sign('HMAC', await k, plaintext)).toString('hex');
+}
+
+/**
+ * Compresses on this thread, encrypts on the libuv pool (WebCrypto runs there), so chunking and
+ * hashing of the next chunk overlap with encryption of this one. Same bytes as crypto.seal().
+ */
+export async function encodeBlob(
+  keys: KeySet,
+  id: string,
+  plaintext: Buffer,
+  compress = true,
+): Promise<EncodedBlob> {
+  let body = plaintext;
+  let flags = 0;
+  if (compress && plaintext.length > 64) {
+    const packed = zstd.compress(plaintext, { compressionLevel: ZSTD_LEVEL });
+    // Keep zstd only when it saves something worth the decompression on restore.
+    if (packed.length + 16 < plaintext.length) {
+      body = packed;
+      flags |= FLAG_ZSTD;
+    }
+  }
+  const nonce = randomBytes(NONCE_BYTES);
+  const sealed = await webcrypto.subtle.encrypt(
+    { name: 'AES-GCM', iv: nonce, additionalData: aad(id, keys, flags), tagLength: 128 },
+    await gcmKey(keys),
+    body,
+  );
+  const body2 = Buffer.from(sealed);
+  return { parts: [nonce, body2], length: nonce.length + body2.length, flags };
+}
+
+/** Opens a blob read from `object` (its pack); every failure is a CorruptionError naming that object. */
+export function decodeBlob(keys: KeySet, entry: BlobEntry, data: Buffer, object: string): Buffer {
+  const fail = (why: string) =>
+    new CorruptionError(`${object}: blob ${entry.id.slice(0, 16)}… ${why}`, { object });
+  if (data.length !== entry.length || data.length < SEAL_OVERHEAD) throw fail('has the wrong length');
+  if ((entry.flags & ~KNOWN_FLAGS) !== 0) throw fail(`has unknown flags ${entry.flags}`);
+  const body = open(keys.encKey, data, aad(entry.id, keys, entry.flags));
+  if (!body) throw fail('fails authentication');
+  let plain: Buffer;
+  if (entry.flags & FLAG_ZSTD) {
+    try {
+      plain = zstd.decompress(body);
+    } catch {
+      throw fail('does not decompress');
+    }
+  } else {
+    plain = body;
+  }
+  if (plain.length !== entry.rawLength) throw fail('has the wrong plaintext length');
+  if (!equalBytes(hmac(keys.idKey, plain), Buffer.from(entry.id, 'hex'))) throw fail('does not match its id');
+  return plain;
+}

@@ -1,0 +1,104 @@
+/** Index objects map blob id → pack, offset, length; every index/ object is merged into one in-memory map. */
+import { CorruptionError } from '../../errors.js';
+import { getBuffer, type Storage } from '../../storage/types.js';
+import type { BlobEntry } from './blob.js';
+import { open, seal, sha256Hex } from './crypto.js';
+import { fromPacked, toPacked, type PackedBlob } from './pack.js';
+
+export const INDEX_PREFIX = 'index/';
+const INDEX_AAD = 'wedvault-index-v1';
+
+interface IndexFile {
+  version: 1;
+  packs: { id: string; blobs: PackedBlob[] }[];
+}
+
+/** Seals an index of packs; its name is the SHA-256 of its bytes, so a changed byte shows twice. */
+export function encodeIndex(
+  metaKey: Buffer,
+  packs: { id: string; blobs: BlobEntry[] }[],
+): { key: string; bytes: Buffer } {
+  const file: IndexFile = {
+    version: 1,
+    packs: packs.map((p) => ({ id: p.id, blobs: p.blobs.map(toPacked) })),
+  };
+  const bytes = seal(metaKey, Buffer.from(JSON.stringify(file)), INDEX_AAD);
+  return { key: `${INDEX_PREFIX}${sha256Hex(bytes)}`, bytes };
+}
+
+export function decodeIndex(
+  metaKey: Buffer,
+  key: string,
+  bytes: Buffer,
+): { id: string; blobs: BlobEntry[] }[] {
+  if (sha256Hex(bytes) !== key.slice(INDEX_PREFIX.length)) {
+    throw new CorruptionError(`${key}: content does not match its name (SHA-256)`, { object: key });
+  }
+  const plain = open(metaKey, bytes, INDEX_AAD);
+  if (!plain) throw new CorruptionError(`${key}: fails authentication`, { object: key });
+  const file = JSON.parse(plain.toString('utf8')) as IndexFile;
+  if (file.version !== 1) throw new CorruptionError(`${key}: unknown index version`, { object: key });
+  return file.packs.map((p) => ({ id: p.id, blobs: p.blobs.map((b) => fromPacked(p.id, b)) }));
+}
+
+/** The merged view of every index object read so far. */
+export class RepoIndex {
+  private readonly entries = new Map<string, BlobEntry>();
+  /** Index object → the packs it lists; pack → the index objects listing it. */
+  readonly packsOf = new Map<string, string[]>();
+  readonly indexesOf = new Map<string, string[]>();
+  /** Index objects that failed to load: the writer re-stores their blobs, the reader names them. */
+  readonly bad = new Map<string, CorruptionError>();
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly metaKey: Buffer,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(id: string): BlobEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.entries.has(id);
+  }
+
+  /** Reads index objects not seen yet; index objects never change, so nothing is read twice. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.load().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async load(): Promise<void> {
+    const keys: string[] = [];
+    for await (const o of this.storage.list(INDEX_PREFIX)) {
+      if (!this.packsOf.has(o.key) && !this.bad.has(o.key)) keys.push(o.key);
+    }
+    for (const key of keys) {
+      try {
+        this.add(key, decodeIndex(this.metaKey, key, await getBuffer(this.storage, key)));
+      } catch (err) {
+        if (!(err instanceof CorruptionError)) throw err;
+        this.bad.set(key, err);
+      }
+    }
+  }
+
+  add(key: string, packs: { id: string; blobs: BlobEntry[] }[]): void {
+    this.packsOf.set(
+      key,
+      packs.map((p) => p.id),
+    );
+    for (const p of packs) {
+      const list = this.indexesOf.get(p.id) ?? [];
+      list.push(key);
+      this.indexesOf.set(p.id, list);
+      for (const b of p.blobs) if (!this.entries.has(b.id)) this.entries.set(b.id, b);
+    }
+  }
+}

@@ -1,0 +1,108 @@
+/** Pack objects: many encrypted blobs then a sealed header listing them, named by the SHA-256 of their bytes. */
+import { webcrypto } from 'node:crypto';
+import { CorruptionError } from '../../errors.js';
+import { getBuffer, type Storage } from '../../storage/types.js';
+import type { BlobEntry } from './blob.js';
+import { open, seal, sha256Hex } from './crypto.js';
+
+export const DATA_PREFIX = 'data/';
+const MAGIC = Buffer.from('WVP1');
+const TRAILER_BYTES = 8; // u32 header length ‖ magic
+const HEADER_AAD = 'wedvault-pack-header-v1';
+
+export const packKey = (id: string): string => `${DATA_PREFIX}${id.slice(0, 2)}/${id}`;
+export const packIdOf = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
+
+/** Blob fields as the pack header and the index store them: [id, offset, length, rawLength, flags, scopeHash, keyId]. */
+export type PackedBlob = [string, number, number, number, number, string, string];
+
+export const toPacked = (e: BlobEntry): PackedBlob => [
+  e.id,
+  e.offset,
+  e.length,
+  e.rawLength,
+  e.flags,
+  e.scopeHash,
+  e.keyId,
+];
+
+export function fromPacked(pack: string, p: PackedBlob): BlobEntry {
+  const [id, offset, length, rawLength, flags, scopeHash, keyId] = p;
+  return { id, pack, offset, length, rawLength, flags, scopeHash, keyId };
+}
+
+/** Collects blobs in memory until the pack is big enough to upload. */
+export class PackBuilder {
+  private parts: Buffer[] = [];
+  private blobs: PackedBlob[] = [];
+  size = 0;
+
+  get count(): number {
+    return this.blobs.length;
+  }
+
+  add(id: string, data: Buffer[], meta: Omit<BlobEntry, 'id' | 'pack' | 'offset' | 'length'>): void {
+    const length = data.reduce((n, b) => n + b.length, 0);
+    this.blobs.push([id, this.size, length, meta.rawLength, meta.flags, meta.scopeHash, meta.keyId]);
+    this.parts.push(...data);
+    this.size += length;
+  }
+
+  /** Joins the pack; its SHA-256 (the pack id) is computed on the libuv pool. */
+  async finish(metaKey: Buffer): Promise<{ id: string; bytes: Buffer; blobs: BlobEntry[] }> {
+    const header = seal(metaKey, Buffer.from(JSON.stringify({ version: 1, blobs: this.blobs })), HEADER_AAD);
+    const trailer = Buffer.alloc(TRAILER_BYTES);
+    trailer.writeUInt32LE(header.length, 0);
+    MAGIC.copy(trailer, 4);
+    const bytes = Buffer.concat([...this.parts, header, trailer]);
+    const id = Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
+    return { id, bytes, blobs: this.blobs.map((b) => fromPacked(id, b)) };
+  }
+}
+
+/** Parses the header from the end of `tail`: the whole pack or just its last bytes. */
+export function parsePackHeader(metaKey: Buffer, key: string, tail: Buffer, packSize: number): BlobEntry[] {
+  const bad = (why: string) => new CorruptionError(`${key}: ${why}`, { object: key });
+  if (tail.length < TRAILER_BYTES || !tail.subarray(tail.length - 4).equals(MAGIC)) {
+    throw bad('no pack trailer');
+  }
+  const headerLen = tail.readUInt32LE(tail.length - TRAILER_BYTES);
+  if (headerLen + TRAILER_BYTES > tail.length) throw bad('header length out of range');
+  const sealed = tail.subarray(tail.length - TRAILER_BYTES - headerLen, tail.length - TRAILER_BYTES);
+  const plain = open(metaKey, sealed, HEADER_AAD);
+  if (!plain) throw bad('header fails authentication');
+  const header = JSON.parse(plain.toString('utf8')) as { version: number; blobs: PackedBlob[] };
+  const id = packIdOf(key);
+  const dataEnd = packSize - TRAILER_BYTES - headerLen;
+  const entries = header.blobs.map((b) => fromPacked(id, b));
+  for (const e of entries) {
+    if (e.offset < 0 || e.offset + e.length > dataEnd) throw bad(`blob ${e.id} lies outside the pack`);
+  }
+  return entries;
+}
+
+/** Reads only a pack's header (two range reads): how the index is rebuilt from packs alone. */
+export async function readPackHeader(
+  storage: Storage,
+  metaKey: Buffer,
+  key: string,
+  size: number,
+): Promise<BlobEntry[]> {
+  if (size < TRAILER_BYTES) throw new CorruptionError(`${key}: too short for a pack`, { object: key });
+  const trailer = await getBuffer(storage, key, { offset: size - TRAILER_BYTES, length: TRAILER_BYTES });
+  const headerLen = trailer.readUInt32LE(0);
+  if (headerLen + TRAILER_BYTES > size) {
+    throw new CorruptionError(`${key}: header length out of range`, { object: key });
+  }
+  const start = size - TRAILER_BYTES - headerLen;
+  const tail = await getBuffer(storage, key, { offset: start, length: headerLen + TRAILER_BYTES });
+  return parsePackHeader(metaKey, key, tail, size);
+}
+
+/** Checks a whole pack: its name is the SHA-256 of its bytes and its header opens. */
+export function verifyPackBytes(metaKey: Buffer, key: string, bytes: Buffer): BlobEntry[] {
+  if (sha256Hex(bytes) !== packIdOf(key)) {
+    throw new CorruptionError(`${key}: content does not match its name (SHA-256)`, { object: key });
+  }
+  return parsePackHeader(metaKey, key, bytes, bytes.length);
+}

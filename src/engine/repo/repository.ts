@@ -1,0 +1,294 @@
+/** The repository facade: init/open over a Storage, writers and readers, snapshots, objects and checks. */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { Readable } from 'node:stream';
+import { ConflictError, CorruptionError, FatalError, NotFoundError } from '../../errors.js';
+import { getBuffer, type ObjectInfo, type Storage } from '../../storage/types.js';
+import { PLATFORM_SCOPE, type ContentRef, type WriteStats } from '../api.js';
+import { checkRepository, type CheckOptions, type Problem } from './check.js';
+import { DEFAULT_CHUNKER, gearTable, validateChunkerParams, type ChunkerParams } from './chunker.js';
+import { equalBytes, hmac } from './crypto.js';
+import { RepoIndex } from './index.js';
+import {
+  checkMasterKey,
+  deriveMetaKeys,
+  REPO_KEY_OBJECT,
+  ScopeKeys,
+  SCOPE_KEYS_PREFIX,
+  unwrapRepoKey,
+  wrapRepoKey,
+  type MetaKeys,
+} from './keys.js';
+import { packKey } from './pack.js';
+import { RepoReader } from './reader.js';
+import {
+  contentRefs,
+  decodeSnapshot,
+  encodeSnapshot,
+  snapshotKey,
+  SNAPSHOTS_PREFIX,
+  type ConsistentPoint,
+  type Snapshot,
+  type SnapshotSummary,
+} from './snapshot.js';
+import { RepoWriter, type RepoContext, type WriterOptions } from './writer.js';
+
+export const CONFIG_OBJECT = 'config';
+export const FORMAT_VERSION = 1;
+/** Trees bigger than this are stored as content and the manifest keeps only their ref. */
+const INLINE_TREE_BYTES = 256 * 1024;
+
+export interface RepoConfig {
+  version: 1;
+  id: string;
+  created: string;
+  chunker: ChunkerParams;
+}
+
+export interface InitOptions {
+  chunker?: Partial<ChunkerParams>;
+}
+
+export interface SaveSnapshotInput {
+  type: string;
+  tree: unknown;
+  stats: WriteStats;
+  parent?: string | undefined;
+  consistentPoint?: ConsistentPoint | undefined;
+  tags?: Record<string, string>;
+}
+
+function configBytes(keys: MetaKeys, config: RepoConfig): Buffer {
+  const payload = JSON.stringify(config);
+  return Buffer.from(
+    JSON.stringify({ payload, mac: hmac(keys.mac, CONFIG_OBJECT, payload).toString('hex') }),
+  );
+}
+
+export class Repository {
+  private readonly ctx: RepoContext;
+  private readonly snapshots = new Map<string, Snapshot>();
+
+  private constructor(
+    readonly storage: Storage,
+    readonly config: RepoConfig,
+    private readonly keys: MetaKeys,
+  ) {
+    const scopes = new ScopeKeys(storage, keys);
+    this.ctx = {
+      storage,
+      meta: keys,
+      scopes,
+      index: new RepoIndex(storage, keys.meta),
+      chunker: config.chunker,
+      gear: gearTable(keys.gearSeed),
+    };
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  static async init(storage: Storage, masterKey: Buffer, opts: InitOptions = {}): Promise<Repository> {
+    checkMasterKey(masterKey);
+    const exists = await storage.stat(CONFIG_OBJECT).then(
+      () => true,
+      (err: unknown) => (err instanceof NotFoundError ? false : Promise.reject(err)),
+    );
+    if (exists) throw new ConflictError(`${storage.name}: a repository already exists here`);
+    const chunker = { ...DEFAULT_CHUNKER, ...opts.chunker };
+    validateChunkerParams(chunker);
+    const config: RepoConfig = {
+      version: FORMAT_VERSION,
+      id: randomBytes(16).toString('hex'),
+      created: new Date().toISOString(),
+      chunker,
+    };
+    const repoKey = randomBytes(32);
+    const keys = deriveMetaKeys(repoKey);
+    await storage.put(REPO_KEY_OBJECT, wrapRepoKey(masterKey, config.id, repoKey));
+    const repo = new Repository(storage, config, keys);
+    await repo.ctx.scopes.forScope(PLATFORM_SCOPE);
+    // The config goes last: its presence means the repository is complete.
+    await storage.put(CONFIG_OBJECT, configBytes(keys, config));
+    return repo;
+  }
+
+  static async open(storage: Storage, masterKey: Buffer): Promise<Repository> {
+    checkMasterKey(masterKey);
+    const raw = await getBuffer(storage, CONFIG_OBJECT);
+    const { repoId, repoKey } = unwrapRepoKey(masterKey, await getBuffer(storage, REPO_KEY_OBJECT));
+    const keys = deriveMetaKeys(repoKey);
+    const bad = (why: string) => new CorruptionError(`${CONFIG_OBJECT}: ${why}`, { object: CONFIG_OBJECT });
+    let outer: { payload: string; mac: string };
+    try {
+      outer = JSON.parse(raw.toString('utf8')) as typeof outer;
+    } catch {
+      throw bad('not valid JSON');
+    }
+    if (typeof outer?.payload !== 'string' || typeof outer.mac !== 'string') throw bad('unknown structure');
+    if (!equalBytes(hmac(keys.mac, CONFIG_OBJECT, outer.payload), Buffer.from(outer.mac, 'hex'))) {
+      throw bad('MAC does not verify');
+    }
+    const config = JSON.parse(outer.payload) as RepoConfig;
+    if (config.version !== FORMAT_VERSION) {
+      throw new FatalError(
+        `repository format version ${config.version} is not supported (this build reads 1)`,
+      );
+    }
+    if (config.id !== repoId) throw bad(`names repository ${config.id}, keys/repo names ${repoId}`);
+    return new Repository(storage, config, keys);
+  }
+
+  static async openOrInit(storage: Storage, masterKey: Buffer, opts: InitOptions = {}): Promise<Repository> {
+    try {
+      return await Repository.open(storage, masterKey);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      return Repository.init(storage, masterKey, opts);
+    }
+  }
+
+  writer(opts: WriterOptions = {}): RepoWriter {
+    return new RepoWriter(this.ctx, opts);
+  }
+
+  reader(): RepoReader {
+    return new RepoReader(this.ctx);
+  }
+
+  /** The name hash under which a scope's keys live (keys/scopes/<hash>/): erasing deletes that prefix. */
+  scopeHash(scope: string): string {
+    return this.ctx.scopes.scopeHash(scope);
+  }
+
+  /** Writes the manifest; call after the writer's flush, so everything it names already exists. */
+  async saveSnapshot(input: SaveSnapshotInput): Promise<Snapshot> {
+    const manifest: SnapshotSummary & { tree?: unknown } = {
+      version: 1,
+      id: randomBytes(16).toString('hex'),
+      time: new Date().toISOString(),
+      type: input.type,
+      parent: input.parent,
+      hostname: os.hostname(),
+      tags: input.tags ?? {},
+      stats: { ...input.stats },
+      consistentPoint: input.consistentPoint,
+    };
+    const json = Buffer.from(JSON.stringify(input.tree ?? null));
+    if (json.length > INLINE_TREE_BYTES) {
+      const w = this.writer({ lock: false });
+      manifest.treeRef = await w.write(PLATFORM_SCOPE, Readable.from([json]));
+      await w.flush();
+    } else {
+      manifest.tree = input.tree ?? null;
+    }
+    await this.storage.put(snapshotKey(manifest.id), encodeSnapshot(this.keys, manifest));
+    const snap: Snapshot = { ...manifest, tree: input.tree ?? null };
+    this.snapshots.set(snap.id, snap);
+    return snap;
+  }
+
+  /** Loads and verifies one snapshot, its tree included; CorruptionError names the damaged object. */
+  async loadSnapshot(id: string): Promise<Snapshot> {
+    const cached = this.snapshots.get(id);
+    if (cached) return cached;
+    const key = snapshotKey(id);
+    const manifest = decodeSnapshot(this.keys, key, await getBuffer(this.storage, key));
+    let tree = manifest.tree;
+    if (manifest.treeRef) {
+      const bytes = await this.reader().readBuffer(manifest.treeRef);
+      tree = JSON.parse(bytes.toString('utf8'));
+    }
+    const snap: Snapshot = { ...manifest, tree };
+    this.snapshots.set(id, snap);
+    return snap;
+  }
+
+  /** Every readable snapshot, oldest first. Damaged ones are left out here; check() reports them. */
+  async listSnapshots(): Promise<SnapshotSummary[]> {
+    const out: SnapshotSummary[] = [];
+    for await (const o of this.storage.list(SNAPSHOTS_PREFIX)) {
+      try {
+        const m =
+          this.snapshots.get(o.key.slice(SNAPSHOTS_PREFIX.length)) ??
+          decodeSnapshot(this.keys, o.key, await getBuffer(this.storage, o.key));
+        const { tree: _tree, ...summary } = m as Snapshot;
+        out.push(summary);
+      } catch (err) {
+        if (!(err instanceof CorruptionError || err instanceof NotFoundError)) throw err;
+      }
+    }
+    return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  }
+
+  async latestSnapshot(
+    filter: { type?: string; tag?: [string, string] } = {},
+  ): Promise<Snapshot | undefined> {
+    const all = await this.listSnapshots();
+    const match = all.filter(
+      (s) =>
+        (!filter.type || s.type === filter.type) &&
+        (!filter.tag || s.tags?.[filter.tag[0]] === filter.tag[1]),
+    );
+    const last = match.at(-1);
+    return last ? this.loadSnapshot(last.id) : undefined;
+  }
+
+  async findSnapshotByTag(name: string, value: string): Promise<Snapshot | undefined> {
+    return this.latestSnapshot({ tag: [name, value] });
+  }
+
+  /** Every object key with its size: what replication and verification work from. */
+  async listObjects(prefix = ''): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    for await (const o of this.storage.list(prefix)) {
+      if (!o.key.startsWith('locks/')) out.push({ key: o.key, size: o.size });
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  /**
+   * The objects one snapshot needs: config, keys, its scope keys, the index objects listing its
+   * blobs, every pack those indexes list (so a copy's index never names a pack it lacks), itself.
+   */
+  async objectsForSnapshot(id: string): Promise<{ key: string; size: number }[]> {
+    const snap = await this.loadSnapshot(id);
+    await this.ctx.index.refresh();
+    const refs: ContentRef[] = [...contentRefs(snap.tree)];
+    if (snap.treeRef) refs.push(snap.treeRef);
+    const indexes = new Set<string>();
+    const scopeKeys = new Set<string>();
+    for (const ref of refs) {
+      for (const blob of ref.blobs) {
+        const e = this.ctx.index.get(blob);
+        if (!e)
+          throw new CorruptionError(`snapshot ${id} names blob ${blob} that no index holds`, {
+            object: snapshotKey(id),
+          });
+        for (const ix of this.ctx.index.indexesOf.get(e.pack) ?? []) indexes.add(ix);
+        scopeKeys.add(`${SCOPE_KEYS_PREFIX}${e.scopeHash}/${e.keyId}`);
+      }
+    }
+    const keys = new Set<string>([CONFIG_OBJECT, REPO_KEY_OBJECT, snapshotKey(id), ...indexes, ...scopeKeys]);
+    for (const ix of indexes) for (const p of this.ctx.index.packsOf.get(ix) ?? []) keys.add(packKey(p));
+    const sizes = new Map<string, number>();
+    for (const prefix of ['config', 'keys/', 'index/', 'data/', 'snapshots/']) {
+      for await (const o of this.storage.list(prefix)) if (keys.has(o.key)) sizes.set(o.key, o.size);
+    }
+    const missing = [...keys].filter((k) => !sizes.has(k));
+    if (missing.length > 0)
+      throw new NotFoundError(`snapshot ${id} needs missing objects: ${missing.slice(0, 5).join(', ')}`);
+    return [...sizes].map(([key, size]) => ({ key, size })).sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  /** Verifies indexes, packs (headers, or every blob with readData), snapshots and scope keys. */
+  async check(opts: CheckOptions = {}): Promise<Problem[]> {
+    return checkRepository({ ...this.ctx, loadSnapshot: (id) => this.uncachedSnapshot(id) }, opts);
+  }
+
+  private async uncachedSnapshot(id: string): Promise<Snapshot> {
+    this.snapshots.delete(id);
+    return this.loadSnapshot(id);
+  }
+}

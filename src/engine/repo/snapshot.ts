@@ -1,0 +1,82 @@
+/** Snapshot manifests: sealed under the repository's meta key and MACed, stored as snapshots/<id>. */
+import { CorruptionError } from '../../errors.js';
+import type { ContentRef, WriteStats } from '../api.js';
+import { equalBytes, hmac, open, seal } from './crypto.js';
+import type { MetaKeys } from './keys.js';
+
+export const SNAPSHOTS_PREFIX = 'snapshots/';
+const MAC_BYTES = 32;
+
+/** Write stats; sources may add counters of their own. */
+export type SnapshotStats = WriteStats;
+
+export interface ConsistentPoint {
+  time?: string | undefined;
+  lsn?: string | undefined;
+  [key: string]: unknown;
+}
+
+export interface SnapshotSummary {
+  version: 1;
+  id: string;
+  time: string;
+  type: string;
+  parent?: string | undefined;
+  hostname: string;
+  tags: Record<string, string>;
+  stats: SnapshotStats;
+  consistentPoint?: ConsistentPoint | undefined;
+  /** Set when the tree was too big to keep inline: the tree's JSON is stored as content. */
+  treeRef?: ContentRef | undefined;
+}
+
+export interface Snapshot extends SnapshotSummary {
+  /** What the sources recorded: arbitrary JSON holding ContentRefs. */
+  tree: unknown;
+}
+
+export const snapshotKey = (id: string): string => `${SNAPSHOTS_PREFIX}${id}`;
+
+/** sealed(manifest) ‖ HMAC(mac key, key ‖ sealed): a changed byte or a renamed object fails the MAC. */
+export function encodeSnapshot(keys: MetaKeys, manifest: SnapshotSummary & { tree?: unknown }): Buffer {
+  const key = snapshotKey(manifest.id);
+  const sealed = seal(keys.meta, Buffer.from(JSON.stringify(manifest)), `wedvault-snapshot-v1:${key}`);
+  return Buffer.concat([sealed, hmac(keys.mac, key, sealed)]);
+}
+
+export function decodeSnapshot(
+  keys: MetaKeys,
+  key: string,
+  bytes: Buffer,
+): SnapshotSummary & { tree?: unknown } {
+  const bad = (why: string) => new CorruptionError(`${key}: ${why}`, { object: key });
+  if (bytes.length < MAC_BYTES) throw bad('too short');
+  const sealed = bytes.subarray(0, bytes.length - MAC_BYTES);
+  if (!equalBytes(hmac(keys.mac, key, sealed), bytes.subarray(bytes.length - MAC_BYTES))) {
+    throw bad('MAC does not verify (changed or not from this repository)');
+  }
+  const plain = open(keys.meta, sealed, `wedvault-snapshot-v1:${key}`);
+  if (!plain) throw bad('fails authentication');
+  const manifest = JSON.parse(plain.toString('utf8')) as SnapshotSummary & { tree?: unknown };
+  if (manifest.version !== 1) throw bad(`unknown snapshot version ${String(manifest.version)}`);
+  if (snapshotKey(manifest.id) !== key) throw bad('names another snapshot id');
+  return manifest;
+}
+
+/** Every ContentRef in a tree: any object with a scope, a blobs array and a size. */
+export function* contentRefs(tree: unknown): Generator<ContentRef> {
+  const stack: unknown[] = [tree];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (Array.isArray(node)) {
+      for (const v of node) if (v !== null && typeof v === 'object') stack.push(v);
+    } else if (node !== null && typeof node === 'object') {
+      const o = node as Record<string, unknown>;
+      if (typeof o.scope === 'string' && Array.isArray(o.blobs) && typeof o.size === 'number') {
+        yield o as unknown as ContentRef;
+        continue;
+      }
+      for (const v of Object.values(o)) if (v !== null && typeof v === 'object') stack.push(v);
+    }
+  }
+}

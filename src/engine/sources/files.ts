@@ -1,0 +1,260 @@
+/** Files source: backs up a directory tree (or a bucket prefix) into the repository and restores it. */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, lstat, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import pLimit from 'p-limit';
+import picomatch from 'picomatch';
+import { ValidationError } from '../../errors.js';
+import type { Storage } from '../../storage/types.js';
+import {
+  PLATFORM_SCOPE,
+  type ContentReader,
+  type ContentRef,
+  type ContentWriter,
+  type KeyScope,
+} from '../api.js';
+
+export interface ScopeRule {
+  /** Glob over the '/'-separated path relative to the source root. */
+  pattern: string;
+  /** Scope template: `{1}`, `{2}`… are the pattern's wildcard captures, e.g. 'supplier:{1}'. */
+  scope: string;
+}
+
+export interface FileEntry {
+  /** '/'-separated, relative to the source root. */
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  /** Files only. */
+  ref?: ContentRef;
+  /** Symlinks only. */
+  target?: string;
+  /** Bucket objects only: the store's etag, used to spot unchanged objects. */
+  etag?: string;
+}
+
+export interface BackupFilesOptions {
+  dir: string;
+  scopes?: ScopeRule[];
+  /** The same source's entries in the parent snapshot: unchanged files reuse their refs unread. */
+  parent?: FileEntry[] | undefined;
+  /** Files read at once. */
+  concurrency?: number;
+}
+
+/** Formats that are already compressed: zstd would only burn CPU on them. */
+const INCOMPRESSIBLE = new Set(
+  'jpg jpeg heic heif png gif webp avif mp4 mov m4v mkv webm avi mp3 m4a aac ogg opus flac zip gz tgz bz2 xz zst 7z rar docx xlsx pptx pdf'.split(
+    ' ',
+  ),
+);
+
+export function compressHint(file: string): boolean {
+  return !INCOMPRESSIBLE.has(path.extname(file).slice(1).toLowerCase());
+}
+
+/** Returns a function mapping a relative path to its key scope: the first matching rule wins. */
+export function scopeMapper(rules: ScopeRule[] = []): (relPath: string) => KeyScope {
+  const compiled = rules.map((r) => ({
+    re: picomatch.makeRe(r.pattern, { capture: true, dot: true }),
+    scope: r.scope,
+  }));
+  return (relPath) => {
+    for (const { re, scope } of compiled) {
+      const m = re.exec(relPath);
+      if (m) return scope.replace(/\{(\d+)\}/g, (_, n: string) => m[Number(n)] ?? '');
+    }
+    return PLATFORM_SCOPE;
+  };
+}
+
+async function* walk(root: string, rel = ''): AsyncGenerator<{ rel: string; abs: string }> {
+  const abs = rel ? path.join(root, ...rel.split('/')) : root;
+  const names = (await readdir(abs)).sort();
+  for (const name of names) {
+    const childRel = rel ? `${rel}/${name}` : name;
+    yield { rel: childRel, abs: path.join(abs, name) };
+    const st = await lstat(path.join(abs, name));
+    if (st.isDirectory()) yield* walk(root, childRel);
+  }
+}
+
+/** Backs up a directory; returns its entries (the snapshot tree for this source), sorted by path. */
+export async function backupFiles(writer: ContentWriter, opts: BackupFilesOptions): Promise<FileEntry[]> {
+  const scopeOf = scopeMapper(opts.scopes);
+  const parent = new Map((opts.parent ?? []).map((e) => [e.path, e]));
+  const limit = pLimit(opts.concurrency ?? 4);
+  const jobs: Promise<FileEntry | undefined>[] = [];
+  for await (const { rel, abs } of walk(opts.dir)) {
+    jobs.push(
+      limit(async () => {
+        const st = await lstat(abs);
+        const base = { path: rel, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777 };
+        if (st.isDirectory()) return { ...base, type: 'dir', size: 0 };
+        if (st.isSymbolicLink()) return { ...base, type: 'symlink', target: await readlink(abs) };
+        if (!st.isFile()) return undefined; // sockets, fifos, devices: not backup material
+        const scope = scopeOf(rel);
+        const prev = parent.get(rel);
+        if (
+          prev?.ref &&
+          prev.type === 'file' &&
+          prev.size === st.size &&
+          prev.mtimeMs === st.mtimeMs &&
+          prev.ref.scope === scope
+        ) {
+          return { ...base, type: 'file', ref: prev.ref };
+        }
+        const ref = await writer.write(scope, createReadStream(abs, { highWaterMark: 1 << 20 }), {
+          compress: compressHint(rel),
+        });
+        // The file grew or shrank while being read: record what was stored, not what stat said.
+        return { ...base, type: 'file', size: ref.size, ref };
+      }),
+    );
+  }
+  const entries = (await Promise.all(jobs)).filter((e): e is FileEntry => e !== undefined);
+  return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Resolves an entry's path under root, refusing anything that would land outside it. */
+export function safeJoin(root: string, rel: string): string {
+  const parts = rel.split('/');
+  if (
+    rel.length === 0 ||
+    rel.includes('\0') ||
+    rel.includes('\\') ||
+    path.isAbsolute(rel) ||
+    parts.some((p) => p === '' || p === '.' || p === '..')
+  ) {
+    throw new ValidationError(`refusing to restore unsafe path "${rel}"`);
+  }
+  const abs = path.resolve(root, ...parts);
+  const base = path.resolve(root);
+  if (!abs.startsWith(base.endsWith(path.sep) ? base : base + path.sep))
+    throw new ValidationError(`refusing to restore "${rel}" outside ${base}`);
+  return abs;
+}
+
+export interface RestoreFilesOptions {
+  targetDir: string;
+  concurrency?: number;
+}
+
+/** Restores entries under targetDir byte for byte, with modes and mtimes; symlinks last so none is followed. */
+export async function restoreFiles(
+  reader: ContentReader,
+  entries: FileEntry[],
+  opts: RestoreFilesOptions,
+): Promise<{ files: number; bytes: number }> {
+  const root = path.resolve(opts.targetDir);
+  const planned = entries.map((e) => ({ e, abs: safeJoin(root, e.path) }));
+  await mkdir(root, { recursive: true });
+  for (const { e, abs } of planned) if (e.type === 'dir') await mkdir(abs, { recursive: true });
+  const limit = pLimit(opts.concurrency ?? 4);
+  let files = 0;
+  let bytes = 0;
+  await Promise.all(
+    planned
+      .filter(({ e }) => e.type === 'file')
+      .map(({ e, abs }) =>
+        limit(async () => {
+          if (!e.ref) throw new ValidationError(`file entry ${e.path} has no content reference`);
+          await mkdir(path.dirname(abs), { recursive: true });
+          await rm(abs, { force: true }); // never write through a link that was already there
+          await pipeline(reader.read(e.ref), createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
+          await chmod(abs, e.mode);
+          await utimes(abs, e.mtimeMs / 1000, e.mtimeMs / 1000);
+          files++;
+          bytes += e.ref.size;
+        }),
+      ),
+  );
+  for (const { e, abs } of planned) {
+    if (e.type !== 'symlink' || e.target === undefined) continue;
+    await rm(abs, { force: true });
+    await symlink(e.target, abs);
+  }
+  // Directory times last (writing files inside changes them), deepest first.
+  const dirs = planned.filter(({ e }) => e.type === 'dir').sort((a, b) => b.abs.length - a.abs.length);
+  for (const { e, abs } of dirs) {
+    await chmod(abs, e.mode);
+    await utimes(abs, e.mtimeMs / 1000, e.mtimeMs / 1000);
+  }
+  return { files, bytes };
+}
+
+export interface BackupBucketOptions {
+  storage: Storage;
+  prefix: string;
+  scopes?: ScopeRule[];
+  parent?: FileEntry[] | undefined;
+  concurrency?: number;
+}
+
+/** Backs up every object under a bucket prefix; unchanged objects (same size and etag or mtime) reuse their refs. */
+export async function backupFilesFromStorage(
+  writer: ContentWriter,
+  opts: BackupBucketOptions,
+): Promise<FileEntry[]> {
+  const scopeOf = scopeMapper(opts.scopes);
+  const parent = new Map((opts.parent ?? []).map((e) => [e.path, e]));
+  const limit = pLimit(opts.concurrency ?? 4);
+  const jobs: Promise<FileEntry>[] = [];
+  for await (const o of opts.storage.list(opts.prefix)) {
+    const rel = o.key.slice(opts.prefix.length).replace(/^\/+/, '');
+    if (!rel) continue;
+    jobs.push(
+      limit(async () => {
+        const base = {
+          path: rel,
+          type: 'file' as const,
+          size: o.size,
+          mtimeMs: o.modified?.getTime() ?? 0,
+          mode: 0o644,
+          etag: o.etag,
+        };
+        const scope = scopeOf(rel);
+        const prev = parent.get(rel);
+        // Stores with etags (S3, GCS, Azure) are compared by etag; others by modification time.
+        const unchanged =
+          prev?.ref !== undefined &&
+          prev.size === o.size &&
+          prev.ref.scope === scope &&
+          (o.etag !== undefined ? prev.etag === o.etag : base.mtimeMs > 0 && prev.mtimeMs === base.mtimeMs);
+        if (unchanged) return { ...base, ref: prev.ref };
+        const ref = await writer.write(scope, await opts.storage.get(o.key), { compress: compressHint(rel) });
+        return { ...base, size: ref.size, ref };
+      }),
+    );
+  }
+  const entries = await Promise.all(jobs);
+  return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Restores file entries as objects under a prefix of a store. */
+export async function restoreFilesToStorage(
+  reader: ContentReader,
+  entries: FileEntry[],
+  opts: { storage: Storage; prefix: string; concurrency?: number },
+): Promise<{ files: number; bytes: number }> {
+  const limit = pLimit(opts.concurrency ?? 4);
+  let files = 0;
+  let bytes = 0;
+  await Promise.all(
+    entries
+      .filter((e) => e.type === 'file' && e.ref)
+      .map((e) =>
+        limit(async () => {
+          safeJoin('/', e.path); // same path rules as on disk
+          await opts.storage.put(`${opts.prefix}${e.path}`, reader.read(e.ref!), { size: e.ref!.size });
+          files++;
+          bytes += e.ref!.size;
+        }),
+      ),
+  );
+  return { files, bytes };
+}

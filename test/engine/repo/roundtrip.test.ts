@@ -1,0 +1,106 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Repository } from '../../../src/engine/repo/repository.js';
+import { newRepo, pseudoRandom, randomBytes, readBack, streamOf, type TestRepo } from './helpers.js';
+
+describe('repository round trip', () => {
+  let t: TestRepo;
+  beforeAll(async () => {
+    t = await newRepo();
+  });
+  afterAll(() => t.cleanup());
+
+  it('restores arbitrary byte streams exactly (property)', async () => {
+    const w = t.repo.writer({ packSize: 64 * 1024 });
+    const cases: { data: Buffer; ref: Awaited<ReturnType<typeof w.write>> }[] = [];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 100 }),
+          fc.uint8Array({ minLength: 30_000, maxLength: 120_000 }),
+          fc.integer({ min: 0, max: 200_000 }).map((n) => new Uint8Array(randomBytes(n))),
+        ),
+        fc.integer({ min: 1, max: 70_000 }),
+        async (bytes, piece) => {
+          const data = Buffer.from(bytes);
+          cases.push({ data, ref: await w.write('platform', streamOf(data, piece)) });
+        },
+      ),
+      { numRuns: 40 },
+    );
+    await w.flush();
+    await w.close();
+    const reopened = await Repository.open(t.storage, t.masterKey);
+    for (const c of cases) {
+      expect(c.ref.size).toBe(c.data.length);
+      expect((await readBack(reopened, c.ref)).equals(c.data)).toBe(true);
+    }
+  });
+
+  it('handles empty and larger-than-max-chunk streams', async () => {
+    const w = t.repo.writer();
+    const empty = await w.write('wedding:1', streamOf(Buffer.alloc(0)));
+    const big = pseudoRandom(200_000, 9); // > 6 × maxSize of the test chunker
+    const bigRef = await w.write('wedding:1', streamOf(big, 65536));
+    await w.flush();
+    await w.close();
+    expect(empty).toEqual({ scope: 'wedding:1', blobs: [], size: 0 });
+    expect((await readBack(t.repo, empty)).length).toBe(0);
+    expect((await readBack(t.repo, bigRef)).equals(big)).toBe(true);
+  });
+
+  it('dedups a second write of the same data and stores only a changed region', async () => {
+    const data = pseudoRandom(400_000, 3);
+    const w1 = t.repo.writer();
+    await w1.write('wedding:2', streamOf(data));
+    await w1.flush();
+    await w1.close();
+    const w2 = t.repo.writer();
+    const ref = await w2.write('wedding:2', streamOf(data));
+    await w2.flush();
+    await w2.close();
+    expect(w2.stats.bytesNew).toBe(0);
+    expect(w2.stats.bytesStored).toBe(0);
+    expect(w2.written).toEqual([]);
+
+    const changed = Buffer.concat([
+      data.subarray(0, 200_000),
+      Buffer.from('a small insertion'),
+      data.subarray(200_000),
+    ]);
+    const w3 = t.repo.writer();
+    const ref3 = await w3.write('wedding:2', streamOf(changed));
+    await w3.flush();
+    await w3.close();
+    expect(w3.stats.blobsNew).toBeLessThanOrEqual(3);
+    expect(w3.stats.bytesNew).toBeLessThan(changed.length / 10);
+    expect((await readBack(t.repo, ref3)).equals(changed)).toBe(true);
+    expect((await readBack(t.repo, ref)).equals(data)).toBe(true);
+  });
+
+  it('does not dedup across scopes (blob ids are scope-keyed)', async () => {
+    const data = pseudoRandom(50_000, 4);
+    const w = t.repo.writer();
+    const a = await w.write('supplier:7', streamOf(data));
+    const b = await w.write('supplier:8', streamOf(data));
+    await w.flush();
+    await w.close();
+    expect(a.blobs.some((id) => b.blobs.includes(id))).toBe(false);
+    expect((await readBack(t.repo, b)).equals(data)).toBe(true);
+  });
+
+  it('keeps incompressible data raw and compresses text', async () => {
+    const w = t.repo.writer();
+    const noise = randomBytes(100_000);
+    await w.write('platform', streamOf(noise));
+    const stored1 = w.stats.bytesStored;
+    expect(stored1).toBeGreaterThanOrEqual(noise.length); // raw + nonce + tag, never "compressed" bigger
+    expect(stored1).toBeLessThan(noise.length + 2000);
+    const text = Buffer.from('guest list: Ana, Bruno, Chloé; '.repeat(5000));
+    const ref = await w.write('platform', streamOf(text), { compress: true });
+    expect(w.stats.bytesStored - stored1).toBeLessThan(text.length / 5);
+    await w.flush();
+    await w.close();
+    expect((await readBack(t.repo, ref)).equals(text)).toBe(true);
+  });
+});
