@@ -139,7 +139,7 @@ export async function upsertReplica(
   await db.query(
     `INSERT INTO replicas (recovery_point_id, target, state, objects, bytes, copied_objects, copied_bytes, checksum, error,
         replicated_at, verified_at)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,
+     VALUES ($1,$2,$3,COALESCE($4,0),COALESCE($5,0),COALESCE($6,0),COALESCE($7,0),$8,$9,
         CASE WHEN $3 IN ('replicated','verified') THEN now() END, CASE WHEN $3 = 'verified' THEN now() END)
      ON CONFLICT (recovery_point_id, target) DO UPDATE SET
         state = EXCLUDED.state,

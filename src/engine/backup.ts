@@ -6,7 +6,6 @@ import type { Storage } from '../storage/types.js';
 import type { WriteStats } from './api.js';
 import { Repository } from './repo/repository.js';
 import { backupFiles } from './sources/files.js';
-import { backupPostgres } from './sources/postgres.js';
 
 export interface BackupInput {
   storage: Storage;
@@ -59,6 +58,7 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   try {
     if (components.includes('database')) {
       if (!input.sources.postgres.url) throw new ConfigError('SOURCE_DATABASE_URL is not set');
+      const { backupPostgres } = await import('./sources/postgres.js');
       const pgTree = await backupPostgres(writer, input.sources.postgres);
       tree.postgres = pgTree;
       consistentTime = new Date(pgTree.snapshotTime);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { NotFoundError } from '../errors.js';
 import type { Repository } from './repo/repository.js';
 import { restoreFiles } from './sources/files.js';
-import { restorePostgres, type PgTree } from './restore-postgres.js';
+import type { PgTree } from './sources/postgres.js';
 
 export interface RestoreOptions {
   targetDatabase?: string | undefined;
@@ -31,6 +31,7 @@ export async function restoreSnapshot(
   const result: RestoreResult = { durationMs: 0 };
   if (opts.targetDatabase) {
     if (!tree.postgres) throw new NotFoundError(`recovery point ${id} holds no database`);
+    const { restorePostgres } = await import('./restore-postgres.js');
     const r = await restorePostgres(repo.reader(), tree.postgres, {
       targetUrl: opts.targetDatabase,
       wedding: opts.wedding,

@@ -5,7 +5,15 @@ import { mkdir, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promis
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CorruptionError, NotFoundError, TransientError, ValidationError } from '../errors.js';
+import {
+  CorruptionError,
+  FatalError,
+  NotFoundError,
+  StorageAuthError,
+  TransientError,
+  ValidationError,
+  WedvaultError,
+} from '../errors.js';
 import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
 
 export function assertSafeKey(key: string): void {
@@ -22,12 +30,16 @@ export function assertSafeKey(key: string): void {
 }
 
 function mapFsError(err: unknown, key: string, target: string): Error {
+  if (err instanceof WedvaultError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return new NotFoundError(`${target}: object ${key} not found`, { cause: err });
   if (code === 'EMFILE' || code === 'EAGAIN' || code === 'EBUSY') {
     return new TransientError(`${target}: ${code} on ${key}`, { cause: err });
   }
-  return err as Error;
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new StorageAuthError(`${target}: ${code} on ${key}`, { cause: err });
+  }
+  return new FatalError(`${target}: ${code ?? 'error'} on ${key}: ${(err as Error).message}`, { cause: err });
 }
 
 export class LocalStorage implements Storage {
@@ -52,7 +64,8 @@ export class LocalStorage implements Storage {
         source,
         async function* (chunks: AsyncIterable<Buffer>) {
           for await (const c of chunks) {
-            md5.update(c);
+            // Hashing costs the main thread; only pay it when the caller gave a digest to check.
+            if (opts.md5) md5.update(c);
             yield c;
           }
         },
@@ -106,15 +119,23 @@ export class LocalStorage implements Storage {
         withFileTypes: true,
       });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw mapFsError(err, dir, this.name);
     }
     for (const e of entries) {
       const key = dir ? `${dir}/${e.name}` : e.name;
       if (e.isDirectory()) {
         if (key.startsWith(prefix) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix);
       } else if (e.isFile() && key.startsWith(prefix) && !e.name.includes('.tmp-')) {
-        const s = await stat(path.join(this.root, ...key.split('/')));
+        let s;
+        try {
+          s = await stat(path.join(this.root, ...key.split('/')));
+        } catch (err) {
+          // Deleted between readdir and stat (a prune running beside the listing): not listed.
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw mapFsError(err, key, this.name);
+        }
         yield { key, size: s.size, modified: s.mtime };
       }
     }
