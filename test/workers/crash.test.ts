@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -34,9 +34,9 @@ it('a worker killed mid-backup loses nothing: another worker finishes it, one re
   children.push(first);
   await waitFor(async () => (await getOperation(svc.ctx.db, operationId))?.state === 'running', 30_000, 20);
   // let it write part of the data, then kill it without warning
+  const packs = path.join(svc.config.dataDir, 'targets', 'local-primary', 'data');
   await waitFor(
-    async () =>
-      readdirSync(path.join(svc.config.dataDir, 'targets', 'local-primary'), { recursive: true }).length > 3,
+    async () => existsSync(packs) && readdirSync(packs, { recursive: true }).length > 3,
     30_000,
     20,
   );
