@@ -31,10 +31,13 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
   if (opts.migrate !== false) await migrate(db);
   const storages = new Map<string, Storage>();
   for (const t of config.targets) {
-    storages.set(t.name, createStorage(t));
+    storages.set(t.name, createStorage(t, config.credentialsEnv));
     await registerTarget(db, t.name, t.type, t.labels);
   }
-  const queues = createQueues(config.redisUrl, config.redisPrefix);
+  const queues = createQueues(config.redisUrl, config.redisPrefix, {
+    attempts: config.jobAttempts,
+    backoffMs: config.jobBackoffMs,
+  });
   return {
     config,
     log,

@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { loadConfig, type Config } from '../config/index.js';
 import { runBackup } from '../engine/backup.js';
 import { Repository } from '../engine/repo/repository.js';
-import { restoreSnapshot } from '../engine/restore.js';
+import { restoreFromCopies } from '../engine/failover.js';
 import { errorMessage, WedvaultError } from '../errors.js';
 import { componentSchema } from '../queues/payloads.js';
 import { createStorage } from '../storage/factory.js';
@@ -12,7 +12,7 @@ import { recordCliBackup } from './catalog.js';
 
 function primary(config: Config) {
   const t = config.targets.find((x) => x.name === config.primaryTarget)!;
-  return createStorage(t);
+  return createStorage(t, config.credentialsEnv);
 }
 
 function print(json: boolean, value: unknown, text: string): void {
@@ -95,14 +95,18 @@ program
         throw new WedvaultError('restore needs --target-database <url> or --target-dir <path>');
       }
       const config = loadConfig();
-      const repo = await Repository.open(primary(config), config.masterKey);
-      const result = await restoreSnapshot(repo, id, {
+      // Primary first, then every other target: a copy that is down or corrupt hands over to the next.
+      const copies = config.targets.map((t) => ({
+        target: t.name,
+        storage: createStorage(t, config.credentialsEnv),
+      }));
+      const result = await restoreFromCopies(copies, config.masterKey, id, {
         targetDatabase: opts.targetDatabase,
         targetDir: opts.targetDir,
         wedding: opts.wedding,
         overwrite: !!opts.overwrite,
       });
-      print(!!opts.json, { recoveryPointId: id, ...result }, `restored ${id}`);
+      print(!!opts.json, { recoveryPointId: id, ...result }, `restored ${id} from ${result.target}`);
     },
   );
 

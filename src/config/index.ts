@@ -39,11 +39,15 @@ export interface Config {
   logLevel: string;
   workerConcurrency: number;
   jobLockMs: number;
+  jobAttempts: number;
+  jobBackoffMs: number;
   targets: TargetConfig[];
   /** Backups are written here first, then replicated to the rest. */
   primaryTarget: string;
   policy: { targets: string[]; windowMinutes: number };
   sources: { postgres: PostgresSourceConfig; files: FilesSourceConfig[] };
+  /** The environment this was loaded from: targets look up credentials in it by the names they configure. */
+  credentialsEnv: NodeJS.ProcessEnv;
 }
 
 function formatIssues(issues: z.core.$ZodIssue[], where: string): string {
@@ -162,6 +166,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     workerConcurrency: e.WEDVAULT_WORKER_CONCURRENCY,
     jobLockMs: e.WEDVAULT_JOB_LOCK_MS,
+    jobAttempts: e.WEDVAULT_JOB_ATTEMPTS,
+    jobBackoffMs: e.WEDVAULT_JOB_BACKOFF_MS,
     targets,
     primaryTarget: targets[0]!.name,
     policy: { targets: policyTargets, windowMinutes: file.policy.windowMinutes },
@@ -175,5 +181,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       },
       files,
     },
+    credentialsEnv: env,
   };
 }

@@ -133,6 +133,9 @@ export const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a job's lock lives without renewal: a killed worker's job is retried after about this long. */
   WEDVAULT_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+  /** Attempts per job and the first backoff delay (doubling) for transient failures. */
+  WEDVAULT_JOB_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
+  WEDVAULT_JOB_BACKOFF_MS: z.coerce.number().int().min(10).default(2_000),
   WEDVAULT_WORKER_CONCURRENCY: z.coerce.number().int().positive().max(64).default(2),
 });
 export type Env = z.infer<typeof envSchema>;

@@ -29,7 +29,12 @@ export async function enqueueFollowUps(
       queueName: QUEUES.replicate,
       data,
       // A failed copy must not stall verification: verify reports the missing replica instead.
-      opts: { jobId: jobIds.replicate(recoveryPointId, target), priority, ignoreDependencyOnFailure: true },
+      opts: {
+        ...ctx.queues.jobOptions,
+        jobId: jobIds.replicate(recoveryPointId, target),
+        priority,
+        ignoreDependencyOnFailure: true,
+      },
     };
   });
   const verify: VerifyPayload = { recoveryPointId, operationId, mode: 'quick' };
@@ -37,7 +42,7 @@ export async function enqueueFollowUps(
     name: JOBS.verify,
     queueName: QUEUES.verify,
     data: verify,
-    opts: { jobId: jobIds.verify(recoveryPointId, 'quick'), priority },
+    opts: { ...ctx.queues.jobOptions, jobId: jobIds.verify(recoveryPointId, 'quick'), priority },
     children,
   });
   return [

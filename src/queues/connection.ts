@@ -9,6 +9,8 @@ export interface QueueContext {
   prefix: string;
   queues: Record<QueueName, Queue>;
   flow: FlowProducer;
+  /** Queue defaults do not apply to flow jobs: producers spread these into flow job options. */
+  jobOptions: DefaultJobOptions;
   close(): Promise<void>;
 }
 
@@ -19,21 +21,25 @@ export function createRedis(url: string): Redis {
 export const bullPrefix = (redisPrefix: string) => `{${redisPrefix}}`;
 
 /** Transient failures retry with exponential backoff; typed fatal errors are marked unrecoverable by workers. */
-export const DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
-  attempts: 5,
-  backoff: { type: 'exponential', delay: 2_000 },
-  removeOnComplete: { age: 7 * 24 * 3600, count: 10_000 },
-  removeOnFail: { age: 30 * 24 * 3600 },
-};
+export function defaultJobOptions(attempts = 5, backoffMs = 2_000): DefaultJobOptions {
+  return {
+    attempts,
+    backoff: { type: 'exponential', delay: backoffMs },
+    removeOnComplete: { age: 7 * 24 * 3600, count: 10_000 },
+    removeOnFail: { age: 30 * 24 * 3600 },
+  };
+}
 
-export function createQueues(redisUrl: string, redisPrefix: string): QueueContext {
+export interface RetryPolicy {
+  attempts: number;
+  backoffMs: number;
+}
+
+export function createQueues(redisUrl: string, redisPrefix: string, retry?: RetryPolicy): QueueContext {
   const connection = createRedis(redisUrl);
   const prefix = bullPrefix(redisPrefix);
-  const opts = {
-    connection: connection as ConnectionOptions,
-    prefix,
-    defaultJobOptions: DEFAULT_JOB_OPTIONS,
-  };
+  const jobOptions = defaultJobOptions(retry?.attempts, retry?.backoffMs);
+  const opts = { connection: connection as ConnectionOptions, prefix, defaultJobOptions: jobOptions };
   const queues = Object.fromEntries(ALL_QUEUES.map((name) => [name, new Queue(name, opts)])) as Record<
     QueueName,
     Queue
@@ -44,6 +50,7 @@ export function createQueues(redisUrl: string, redisPrefix: string): QueueContex
     prefix,
     queues,
     flow,
+    jobOptions,
     async close() {
       await Promise.all(Object.values(queues).map((q) => q.close()));
       await flow.close();

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { TransientError } from '../errors.js';
 import { mapStorageError, mapStreamErrors } from './errors.js';
 import { checkedBufferMd5, unquote, idleWatchdog, KeySpace, md5, md5Verifier, toReadable } from './keys.js';
+import { definedOnly } from './keys.js';
 import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
 
 export interface AzureStorageOptions {
@@ -35,7 +36,7 @@ export class AzureStorage implements Storage {
   private readonly opts: AzureStorageOptions & typeof DEFAULTS;
 
   constructor(opts: AzureStorageOptions) {
-    this.opts = { ...DEFAULTS, ...opts };
+    this.opts = { ...DEFAULTS, ...definedOnly(opts) } as typeof this.opts;
     this.name = opts.name;
     this.keys = new KeySpace(opts.prefix);
     // One try per call: the retry decorator owns retries, and the SDK's try timeout is only a

@@ -132,3 +132,8 @@ export function idleWatchdog(
   source.pipe(t);
   return { stream: t, stop: () => clearInterval(timer) };
 }
+
+/** Options with `undefined` values dropped, so spreading them over defaults keeps the defaults. */
+export function definedOnly<T extends object>(opts: T): Partial<T> {
+  return Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,4 +1,5 @@
 /** Retry decorator: wraps any Storage and retries TransientErrors with exponential backoff and jitter. */
+import { definedOnly } from './keys.js';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRetryable } from '../errors.js';
@@ -41,7 +42,7 @@ export class RetryStorage implements Storage {
     private readonly inner: Storage,
     opts: RetryOptions = {},
   ) {
-    this.opts = { ...DEFAULTS, ...opts };
+    this.opts = { ...DEFAULTS, ...definedOnly(opts) } as typeof this.opts;
   }
 
   get name(): string {

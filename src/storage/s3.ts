@@ -12,6 +12,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { mapStorageError, mapStreamErrors } from './errors.js';
 import { checkedBufferMd5, unquote, KeySpace, md5Verifier } from './keys.js';
+import { definedOnly } from './keys.js';
 import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
 
 export interface S3StorageOptions {
@@ -49,7 +50,7 @@ export class S3Storage implements Storage {
   private readonly opts: S3StorageOptions & typeof DEFAULTS;
 
   constructor(opts: S3StorageOptions) {
-    this.opts = { ...DEFAULTS, ...opts };
+    this.opts = { ...DEFAULTS, ...definedOnly(opts) } as typeof this.opts;
     this.name = opts.name;
     this.keys = new KeySpace(opts.prefix);
     this.client = new S3Client({

@@ -36,7 +36,10 @@ export async function processVerify(
       recoveryPointId: point.id,
       target,
       state: mine.length === 0 ? 'verified' : 'failed',
-      error: mine.length === 0 ? null : `${mine.length} problem(s): ${mine[0]!.kind} ${mine[0]!.object}`,
+      error:
+        mine.length === 0
+          ? null
+          : `${mine.length} problem(s): ${mine[0]!.kind} ${mine[0]!.object}${mine[0]!.detail ? ` (${mine[0]!.detail})` : ''}`,
     });
     if (mine.length > 0) await recordTargetFailure(ctx.db, target, `verification of ${point.id} failed`);
   }

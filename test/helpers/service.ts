@@ -69,7 +69,7 @@ export async function createTestService(extraEnv: Record<string, string> = {}): 
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...extraEnv,
   };
-  const config = loadConfig(env);
+  const config = loadConfig({ ...process.env, ...env });
   const ctx = await createContext(config, { log: createLogger(env.LOG_LEVEL) });
   return {
     env,
