@@ -6,6 +6,7 @@ import { createRedis } from '../queues/connection.js';
 import { QUEUES, type QueueName } from '../queues/names.js';
 import { processBackup, onBackupFailed } from './backup.js';
 import { processReplicate } from './replicate.js';
+import { processRestore } from './restore.js';
 import { processVerify } from './verify.js';
 
 export type JobProcessor = (job: Job, ctx: AppContext) => Promise<unknown>;
@@ -14,6 +15,7 @@ const PROCESSORS: Partial<Record<QueueName, JobProcessor>> = {
   [QUEUES.backup]: processBackup,
   [QUEUES.replicate]: processReplicate,
   [QUEUES.verify]: processVerify,
+  [QUEUES.restore]: processRestore,
 };
 
 export interface WorkerOptions {

@@ -1,0 +1,121 @@
+import { execFile } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Worker } from 'bullmq';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JOBS, QUEUES } from '../../src/queues/names.js';
+import { seedDatabase } from '../../src/seed/database.js';
+import { startWorkers, stopWorkers } from '../../src/workers/run.js';
+import { createTestService, dbUrl, dropDatabase, waitFor, type TestService } from '../helpers/service.js';
+
+const run = promisify(execFile);
+const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'wedvault.mjs');
+let svc: TestService;
+const extraDbs: string[] = [];
+
+async function wedvault(args: string[]) {
+  return run(process.execPath, [BIN, ...args], { env: { ...process.env, ...svc.env }, maxBuffer: 64 << 20 });
+}
+
+async function counts(url: string): Promise<Record<string, number>> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const out: Record<string, number> = {};
+  for (const t of ['weddings', 'guests', 'payments', 'suppliers', 'contracts']) {
+    out[t] = (await c.query(`SELECT count(*)::int AS n FROM ${t}`)).rows[0].n;
+  }
+  await c.end();
+  return out;
+}
+
+beforeAll(async () => {
+  svc = await createTestService();
+  await seedDatabase(svc.config.sources.postgres.url, { scale: 0.002 });
+  mkdirSync(path.join(svc.config.filesDir, 'weddings', '7'), { recursive: true });
+  writeFileSync(path.join(svc.config.filesDir, 'weddings', '7', 'vows.txt'), 'I promise… ❤\n');
+  writeFileSync(path.join(svc.config.filesDir, 'hero.jpg'), randomBytes(200_000));
+}, 120_000);
+
+afterAll(async () => {
+  for (const d of extraDbs) await dropDatabase(d);
+  await svc?.cleanup();
+});
+
+describe('wedvault CLI', () => {
+  let pointId: string;
+
+  it('backs up database and files and prints the recovery point id', async () => {
+    const { stdout } = await wedvault(['backup', '--type', 'full', '--json']);
+    const out = JSON.parse(stdout);
+    expect(out.recoveryPointId).toMatch(/^[0-9a-f]{32,64}$/);
+    expect(out.recorded).toBe(true);
+    pointId = out.recoveryPointId;
+    const plain = await wedvault(['backup', '--type', 'incremental']);
+    expect(plain.stdout.trim()).toMatch(/^[0-9a-f]{32,64}$/);
+    const snaps = JSON.parse((await wedvault(['snapshots', '--json'])).stdout);
+    expect(snaps.map((s: { id: string }) => s.id)).toContain(pointId);
+    const ls = (await wedvault(['ls', pointId])).stdout;
+    expect(ls).toMatch(/table {2}public\.guests {2}\d+ rows/);
+    expect(ls).toContain('weddings/7/vows.txt');
+  }, 120_000);
+
+  it('restores the database, one wedding, and files', async () => {
+    const whole = `wv_test_cli_whole_${randomBytes(3).toString('hex')}`;
+    const one = `wv_test_cli_one_${randomBytes(3).toString('hex')}`;
+    extraDbs.push(whole, one);
+    const res = JSON.parse(
+      (await wedvault(['restore', pointId, '--target-database', dbUrl(whole), '--json'])).stdout,
+    );
+    expect(res.target).toBe('local-primary');
+    expect(await counts(dbUrl(whole))).toEqual(await counts(svc.config.sources.postgres.url));
+
+    await wedvault(['restore', pointId, '--target-database', dbUrl(one), '--wedding', '5']);
+    const c = await counts(dbUrl(one));
+    expect(c.weddings).toBe(1);
+    expect(c.guests).toBe(150);
+
+    const dir = mkdtempSync(path.join(tmpdir(), 'wv-cli-files-'));
+    await wedvault(['restore', pointId, '--target-dir', dir]);
+    for (const rel of ['weddings/7/vows.txt', 'hero.jpg']) {
+      expect(
+        readFileSync(path.join(dir, rel)).equals(readFileSync(path.join(svc.config.filesDir, rel))),
+      ).toBe(true);
+    }
+  }, 120_000);
+
+  it('refuses to overwrite a live database and says why', async () => {
+    const err = await wedvault([
+      'restore',
+      pointId,
+      '--target-database',
+      svc.config.sources.postgres.url,
+    ]).catch((e: { code: number; stderr: string }) => e);
+    expect((err as { code: number }).code).not.toBe(0);
+    expect((err as { stderr: string }).stderr).toMatch(/already holds tables.*--overwrite/);
+  }, 60_000);
+
+  it('restores through the restore queue and records the recovery', async () => {
+    const workers: Worker[] = startWorkers(svc.ctx, { queues: ['restore'], concurrency: 1 });
+    try {
+      const recoveryId = randomUUID();
+      const dir = mkdtempSync(path.join(tmpdir(), 'wv-queue-restore-'));
+      await svc.ctx.queues.queues[QUEUES.restore].add(
+        JOBS.restore,
+        { recoveryId, recoveryPointId: pointId, targetDir: dir },
+        { priority: 1 },
+      );
+      const row = await waitFor(async () => {
+        const { rows } = await svc.ctx.db.query('SELECT * FROM recoveries WHERE id = $1', [recoveryId]);
+        return rows[0]?.state === 'completed' && rows[0];
+      });
+      expect(row.recovery_point_id).toBe(pointId);
+      expect(readFileSync(path.join(dir, 'weddings/7/vows.txt'), 'utf8')).toBe('I promise… ❤\n');
+    } finally {
+      await stopWorkers(workers);
+    }
+  });
+});
