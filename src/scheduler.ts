@@ -8,34 +8,30 @@ export interface ScheduleSpec {
   pattern?: string;
   every?: number;
   tz?: string;
-  type: 'full' | 'incremental' | 'files';
+  queue: 'backup' | 'verify';
+  data: Record<string, unknown>;
 }
 
 export const DEFAULT_SCHEDULES: ScheduleSpec[] = [
-  { id: 'nightly-full', pattern: '0 2 * * *', tz: 'UTC', type: 'full' },
-  { id: 'hourly-files', every: 3_600_000, type: 'files' },
+  { id: 'nightly-full', pattern: '0 2 * * *', tz: 'UTC', queue: 'backup', data: { type: 'full' } },
+  { id: 'hourly-files', every: 3_600_000, queue: 'backup', data: { type: 'files' } },
+  // full read-back of the newest point on every target, and a real restore drill, each weekly
+  { id: 'weekly-full-verify', pattern: '0 4 * * 0', tz: 'UTC', queue: 'verify', data: { mode: 'full' } },
+  { id: 'weekly-drill', pattern: '0 5 * * 0', tz: 'UTC', queue: 'verify', data: { mode: 'drill' } },
 ];
 
 export async function installSchedules(ctx: AppContext, specs = DEFAULT_SCHEDULES): Promise<void> {
-  const queue = ctx.queues.queues[QUEUES.backup];
   for (const s of specs) {
     const repeat = s.pattern ? { pattern: s.pattern, tz: s.tz } : { every: s.every! };
-    await queue.upsertJobScheduler(s.id, repeat, {
-      name: JOBS.backup,
-      data: { type: s.type, scheduleId: s.id },
-      opts: { priority: PRIORITY.later },
+    await ctx.queues.queues[QUEUES[s.queue]].upsertJobScheduler(s.id, repeat, {
+      name: JOBS[s.queue],
+      data: { ...s.data, scheduleId: s.id },
+      opts: { priority: s.queue === 'backup' ? PRIORITY.later : PRIORITY.maintenance },
     });
     await ctx.db.query(
       `INSERT INTO schedules (id, queue, every_ms, pattern, tz, template) VALUES ($1,$2,$3,$4,$5,$6)
        ON CONFLICT (id) DO UPDATE SET every_ms = $3, pattern = $4, tz = $5, template = $6, updated_at = now()`,
-      [
-        s.id,
-        QUEUES.backup,
-        s.every ?? null,
-        s.pattern ?? null,
-        s.tz ?? null,
-        JSON.stringify({ type: s.type }),
-      ],
+      [s.id, s.queue, s.every ?? null, s.pattern ?? null, s.tz ?? null, JSON.stringify(s.data)],
     );
   }
   ctx.log.info({ schedules: specs.map((s) => s.id) }, 'schedules installed');

@@ -116,6 +116,7 @@ export interface PointFilter {
   weddingId?: string;
   since?: Date;
   until?: Date;
+  types?: string[] | undefined;
   limit?: number;
 }
 
@@ -126,8 +127,9 @@ export async function listRecoveryPoints(db: Db, f: PointFilter = {}): Promise<R
         AND ($1::text IS NULL OR wedding_id = $1)
         AND ($2::timestamptz IS NULL OR created_at >= $2)
         AND ($3::timestamptz IS NULL OR created_at <= $3)
+        AND ($5::text[] IS NULL OR type = ANY($5))
       ORDER BY created_at DESC LIMIT $4`,
-    [f.weddingId ?? null, f.since ?? null, f.until ?? null, f.limit ?? 500],
+    [f.weddingId ?? null, f.since ?? null, f.until ?? null, f.limit ?? 500, f.types ?? null],
   );
   return rows.map(toPoint);
 }

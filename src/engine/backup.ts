@@ -39,6 +39,17 @@ export function objectsChecksum(objects: { key: string; size: number }[]): strin
   return h.digest('hex');
 }
 
+/** Same schema → same digest (blob ids are content-addressed): a changed digest calls for a drill. */
+function schemaDigest(tree: unknown): string | null {
+  const schema = (
+    tree as { postgres?: { schema?: { preData: { blobs: string[] }; postData: { blobs: string[] } } } }
+  )?.postgres?.schema;
+  if (!schema) return null;
+  return createHash('sha256')
+    .update([...schema.preData.blobs, '|', ...schema.postData.blobs].join(','))
+    .digest('hex');
+}
+
 export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   const repo = await Repository.openOrInit(input.storage, input.masterKey);
   const existing = await repo.findSnapshotByTag('operation', input.operationId);
@@ -115,7 +126,12 @@ async function describe(
     files: extra.files ?? 0,
     consistentTime: extra.consistentTime,
     lsn: extra.lsn,
-    summary: { type: snap.type, parent: snap.parent ?? null, time: snap.time },
+    summary: {
+      type: snap.type,
+      parent: snap.parent ?? null,
+      time: snap.time,
+      schemaDigest: schemaDigest(snap.tree),
+    },
     reused,
   };
 }

@@ -27,7 +27,9 @@ export const replicatePayload = z.object({
 export type ReplicatePayload = z.infer<typeof replicatePayload>;
 
 export const verifyPayload = z.object({
-  recoveryPointId: idSchema,
+  /** Absent on scheduled runs: the newest recovery point. */
+  recoveryPointId: idSchema.optional(),
+  scheduleId: z.string().optional(),
   operationId: z.uuid().optional(),
   testId: z.uuid().optional(),
   mode: z.enum(['quick', 'full', 'drill']).default('quick'),
