@@ -8,6 +8,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { measure, sh, type Measured } from './measure.js';
+import { benchReplication } from './replication.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
@@ -142,6 +143,16 @@ async function main(): Promise<void> {
     side(peerRestore, null, 'pg_restore -j2'),
     '≤ 0.9',
   );
+
+  // Replication of the database repository to each emulator (issue: cloud targets).
+  if (process.env.BENCH_SKIP_REPLICATION !== '1') {
+    for (const r of await benchReplication(repo)) {
+      writeFileSync(path.join(RESULTS, `${r.case}.json`), JSON.stringify(r, null, 2) + '\n');
+      console.log(
+        `${r.case}: ${r.mb_per_s} MB/s, ${r.puts_per_gb} PUTs/GB, nothing-to-copy pass ${r.noop_wall_s}s for ${r.objects} objects`,
+      );
+    }
+  }
 
   // Portfolio: files backup and restore vs restic.
   const filesRepo = path.join(WORK, 'repo-files');

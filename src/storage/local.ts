@@ -1,7 +1,7 @@
 /** Local-disk store: objects are files under a root directory, written via a temp file and rename. */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -48,6 +48,16 @@ export class LocalStorage implements Storage {
     private readonly root: string,
   ) {}
 
+  /** Directories known to exist: a backup writes thousands of objects into a few hundred of them. */
+  private readonly dirs = new Set<string>();
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.dirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    if (this.dirs.size > 100_000) this.dirs.clear();
+    this.dirs.add(dir);
+  }
+
   private file(key: string): string {
     assertSafeKey(key);
     return path.join(this.root, ...key.split('/'));
@@ -55,10 +65,27 @@ export class LocalStorage implements Storage {
 
   async put(key: string, body: Buffer | Readable, opts: PutOptions = {}): Promise<void> {
     const dest = this.file(key);
-    await mkdir(path.dirname(dest), { recursive: true });
+    await this.ensureDir(path.dirname(dest));
     const tmp = `${dest}.tmp-${randomUUID()}`;
     const md5 = createHash('md5');
-    const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+    if (Buffer.isBuffer(body)) {
+      // the directory may have been removed behind the cache's back: make it again, once
+      try {
+        await writeFile(tmp, body, { flag: 'wx' });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw mapFsError(err, key, this.name);
+        this.dirs.delete(path.dirname(dest));
+        await this.ensureDir(path.dirname(dest));
+        await writeFile(tmp, body, { flag: 'wx' });
+      }
+      if (opts.md5 && !createHash('md5').update(body).digest().equals(opts.md5)) {
+        await rm(tmp, { force: true });
+        throw new CorruptionError(`${this.name}: MD5 mismatch writing ${key}`, { object: key });
+      }
+      await rename(tmp, dest);
+      return;
+    }
+    const source = body;
     try {
       await pipeline(
         source,

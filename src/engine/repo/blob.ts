@@ -2,7 +2,7 @@
 import { randomBytes, webcrypto } from 'node:crypto';
 import zstd from 'zstd-napi';
 import { CorruptionError } from '../../errors.js';
-import { equalBytes, hmac, NONCE_BYTES, open, SEAL_OVERHEAD } from './crypto.js';
+import { equalBytes, hmac, NONCE_BYTES, open, seal, SEAL_OVERHEAD } from './crypto.js';
 import type { KeySet } from './keys.js';
 
 export const FLAG_ZSTD = 1;
@@ -42,6 +42,9 @@ export interface EncodedBlob {
   flags: number;
 }
 
+/** Below this size crypto runs on this thread: cheaper than a hop to the libuv pool. */
+const SYNC_LIMIT = 256 * 1024;
+
 const gcmKeys = new WeakMap<KeySet, Promise<webcrypto.CryptoKey>>();
 const idKeys = new WeakMap<KeySet, Promise<webcrypto.CryptoKey>>();
 
@@ -56,6 +59,8 @@ function gcmKey(keys: KeySet): Promise<webcrypto.CryptoKey> {
 
 /** Same value as blobId(), computed on the libuv pool. */
 export async function blobIdAsync(keys: KeySet, plaintext: Buffer): Promise<string> {
+  // A thread-pool round trip costs more than hashing a small blob here (one per wedding segment).
+  if (plaintext.length < SYNC_LIMIT) return blobId(keys, plaintext);
   let k = idKeys.get(keys);
   if (!k) {
     k = webcrypto.subtle.importKey('raw', keys.idKey, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
@@ -83,6 +88,10 @@ export async function encodeBlob(
       body = packed;
       flags |= FLAG_ZSTD;
     }
+  }
+  if (body.length < SYNC_LIMIT) {
+    const sealedHere = seal(keys.encKey, body, aad(id, keys, flags));
+    return { parts: [sealedHere], length: sealedHere.length, flags };
   }
   const nonce = randomBytes(NONCE_BYTES);
   const sealed = await webcrypto.subtle.encrypt(

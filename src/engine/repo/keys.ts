@@ -142,9 +142,29 @@ export class ScopeKeys {
     return p;
   }
 
+  /**
+   * Lists every scope key once, so that a backup touching thousands of weddings does not list
+   * (and, on object stores, pay a request) per wedding. Keys created later are still found.
+   */
+  preload(): Promise<void> {
+    this.known ??= (async () => {
+      const known = new Map<string, string[]>();
+      for await (const o of this.storage.list(SCOPE_KEYS_PREFIX)) {
+        const [hash, keyId] = o.key.slice(SCOPE_KEYS_PREFIX.length).split('/');
+        if (!hash || !keyId) continue;
+        known.set(hash, [...(known.get(hash) ?? []), keyId]);
+      }
+      return known;
+    })();
+    return this.known.then(() => undefined);
+  }
+
+  private known: Promise<Map<string, string[]>> | undefined;
+
   private async findOrCreate(scope: KeyScope): Promise<KeySet> {
     const hash = this.scopeHash(scope);
-    const existing = await this.listKeyIds(hash);
+    const preloaded = this.known ? (await this.known).get(hash) : undefined;
+    const existing = preloaded ? [...preloaded] : this.known ? [] : await this.listKeyIds(hash);
     if (existing.length === 0) {
       // Two writers creating the same scope at once each write their own key id; both stay
       // valid (index entries name the key id), so a race wastes dedup, never data.
@@ -156,8 +176,21 @@ export class ScopeKeys {
       };
       const object = `${SCOPE_KEYS_PREFIX}${hash}/${keyId}`;
       await this.storage.put(object, seal(this.keys.scopeWrap, Buffer.from(JSON.stringify(file)), object));
-      existing.push(...(await this.listKeyIds(hash)));
-      if (!existing.includes(keyId)) existing.push(keyId);
+      if (!this.known) {
+        existing.push(...(await this.listKeyIds(hash)));
+        if (!existing.includes(keyId)) existing.push(keyId);
+      } else {
+        // just written: use it without reading it back
+        const set: KeySet = {
+          scope,
+          scopeHash: hash,
+          keyId,
+          encKey: Buffer.from(file.encKey, 'base64'),
+          idKey: Buffer.from(file.idKey, 'base64'),
+        };
+        this.byObject.set(object, Promise.resolve(set));
+        return set;
+      }
     }
     const keyId = existing.sort()[0]!;
     const set = await this.byRef(hash, keyId);

@@ -129,7 +129,7 @@ export class RepoWriter implements ContentWriter {
   private start(): Promise<void> {
     if (this.closed) throw new FatalError('this repository writer is closed');
     this.started ??= (async () => {
-      await this.ctx.index.refresh();
+      await Promise.all([this.ctx.index.refresh(), this.ctx.scopes.preload()]);
       if (this.opts.lock) this.lock = await RepoLock.acquire(this.ctx.storage);
     })();
     return this.started;
