@@ -39,7 +39,12 @@ export async function quickVerify(
   } catch (err) {
     const kind: ProblemKind =
       err instanceof WrongKeyError ? 'wrong_key' : err instanceof NotFoundError ? 'missing' : 'corrupt';
-    const object = err instanceof CorruptionError && err.object ? err.object : `snapshots/${snapshotId}`;
+    const object =
+      err instanceof CorruptionError && err.object
+        ? err.object
+        : err instanceof WrongKeyError
+          ? 'keys/repo'
+          : `snapshots/${snapshotId}`;
     problems.push({ object, kind, detail: errorMessage(err) });
   }
   return problems;

@@ -42,5 +42,16 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
       for (const h of await listTargetHealth(ctx.db)) this.set({ target: h.name }, h.healthy ? 1 : 0);
     },
   });
+  new Gauge({
+    name: 'wedvault_recovery_points_unhealthy',
+    help: 'Recovery points whose last verification or drill failed',
+    registers: [registry],
+    async collect() {
+      const { rows } = await ctx.db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM recovery_points WHERE NOT healthy AND deleted_at IS NULL',
+      );
+      this.set(rows[0]!.n);
+    },
+  });
   return { registry, httpRequests };
 }

@@ -14,6 +14,7 @@ import type { AppContext } from '../context.js';
 import { quickVerify, type Problem } from '../engine/verify.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import { runDrill } from '../engine/drill.js';
+import { fullVerify } from '../engine/verify-full.js';
 import { Repository } from '../engine/repo/repository.js';
 import { verifyPayload } from '../queues/payloads.js';
 
@@ -38,6 +39,29 @@ export async function processVerify(
   const targets = p.targets ?? replicas.map((r) => r.target);
   await startTest(ctx.db, { id: testId, recoveryPointId: point.id, mode: p.mode, targets });
   if (p.mode === 'drill') return drill(ctx, point.id, point.primaryTarget, targets, testId);
+  if (p.mode === 'full') {
+    const copies = targets.map((target) => ({ target, storage: ctx.storage(target) }));
+    const r = await fullVerify(copies, ctx.config.masterKey, point.id, point.objects, { repair: true });
+    for (const target of targets) {
+      const open = r.problems.filter((x) => x.target === target && !x.repaired);
+      await upsertReplica(ctx.db, {
+        recoveryPointId: point.id,
+        target,
+        state: open.length === 0 ? 'verified' : 'failed',
+        error: open.length === 0 ? null : `${open.length} problem(s): ${open[0]!.kind} ${open[0]!.object}`,
+      });
+      if (open.length > 0)
+        await recordTargetFailure(ctx.db, target, `full verification of ${point.id} failed`);
+    }
+    const status = r.problems.some((x) => !x.repaired) ? 'failed' : 'passed';
+    await finishTest(ctx.db, testId, status, r.problems, r.repairs);
+    await markPointHealth(ctx.db, point.id, status === 'passed');
+    log.info(
+      { recoveryPointId: point.id, status, problems: r.problems.length, repairs: r.repairs.length },
+      'verified in full',
+    );
+    return { status, problems: r.problems };
+  }
 
   const problems: Problem[] = [];
   for (const target of targets) {

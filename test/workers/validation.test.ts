@@ -38,7 +38,7 @@ it('a full backup whose schema is new is drilled; POST /api/backups/validation r
   }, 60_000);
   expect(op.followUps.map((f) => f.jobId)).toContain(`verify.${op.recoveryPointId}.drill`);
 
-  for (const mode of ['quick', 'drill'] as const) {
+  for (const mode of ['quick', 'full', 'drill'] as const) {
     const res = await request(app)
       .post('/api/backups/validation')
       .set(auth())

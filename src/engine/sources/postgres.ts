@@ -114,7 +114,7 @@ async function copyTable(
   const open = async (tenant: string | null) => {
     close();
     const seg = { tenant, scope: scopeOf(t, tenant), rows: 0 } as (typeof segments)[number];
-    const stream = new PassThrough({ highWaterMark: 1 << 20 });
+    const stream = new PassThrough({ highWaterMark: 64 << 10 });
     segments.push(seg);
     const p: Promise<unknown> = writer.write(seg.scope, stream).then((ref) => {
       seg.ref = ref;
