@@ -9,6 +9,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { measure, sh, type Measured } from './measure.js';
 import { benchReplication } from './replication.js';
+import { benchVerify } from './verify.js';
+import { readFileSync } from 'node:fs';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const RESULTS = path.join(ROOT, 'bench', 'results');
@@ -146,7 +148,7 @@ async function main(): Promise<void> {
 
   // Replication of the database repository to each emulator (issue: cloud targets).
   if (process.env.BENCH_SKIP_REPLICATION !== '1') {
-    for (const r of await benchReplication(repo)) {
+    for (const r of await benchReplication(path.join(repo, 'targets', 'local-primary'))) {
       writeFileSync(path.join(RESULTS, `${r.case}.json`), JSON.stringify(r, null, 2) + '\n');
       console.log(
         `${r.case}: ${r.mb_per_s} MB/s, ${r.puts_per_gb} PUTs/GB, nothing-to-copy pass ${r.noop_wall_s}s for ${r.objects} objects`,
@@ -183,6 +185,14 @@ async function main(): Promise<void> {
     '≤ 0.7',
   );
   await sh(`diff -r ${FILES} ${ourOut} > /dev/null`);
+
+  // Verification of the portfolio repository beside restic's own full check of the same data.
+  const key = Buffer.from(readFileSync(path.join(WORK, 'master.key'), 'utf8').trim(), 'hex');
+  const v = await benchVerify(path.join(filesRepo, 'targets', 'local-primary'), key, resticEnv);
+  writeFileSync(path.join(RESULTS, `${v.case}.json`), JSON.stringify(v, null, 2) + '\n');
+  console.log(
+    `${v.case}: ours ${v.ours.mb_per_s} MB/s, restic ${v.peer.mb_per_s} MB/s; quick ${v.quick.s_per_10k_objects}s per 10k objects`,
+  );
 
   console.log(
     '\n| case | ours wall s | peer | peer wall s | ratio | goal | ours RSS MB | ours stored | peer stored |',
