@@ -52,6 +52,11 @@ program
         weddingId: opts.wedding,
         operationId,
         sources: config.sources,
+        storageFor: (name) =>
+          createStorage(
+            config.targets.find((t) => t.name === name)!,
+            config.credentialsEnv,
+          ),
       });
       const recorded = await recordCliBackup(config, operationId, opts.type, out).catch((err: unknown) => {
         console.error(`wedvault: warning: backup done but not recorded in the catalog: ${errorMessage(err)}`);

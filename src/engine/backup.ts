@@ -5,7 +5,7 @@ import { ConfigError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
 import type { WriteStats } from './api.js';
 import { Repository } from './repo/repository.js';
-import { backupFiles } from './sources/files.js';
+import { backupFiles, backupFilesFromStorage } from './sources/files.js';
 
 export interface BackupInput {
   storage: Storage;
@@ -17,6 +17,8 @@ export interface BackupInput {
   operationId: string;
   sources: { postgres: PostgresSourceConfig; files: FilesSourceConfig[] };
   onProgress?: (fraction: number, bytesRead: number) => void;
+  /** Stores by target name, for files sources that are a bucket prefix. */
+  storageFor?: (target: string) => Storage;
 }
 
 export interface BackupOutput {
@@ -80,12 +82,25 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
       const parentFiles = (parent?.tree as { files?: Record<string, unknown> } | undefined)?.files;
       const out: Record<string, unknown> = {};
       for (const source of input.sources.files) {
-        if (!source.path) continue;
-        const entries = await backupFiles(writer, {
-          dir: source.path,
-          scopes: source.scopes,
-          parent: parentFiles?.[source.name] as never,
-        });
+        const parentEntries = parentFiles?.[source.name] as never;
+        let entries;
+        if (source.path) {
+          entries = await backupFiles(writer, {
+            dir: source.path,
+            scopes: source.scopes,
+            parent: parentEntries,
+          });
+        } else {
+          // a bucket prefix on one of the targets; unchanged objects are known by size and etag
+          if (!input.storageFor)
+            throw new ConfigError(`files source "${source.name}" needs its target's store`);
+          entries = await backupFilesFromStorage(writer, {
+            storage: input.storageFor(source.target!),
+            prefix: source.prefix,
+            scopes: source.scopes,
+            parent: parentEntries,
+          });
+        }
         out[source.name] = entries;
         files += (entries as unknown[]).length;
       }

@@ -53,6 +53,7 @@ export async function processBackup(job: Job, ctx: AppContext): Promise<{ recove
       weddingId: p.weddingId,
       operationId: p.operationId,
       sources: ctx.config.sources,
+      storageFor: (name) => ctx.storage(name),
       onProgress: (fraction, bytes) => {
         void job.updateProgress(Math.round(fraction * 100));
         void reportProgress(ctx.db, p.operationId, fraction, bytes).catch(() => undefined);

@@ -39,7 +39,12 @@ afterAll(async () => {
   await Promise.all([s3, gcs, azure].map((e) => e?.stop()));
 });
 
-async function service(name: string, targets: TargetConfig[], extraEnv: Record<string, string> = {}) {
+async function service(
+  name: string,
+  targets: TargetConfig[],
+  extraEnv: Record<string, string> = {},
+  extraConfig: Record<string, unknown> = {},
+) {
   const config = path.join(root, `${name}.json`);
   const disk: TargetConfig = {
     name: 'disk',
@@ -52,7 +57,7 @@ async function service(name: string, targets: TargetConfig[], extraEnv: Record<s
   };
   // each service writes under its own prefix of the shared emulators
   const withPrefix = targets.map((t) => ({ ...t, prefix: `${name}/` }));
-  writeFileSync(config, JSON.stringify({ targets: [disk, ...withPrefix] }));
+  writeFileSync(config, JSON.stringify({ targets: [disk, ...withPrefix], ...extraConfig }));
   return createTestService({
     WEDVAULT_CONFIG: config,
     WEDVAULT_FILES_DIR: path.join(root, 'files'),
@@ -206,4 +211,51 @@ describe('one store down', () => {
     const health = await svc.ctx.db.query(`SELECT healthy FROM targets WHERE name = 'azure'`);
     expect(health.rows[0].healthy).toBe(false);
   }, 180_000);
+});
+
+describe('a bucket prefix as the files source', () => {
+  let svc: TestService;
+  let workers: Worker[] = [];
+  beforeAll(async () => {
+    svc = await service(
+      'bucket',
+      [s3.target],
+      {},
+      {
+        sources: { files: [{ name: 'portfolio', target: 's3', prefix: 'incoming/', scopes: [] }] },
+      },
+    );
+    workers = startWorkers(svc.ctx, { queues: ['backup'], concurrency: 1 });
+  });
+  afterAll(async () => {
+    await stopWorkers(workers);
+    await svc?.cleanup();
+  });
+
+  it('backs up the objects under the prefix and restores them byte-identical', async () => {
+    const bucket = svc.ctx.storage('s3');
+    const photos = new Map([
+      ['incoming/suppliers/3/cake.jpg', randomBytes(300_000)],
+      ['incoming/notes.txt', Buffer.from('bring the rings')],
+    ]);
+    for (const [key, bytes] of photos) await bucket.put(key, bytes);
+    const { operationId } = await requestBackup(svc.ctx, { type: 'files' });
+    const op = await waitFor(async () => {
+      const o = await getOperation(svc.ctx.db, operationId);
+      if (o?.state === 'failed') throw new Error(JSON.stringify(o.error));
+      return o?.state === 'completed' && o;
+    }, 60_000);
+    const out = mkdtempSync(path.join(tmpdir(), 'wv-bucket-restore-'));
+    await restoreFromCopies(
+      [{ target: 'disk', storage: svc.ctx.storage('disk') }],
+      svc.config.masterKey,
+      op.recoveryPointId!,
+      {
+        targetDir: out,
+      },
+    );
+    for (const [key, bytes] of photos) {
+      expect(readFileSync(path.join(out, key.slice('incoming/'.length))).equals(bytes)).toBe(true);
+    }
+  });
 });
