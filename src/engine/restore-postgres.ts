@@ -154,6 +154,15 @@ async function runParallel(
   );
 }
 
+const PREFETCH = 32;
+const SMALL_SEGMENT = 1 << 20;
+
+async function collect(reader: ContentReader, seg: Segment): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of reader.read(seg.ref)) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
 function columnList(t: PgTable): string {
   return t.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
 }
@@ -167,7 +176,27 @@ async function copySegments(
   if (segments.length === 0) return;
   const sink = client.query(copyFrom(`COPY ${qualified(t)} (${columnList(t)}) FROM STDIN`));
   await pipeline(async function* () {
-    for (const seg of segments) for await (const chunk of reader.read(seg.ref)) yield chunk as Buffer;
+    // Most segments are one wedding's few rows: fetch many ahead, in order, so reads overlap.
+    const ahead: (Promise<Buffer> | Segment)[] = [];
+    let next = 0;
+    const fill = () => {
+      while (ahead.length < PREFETCH && next < segments.length) {
+        const seg = segments[next++]!;
+        if (seg.ref.size > SMALL_SEGMENT) ahead.push(seg);
+        else {
+          const p = collect(reader, seg);
+          p.catch(() => undefined); // awaited below, in order
+          ahead.push(p);
+        }
+      }
+    };
+    fill();
+    while (ahead.length > 0) {
+      const item = ahead.shift()!;
+      if (item instanceof Promise) yield await item;
+      else for await (const chunk of reader.read(item.ref)) yield chunk as Buffer;
+      fill();
+    }
   }, sink);
 }
 
