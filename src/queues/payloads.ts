@@ -33,6 +33,8 @@ export const verifyPayload = z.object({
   operationId: z.uuid().optional(),
   testId: z.uuid().optional(),
   mode: z.enum(['quick', 'full', 'drill']).default('quick'),
+  /** Fraction of packs read back in full mode, for very large points. */
+  sample: z.number().gt(0).max(1).optional(),
   targets: z.array(z.string()).optional(),
 });
 export type VerifyPayload = z.infer<typeof verifyPayload>;

@@ -11,17 +11,16 @@ import {
 } from '../catalog/recovery-points.js';
 import { recordTargetFailure } from '../catalog/targets.js';
 import type { AppContext } from '../context.js';
-import { quickVerify, type Problem } from '../engine/verify.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import { runDrill } from '../engine/drill.js';
-import { fullVerify } from '../engine/verify-full.js';
+import { validatePoint } from '../engine/validate/validate.js';
 import { Repository } from '../engine/repo/repository.js';
 import { verifyPayload } from '../queues/payloads.js';
 
 export async function processVerify(
   job: Job,
   ctx: AppContext,
-): Promise<{ status: string; problems: Problem[] }> {
+): Promise<{ status: string; problems: unknown[] }> {
   const p = verifyPayload.parse(job.data);
   const log = ctx.log.child({ jobId: job.id, queue: job.queueName, operationId: p.operationId });
   // scheduled runs name no point: they check the newest one
@@ -39,51 +38,43 @@ export async function processVerify(
   const targets = p.targets ?? replicas.map((r) => r.target);
   await startTest(ctx.db, { id: testId, recoveryPointId: point.id, mode: p.mode, targets });
   if (p.mode === 'drill') return drill(ctx, point.id, point.primaryTarget, targets, testId);
-  if (p.mode === 'full') {
-    const copies = targets.map((target) => ({ target, storage: ctx.storage(target) }));
-    const r = await fullVerify(copies, ctx.config.masterKey, point.id, point.objects, { repair: true });
-    for (const target of targets) {
-      const open = r.problems.filter((x) => x.target === target && !x.repaired);
-      await upsertReplica(ctx.db, {
-        recoveryPointId: point.id,
-        target,
-        state: open.length === 0 ? 'verified' : 'failed',
-        error: open.length === 0 ? null : `${open.length} problem(s): ${open[0]!.kind} ${open[0]!.object}`,
-      });
-      if (open.length > 0)
-        await recordTargetFailure(ctx.db, target, `full verification of ${point.id} failed`);
-    }
-    const status = r.problems.some((x) => !x.repaired) ? 'failed' : 'passed';
-    await finishTest(ctx.db, testId, status, r.problems, r.repairs);
-    await markPointHealth(ctx.db, point.id, status === 'passed');
-    log.info(
-      { recoveryPointId: point.id, status, problems: r.problems.length, repairs: r.repairs.length },
-      'verified in full',
-    );
-    return { status, problems: r.problems };
-  }
-
-  const problems: Problem[] = [];
+  const copies = targets.map((target) => ({ target, storage: ctx.storage(target) }));
+  const r = await validatePoint({
+    snapshotId: point.id,
+    expected: point.objects,
+    copies,
+    masterKey: ctx.config.masterKey,
+    mode: p.mode,
+    sample: p.mode === 'full' ? p.sample : undefined,
+    // a full run reads everything anyway: it also mends what a healthy copy can replace
+    repair: p.mode === 'full',
+  });
   for (const target of targets) {
-    const found = await quickVerify(ctx.storage(target), ctx.config.masterKey, point.id, point.objects);
-    const mine = found.map((f) => ({ ...f, target }));
-    problems.push(...mine);
+    const open = r.problems.filter((x) => x.target === target && !x.repaired);
+    const first = open[0];
     await upsertReplica(ctx.db, {
       recoveryPointId: point.id,
       target,
-      state: mine.length === 0 ? 'verified' : 'failed',
-      error:
-        mine.length === 0
-          ? null
-          : `${mine.length} problem(s): ${mine[0]!.kind} ${mine[0]!.object}${mine[0]!.detail ? ` (${mine[0]!.detail})` : ''}`,
+      state: open.length === 0 ? 'verified' : 'failed',
+      error: first
+        ? `${open.length} problem(s): ${first.kind} ${first.object}${first.detail ? ` (${first.detail})` : ''}`
+        : null,
     });
-    if (mine.length > 0) await recordTargetFailure(ctx.db, target, `verification of ${point.id} failed`);
+    if (first) await recordTargetFailure(ctx.db, target, `${p.mode} verification of ${point.id} failed`);
   }
-  const status = problems.length === 0 ? 'passed' : 'failed';
-  await finishTest(ctx.db, testId, status, problems);
-  if (problems.length > 0) await markPointHealth(ctx.db, point.id, false);
-  log.info({ recoveryPointId: point.id, status, problems: problems.length }, 'verified');
-  return { status, problems };
+  await finishTest(ctx.db, testId, r.status, r.problems, r.repairs);
+  await markPointHealth(ctx.db, point.id, r.status === 'passed');
+  log.info(
+    {
+      recoveryPointId: point.id,
+      mode: p.mode,
+      status: r.status,
+      problems: r.problems.length,
+      repairs: r.repairs.length,
+    },
+    'verified',
+  );
+  return { status: r.status, problems: r.problems };
 }
 
 /** A real restore into scratch space from the first copy that opens, then consistency checks. */
@@ -93,7 +84,7 @@ async function drill(
   primary: string,
   targets: string[],
   testId: string,
-): Promise<{ status: string; problems: Problem[] }> {
+): Promise<{ status: string; problems: unknown[] }> {
   const order = [primary, ...targets.filter((t) => t !== primary)];
   let lastError: unknown;
   for (const target of order) {
@@ -109,11 +100,11 @@ async function drill(
     await finishTest(ctx.db, testId, r.status, problems, [], r.rtoMs);
     if (r.status === 'failed') await markPointHealth(ctx.db, pointId, false);
     ctx.log.info({ recoveryPointId: pointId, target, status: r.status, rtoMs: r.rtoMs }, 'drill finished');
-    return { status: r.status, problems: problems as unknown as Problem[] };
+    return { status: r.status, problems };
   }
   const problems = [
     { target: order[0]!, object: 'repository', kind: 'unreachable', detail: errorMessage(lastError) },
   ];
   await finishTest(ctx.db, testId, 'failed', problems);
-  return { status: 'failed', problems: problems as unknown as Problem[] };
+  return { status: 'failed', problems };
 }

@@ -34,8 +34,8 @@ export interface CopyReport {
   problems: Map<string, Found>;
   /** Set when the copy's keys and config open under the master key. */
   trust?: Trust;
-  /** The repository the copy's config (or keys/repo) names, verified or not. */
-  claimedRepoId?: string;
+  /** The repositories the copy's config and keys/repo name, verified or not. */
+  claims: string[];
   unreachable: boolean;
   objectsChecked: number;
 }
@@ -51,7 +51,13 @@ export interface InspectOptions {
 
 /** Never throws for damage or an unreachable store; only for bugs. */
 export async function inspectCopy(copy: Copy, opts: InspectOptions): Promise<CopyReport> {
-  const rep: CopyReport = { target: copy.target, problems: new Map(), unreachable: false, objectsChecked: 0 };
+  const rep: CopyReport = {
+    target: copy.target,
+    problems: new Map(),
+    claims: [],
+    unreachable: false,
+    objectsChecked: 0,
+  };
   try {
     await new Inspection(copy.storage, opts, rep).run();
   } catch (err) {
@@ -93,6 +99,10 @@ class Inspection {
     else throw err;
   }
 
+  private claim(id: string | undefined): void {
+    if (id) this.rep.claims.push(id);
+  }
+
   private has(key: string): boolean {
     return this.present.has(key);
   }
@@ -130,7 +140,7 @@ class Inspection {
     let opened: ReturnType<typeof openRepoKey> | undefined;
     if (this.has(REPO_KEY_OBJECT)) {
       const bytes = await getBuffer(this.storage, REPO_KEY_OBJECT);
-      this.rep.claimedRepoId = claimedRepoId(REPO_KEY_OBJECT, bytes);
+      this.claim(claimedRepoId(REPO_KEY_OBJECT, bytes));
       try {
         opened = openRepoKey(masterKey, bytes);
       } catch (err) {
@@ -140,8 +150,7 @@ class Inspection {
     let configSound = false;
     if (this.has(CONFIG_OBJECT)) {
       const bytes = await getBuffer(this.storage, CONFIG_OBJECT);
-      // The config names whose data lives here, even when keys/repo was replaced.
-      this.rep.claimedRepoId = claimedRepoId(CONFIG_OBJECT, bytes) ?? this.rep.claimedRepoId;
+      this.claim(claimedRepoId(CONFIG_OBJECT, bytes));
       try {
         if (opened) configSound = Boolean(openConfig(opened.keys, opened.repoId, bytes));
       } catch (err) {
@@ -277,7 +286,7 @@ class Inspection {
     try {
       header = verifyPackBytes(trust.keys.meta, key, bytes);
     } catch (err) {
-      const real = identifyPack(trust, bytes);
+      const real = identifyPack(trust, bytes, (k) => this.has(k));
       if (real) this.report(key, 'corrupt', `holds the bytes of ${real} (swapped)`, true);
       else throw err;
       return;

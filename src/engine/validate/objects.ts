@@ -129,9 +129,17 @@ export function verifyObjectBytes(trust: Trust, key: string, bytes: Buffer): voi
   }
 }
 
-/** The pack these bytes really are, when they are a sound pack stored under another pack's name. */
-export function identifyPack(trust: Trust, bytes: Buffer): string | undefined {
+/**
+ * The pack these bytes really are, when they are another pack of this copy stored under the wrong
+ * name. Any changed bytes hash to *some* name, so only a pack the copy is known to hold counts.
+ */
+export function identifyPack(
+  trust: Trust,
+  bytes: Buffer,
+  known: (key: string) => boolean,
+): string | undefined {
   const real = packKey(sha256Hex(bytes));
+  if (!known(real)) return undefined;
   try {
     verifyPackBytes(trust.keys.meta, real, bytes);
     return real;

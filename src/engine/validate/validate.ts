@@ -5,7 +5,7 @@ import { ValidationError } from '../../errors.js';
 import type { Storage } from '../../storage/types.js';
 import { checkMasterKey } from '../repo/keys.js';
 import { inspectCopy, type CopyReport, type Found, type InspectOptions } from './inspect.js';
-import { objectKind } from './objects.js';
+import { objectKind, type Trust } from './objects.js';
 import { repairObject } from './repair.js';
 import type { Copy, Repair, ValidateOptions, ValidationProblem, ValidationResult } from './types.js';
 
@@ -55,16 +55,8 @@ export async function validatePoint(opts: ValidateOptions): Promise<ValidationRe
           const id = `${victim.target}\n${object}`;
           if (refused.has(id) || repairs.some((r) => r.target === victim.target && r.object === object))
             continue;
-          const why = !trust
-            ? 'no copy opens under the master key, so none can be proven sound'
-            : rep.unreachable
-              ? 'the target is unreachable'
-              : found.repairable === false || objectKind(object) === 'other'
-                ? 'the fault lies in other objects'
-                : rep.claimedRepoId && rep.claimedRepoId !== trust.repoId
-                  ? `the target holds another repository (${rep.claimedRepoId}); it is not overwritten`
-                  : undefined;
-          if (why || !trust) {
+          const why = refusal(rep, object, found, trust);
+          if (why !== undefined || !trust) {
             refused.set(id, why ?? '');
             continue;
           }
@@ -135,6 +127,30 @@ function result(
     repairs,
     perTarget,
   };
+}
+
+/** Why an object cannot be repaired by copying it, or undefined when it can be tried. */
+function refusal(
+  rep: CopyReport,
+  object: string,
+  found: Found,
+  trust: Trust | undefined,
+): string | undefined {
+  if (!trust) return 'no copy opens under the master key, so none can be proven sound';
+  if (rep.unreachable) return 'the target is unreachable';
+  if (found.repairable === false || objectKind(object) === 'other') return 'the fault lies in other objects';
+  if (isForeign(rep, trust.repoId)) {
+    return `the target holds another repository (${[...new Set(rep.claims)].join(', ')}); it is not overwritten`;
+  }
+  return undefined;
+}
+
+/**
+ * Another repository lives at the target when neither its config nor its keys/repo names ours: a
+ * damaged one of the two still leaves the other naming ours, so damage is repaired, not refused.
+ */
+function isForeign(rep: CopyReport, repoId: string): boolean {
+  return rep.claims.length > 0 && rep.claims.every((id) => id !== repoId);
 }
 
 function checkOptions(opts: ValidateOptions): void {

@@ -31,6 +31,7 @@ const listQuery = z.object({
 const validationBody = z.strictObject({
   recoveryPointId: idSchema,
   mode: z.enum(['quick', 'full', 'drill']),
+  sample: z.number().gt(0).max(1).optional(),
 });
 
 export function backupsRouter(ctx: AppContext): Router {
@@ -128,7 +129,7 @@ export function backupsRouter(ctx: AppContext): Router {
     await createTest(ctx.db, { id: testId, recoveryPointId: point.id, mode: body.mode });
     await ctx.queues.queues[QUEUES.verify].add(
       JOBS.verify,
-      { recoveryPointId: point.id, testId, mode: body.mode },
+      { recoveryPointId: point.id, testId, mode: body.mode, sample: body.sample },
       { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
     );
     res.locals.auditResource = `test:${testId}`;
