@@ -30,7 +30,12 @@ if (!(scale > 0) || !(filesScale >= 0)) {
   process.exit(64);
 }
 const t0 = Date.now();
-await seedDatabase(o.databaseUrl, { scale, force: o.force });
+try {
+  await seedDatabase(o.databaseUrl, { scale, force: o.force });
+} catch (err) {
+  console.error(`seed: ${(err as Error).message}`);
+  process.exit(1);
+}
 console.log(
   `database ${o.databaseUrl.replace(/\/\/[^@]*@/, '//')} seeded at scale ${scale} in ${(Date.now() - t0) / 1000}s`,
 );

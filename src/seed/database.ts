@@ -1,6 +1,7 @@
 /** Builds a realistic wedding-platform database inside PostgreSQL (generate_series, not row by row from Node). */
 import pg from 'pg';
 import { ensureDatabase } from '../catalog/db.js';
+import { ConflictError } from '../errors.js';
 
 const SCHEMA = `
 CREATE TYPE rsvp_status AS ENUM ('pending', 'accepted', 'declined', 'maybe');
@@ -83,6 +84,11 @@ export async function seedDatabase(url: string, opts: { scale: number; force?: b
   await c.connect();
   const k = counts(opts.scale);
   try {
+    const seeded = await c.query(
+      `SELECT 1 FROM pg_tables WHERE schemaname = 'public' AND tablename = 'weddings'`,
+    );
+    if (seeded.rowCount)
+      throw new ConflictError(`${url.replace(/\/\/[^@]*@/, '//')} is already seeded; use --force`);
     await c.query('SELECT setseed(0.42)');
     await c.query(SCHEMA);
     await c.query(
@@ -163,6 +169,8 @@ export async function seedDatabase(url: string, opts: { scale: number; force?: b
          FROM generate_series(1, $1) w, generate_series(1, 10) b`,
       [k.weddings, k.suppliers],
     );
+    // fresh statistics, as a live database has: the backup's ordered scans then use the tenant indexes
+    await c.query('ANALYZE');
   } finally {
     await c.end();
   }

@@ -1,225 +1,295 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDatabase } from '../../src/catalog/db.js';
-import { Repository } from '../../src/engine/repo/repository.js';
+import type { ContentRef, ContentWriter } from '../../src/engine/api.js';
 import { restorePostgres } from '../../src/engine/restore-postgres.js';
-import { backupPostgres, type PgTree } from '../../src/engine/sources/postgres.js';
+import { backupPostgres, type PgTable, type PgTree } from '../../src/engine/sources/postgres.js';
 import { ConflictError } from '../../src/errors.js';
 import { seedDatabase } from '../../src/seed/database.js';
-import { LocalStorage } from '../../src/storage/local.js';
-import { dbUrl, dropDatabase } from '../helpers/service.js';
+import { MemoryContent } from '../helpers/memory-content.js';
+import {
+  createTempDatabase,
+  dataDump,
+  query,
+  schemaObjects,
+  tableDigests,
+  type TempDatabase,
+} from '../helpers/pg.js';
 
-const id = randomBytes(4).toString('hex');
-const created: string[] = [];
-const db = (suffix: string) => {
-  const name = `wv_test_pg_${suffix}_${id}`;
-  created.push(name);
-  return dbUrl(name);
-};
 const settings = { tenantKey: 'wedding_id', ceremonyDate: 'weddings.wedding_date' };
-let repo: Repository;
-
-async function query<T extends pg.QueryResultRow>(
-  url: string,
-  sql: string,
-  params: unknown[] = [],
-): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
+const temps: TempDatabase[] = [];
+async function temp(label: string, create = false): Promise<TempDatabase> {
+  const d = await createTempDatabase(`pg_${label}`, { create });
+  temps.push(d);
+  return d;
 }
-
-/** One digest per table over every row's text form, order-independent of storage. */
-async function tableDigests(url: string): Promise<Record<string, string>> {
-  const tables = await query<{ t: string }>(
-    url,
-    `SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables
-      WHERE schemaname NOT IN ('pg_catalog','information_schema') ORDER BY 1`,
-  );
-  const out: Record<string, string> = {};
-  for (const { t } of tables) {
-    const [r] = await query<{ d: string; n: string }>(
-      url,
-      `SELECT md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS d, count(*)::text AS n FROM ${t} x`,
-    );
-    out[t] = `${r!.n}:${r!.d}`;
-  }
-  return out;
-}
-
-function dataDump(url: string): string {
-  return execFileSync('pg_dump', ['--data-only', '--no-owner', '-d', url], { maxBuffer: 1 << 30 })
-    .toString()
-    .split('\n')
-    .filter((l) => !l.startsWith('--') && !l.startsWith('\\restrict') && !l.startsWith('\\unrestrict'))
-    .sort() // physical row order may differ after a restore; the rows may not
-    .join('\n');
-}
-
-async function schemaObjects(url: string): Promise<string[]> {
-  const rows = await query<{ o: string }>(
-    url,
-    `SELECT conname || ':' || contype::text AS o FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
-      WHERE n.nspname = 'public'
-     UNION ALL SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1`,
-  );
-  return rows.map((r) => r.o);
-}
-
-async function backup(url: string): Promise<PgTree> {
-  const w = repo.writer();
-  const tree = await backupPostgres(w, { url, ...settings });
-  await w.flush();
-  await w.close();
-  return tree;
-}
-
-beforeAll(async () => {
-  repo = await Repository.init(
-    new LocalStorage('pg-test', mkdtempSync(path.join(tmpdir(), 'wv-pg-repo-'))),
-    randomBytes(32),
-  );
-});
-
 afterAll(async () => {
-  for (const name of created) await dropDatabase(name);
+  for (const d of temps) await d.drop();
 });
+
+async function backup(url: string, store: MemoryContent): Promise<PgTree> {
+  const tree = await backupPostgres(store, { url, ...settings });
+  await store.flush();
+  // the manifest stores the tree as JSON: restore from what JSON gives back
+  return JSON.parse(JSON.stringify(tree)) as PgTree;
+}
+
+/** md5 over one wedding's rows of a table (every row when `wedding` is undefined). */
+async function rowsDigest(url: string, t: PgTable, wedding?: string): Promise<string> {
+  const where = wedding === undefined ? '' : `WHERE x.${pg.escapeIdentifier(t.tenantColumn!)}::text = $1`;
+  const [r] = await query<{ d: string }>(
+    url,
+    `SELECT count(*) || ':' || md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS d
+       FROM ${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.name)} x ${where}`,
+    wedding === undefined ? [] : [wedding],
+  );
+  return r!.d;
+}
+
+/** Every table of the target holds exactly the wedding's rows (wedding tables) or all rows (the rest). */
+async function expectOneWedding(source: string, target: string, tree: PgTree, wedding: string) {
+  for (const t of tree.tables) {
+    const expected = await rowsDigest(source, t, t.scopeKind === 'wedding' ? wedding : undefined);
+    expect(await rowsDigest(target, t), t.name).toBe(expected);
+  }
+}
 
 describe('the seeded wedding database', () => {
-  const source = db('seed');
+  let source: TempDatabase;
   let tree: PgTree;
+  const store = new MemoryContent();
 
   beforeAll(async () => {
-    await seedDatabase(source, { scale: 0.003 });
-    tree = await backup(source);
-  });
+    source = await temp('seed');
+    await seedDatabase(source.url, { scale: 0.005 });
+    tree = await backup(source.url, store);
+  }, 120_000);
 
-  it('records every table with its row count, digest and tenant column', async () => {
+  it('records every table with its columns, keys, row count, digest and tenant column', async () => {
+    expect(tree.tables.map((t) => t.name).sort()).toEqual(
+      ['bookings', 'contracts', 'couples', 'guests', 'payments', 'portfolio_items', 'rsvps']
+        .concat(['suppliers', 'timeline_events', 'venues', 'weddings'])
+        .sort(),
+    );
+    for (const t of tree.tables) {
+      const [{ n }] = (await query<{ n: number }>(
+        source.url,
+        `SELECT count(*)::int AS n FROM ${t.name}`,
+      )) as [{ n: number }];
+      expect(t.rowCount, t.name).toBe(n);
+      expect(t.segments.reduce((s, x) => s + x.rows, 0)).toBe(n);
+      expect(t.digest).toMatch(/^[0-9a-f]{64}$/);
+    }
     const guests = tree.tables.find((t) => t.name === 'guests')!;
-    const [{ n }] = (await query<{ n: string }>(source, 'SELECT count(*)::text AS n FROM guests')) as [
-      { n: string },
-    ];
-    expect(guests.rowCount).toBe(Number(n));
     expect(guests.tenantColumn).toBe('wedding_id');
-    expect(guests.digest).toMatch(/^[0-9a-f]{64}$/);
+    expect(guests.primaryKey).toEqual(['guest_id']);
+    expect(guests.columns[0]).toEqual({ name: 'guest_id', type: 'bigint' });
     expect(tree.tables.find((t) => t.name === 'weddings')!.tenantColumn).toBe('wedding_id');
     expect(tree.tables.find((t) => t.name === 'suppliers')!.scopeKind).toBe('platform');
-    expect(tree.tenants.length).toBeGreaterThan(10);
+    expect(tree.tenants).toHaveLength(100);
+    expect(tree.tenants[0]!.ceremonyDate).toMatch(/^\d{4}-\d\d-\d\d$/);
+    expect(tree.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    // referenced tables come before the tables that refer to them
+    const at = (n: string) => tree.tables.findIndex((t) => t.name === n);
+    expect(at('weddings')).toBeLessThan(at('guests'));
+    expect(at('guests')).toBeLessThan(at('rsvps'));
   });
 
-  it('never puts two weddings in one segment', async () => {
-    const reader = repo.reader();
+  it('never puts two weddings in one segment, and each segment goes to its wedding scope', async () => {
     for (const t of tree.tables.filter((x) => x.tenantColumn)) {
       const col = t.columns.findIndex((c) => c.name === t.tenantColumn);
+      const seen = new Set<string | null>();
       for (const seg of t.segments) {
         expect(seg.scope).toBe(seg.tenant === null ? 'platform' : `wedding:${seg.tenant}`);
-        const text = (await reader.readBuffer(seg.ref)).toString('utf8');
-        const tenants = new Set(
-          text
-            .split('\n')
-            .filter(Boolean)
-            .map((row) => row.split('\t')[col]),
-        );
-        expect([...tenants]).toEqual([seg.tenant]);
+        const rows = (await store.readBuffer(seg.ref)).toString('utf8').split('\n').filter(Boolean);
+        expect(rows).toHaveLength(seg.rows);
+        expect(new Set(rows.map((r) => r.split('\t')[col]))).toEqual(new Set([seg.tenant]));
+        expect(seen.has(seg.tenant), `${t.name}: wedding ${seg.tenant} split in two`).toBe(false);
+        seen.add(seg.tenant);
       }
+    }
+    for (const t of tree.tables.filter((x) => !x.tenantColumn)) {
+      expect(t.segments.map((s) => s.scope)).toEqual(['platform']);
     }
   });
 
-  it('restores the whole database exactly, with indexes and constraints', async () => {
-    const target = db('seed_restore');
-    const r = await restorePostgres(repo.reader(), tree, { targetUrl: target });
+  it('restores the whole database exactly, with indexes, constraints and sequences', async () => {
+    const target = await temp('seed_restore');
+    const r = await restorePostgres(store, tree, { targetUrl: target.url });
     expect(r.tables).toBe(tree.tables.length);
-    expect(await tableDigests(target)).toEqual(await tableDigests(source));
-    expect(dataDump(target)).toBe(dataDump(source));
-    expect(await schemaObjects(target)).toEqual(await schemaObjects(source));
-    // sequences continue where they were
-    const [a] = await query<{ v: string }>(source, `SELECT last_value::text AS v FROM guests_guest_id_seq`);
-    const [b] = await query<{ v: string }>(target, `SELECT last_value::text AS v FROM guests_guest_id_seq`);
-    expect(b).toEqual(a);
+    expect(await tableDigests(target.url)).toEqual(await tableDigests(source.url));
+    expect(dataDump(target.url)).toBe(dataDump(source.url));
+    expect(await schemaObjects(target.url)).toEqual(await schemaObjects(source.url));
+    expect((await schemaObjects(target.url)).length).toBeGreaterThan(25);
+    const seq = 'SELECT last_value::text AS v FROM guests_guest_id_seq';
+    expect(await query(target.url, seq)).toEqual(await query(source.url, seq));
   });
 
   it('refuses to overwrite a database that holds tables, unless told to', async () => {
-    const target = db('seed_restore');
-    await expect(restorePostgres(repo.reader(), tree, { targetUrl: target })).rejects.toBeInstanceOf(
+    const target = await temp('seed_refuse', true);
+    await query(target.url, 'CREATE TABLE precious (x int); INSERT INTO precious VALUES (1)');
+    await expect(restorePostgres(store, tree, { targetUrl: target.url })).rejects.toBeInstanceOf(
       ConflictError,
     );
-    await restorePostgres(repo.reader(), tree, { targetUrl: target, overwrite: true });
-    expect(await tableDigests(target)).toEqual(await tableDigests(source));
+    expect(await query(target.url, 'SELECT x FROM precious')).toEqual([{ x: 1 }]);
+    await restorePostgres(store, tree, { targetUrl: target.url, overwrite: true });
+    expect(await tableDigests(target.url)).toEqual(await tableDigests(source.url));
   });
 
-  it('restores one wedding alone: exactly its rows in every table carrying its tenant key', async () => {
+  it('restores one wedding alone into a new database: its rows and the shared tables', async () => {
     const wedding = tree.tenants[3]!.id;
-    const target = db('one_wedding');
-    await restorePostgres(repo.reader(), tree, { targetUrl: target, wedding });
-    for (const t of tree.tables) {
-      const rows = await query<{ d: string }>(
-        target,
-        `SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) AS d FROM ${pg.escapeIdentifier(t.name)} x`,
-      );
-      // shared (platform) tables come whole, so the wedding's references hold
-      const where =
-        t.scopeKind === 'wedding' ? `WHERE x.${pg.escapeIdentifier(t.tenantColumn!)}::text = $1` : '';
-      const expected = await query<{ d: string }>(
-        source,
-        `SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) AS d FROM ${pg.escapeIdentifier(t.name)} x ${where}`,
-        t.scopeKind === 'wedding' ? [wedding] : [],
-      );
-      expect(rows, t.name).toEqual(expected);
-    }
-    const sql = new PassThrough();
-    const parts: Buffer[] = [];
-    sql.on('data', (d: Buffer) => parts.push(d));
-    const r = await restorePostgres(repo.reader(), tree, { wedding, asSql: sql });
+    const target = await temp('one_wedding');
+    const r = await restorePostgres(store, tree, { targetUrl: target.url, wedding });
     expect(r.rows).toBeGreaterThan(100);
-    expect(Buffer.concat(parts).toString()).toContain('COPY "public"."guests"');
+    await expectOneWedding(source.url, target.url, tree, wedding);
+    expect(await schemaObjects(target.url)).toEqual(await schemaObjects(source.url));
+  });
+
+  it('puts one wedding back into a live database in one transaction, replacing it only when told to', async () => {
+    const target = await temp('live');
+    await restorePostgres(store, tree, { targetUrl: target.url });
+    const wedding = tree.tenants[7]!.id;
+    await query(target.url, `UPDATE guests SET full_name = 'changed' WHERE wedding_id = $1`, [wedding]);
+    await query(target.url, `DELETE FROM rsvps WHERE wedding_id = $1`, [wedding]);
+    const before = await tableDigests(target.url);
+    await expect(restorePostgres(store, tree, { targetUrl: target.url, wedding })).rejects.toBeInstanceOf(
+      ConflictError,
+    );
+    expect(await tableDigests(target.url)).toEqual(before); // rolled back
+    await restorePostgres(store, tree, { targetUrl: target.url, wedding, overwrite: true });
+    expect(await tableDigests(target.url)).toEqual(await tableDigests(source.url));
+  });
+
+  it('writes one wedding as an SQL script that psql applies', async () => {
+    const [a, b] = [tree.tenants[10]!.id, tree.tenants[11]!.id];
+    const target = await temp('sql');
+    await restorePostgres(store, tree, { targetUrl: target.url, wedding: a });
+    const out = new PassThrough();
+    const parts: Buffer[] = [];
+    out.on('data', (d: Buffer) => parts.push(d));
+    const r = await restorePostgres(store, tree, { wedding: b, asSql: out });
+    const sql = Buffer.concat(parts).toString();
+    expect(sql).toContain('COPY "public"."guests"');
+    expect(r.tables).toBe(tree.tables.filter((t) => t.scopeKind === 'wedding').length);
+    execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', target.url], { input: sql });
+    for (const t of tree.tables.filter((x) => x.scopeKind === 'wedding')) {
+      expect(await rowsDigest(target.url, t, b), t.name).toBe(await rowsDigest(source.url, t, b));
+      expect(await rowsDigest(target.url, t, a), t.name).toBe(await rowsDigest(source.url, t, a));
+    }
   });
 });
 
 describe('a schema with every awkward type', () => {
-  const source = db('types');
+  let source: TempDatabase;
 
   beforeAll(async () => {
-    await ensureDatabase(source);
+    source = await temp('types', true);
     await query(
-      source,
+      source.url,
       `CREATE TYPE mood AS ENUM ('calm', 'nervous', 'ecstatic');
+       CREATE SCHEMA "Odd Schema";
        CREATE TABLE weddings (id text PRIMARY KEY, wedding_date date NOT NULL);
        CREATE TABLE things (
          thing_id serial PRIMARY KEY, wedding_id text REFERENCES weddings, j jsonb, b bytea, arr int[], tarr text[],
-         n numeric(30,10), m mood, ts timestamptz, t text, f float8, big bigint, iv interval, u uuid
+         n numeric(30,10), m mood, ts timestamptz, t text, f float8, big bigint, iv interval, u uuid,
+         x xml, p point, r tstzrange
        );
+       CREATE INDEX things_j ON things USING gin (j);
        CREATE TABLE settings (k text, v text);
-       INSERT INTO weddings VALUES ('w-1', '2027-06-01'), ('w-2', '2027-07-01'), ('tab\\there', '2027-08-01');
-       INSERT INTO things (wedding_id, j, b, arr, tarr, n, m, ts, t, f, big, iv, u) VALUES
+       CREATE TABLE "Odd Schema"."Mixed ""Case"" Table" ("Wedding Id" text, wedding_id text, "select" int PRIMARY KEY);
+       CREATE TABLE events (wedding_id text NOT NULL, at date NOT NULL, what text, PRIMARY KEY (wedding_id, at))
+         PARTITION BY RANGE (at);
+       CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+       CREATE TABLE events_rest PARTITION OF events DEFAULT;
+       CREATE TABLE log (wedding_id text, line text); -- no primary key, but a tenant
+       INSERT INTO weddings VALUES ('w-1', '2027-06-01'), ('w-2', '2027-07-01'), (E'tab\\there', '2027-08-01'),
+         ('back\\slash', '2027-09-01'), ('Zoë ✓', '2027-10-01');
+       INSERT INTO things (wedding_id, j, b, arr, tarr, n, m, ts, t, f, big, iv, u, x, p, r) VALUES
          ('w-1', '{"a": [1, 2, {"ü": null}]}', '\\x00ff0a0d5c09', '{1,NULL,3}', '{"a b","c\\"d",NULL,"e,f"}',
           12345678901234567890.0123456789, 'ecstatic', '2027-06-01 14:00:00+02', E'line1\\nline2\\ttab\\\\ back ✓ 日本語',
-          'NaN', -9223372036854775808, '1 year 2 mons 3 days 04:05:06.789', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
-         ('w-2', 'null', '', '{}', '{}', -0.0000000001, 'calm', '-infinity', '', 1e308, 0, '-1 day', NULL),
-         (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-         ('tab\\there', '{}', '\\x', NULL, NULL, 0, 'nervous', 'infinity', E'\\\\N', '-Infinity', 1, '0', NULL);
-       INSERT INTO settings VALUES ('a', '1'), ('a', '1'), (NULL, NULL), ('ß', 'Ω');`,
+          'NaN', -9223372036854775808, '1 year 2 mons 3 days 04:05:06.789', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+          '<a>ü</a>', '(1.5,-2)', '[2027-06-01 10:00+00,2027-06-01 18:00+00)'),
+         ('w-2', 'null', '', '{}', '{}', -0.0000000001, 'calm', '-infinity', '', 1e308, 0, '-1 day', NULL, NULL, NULL, 'empty'),
+         (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+         (E'tab\\there', '{}', '\\x', NULL, NULL, 0, 'nervous', 'infinity', E'\\\\N', '-Infinity', 1, '0', NULL, NULL, NULL, NULL),
+         ('back\\slash', '[]', '\\x5c4e', '{{1,2},{3,4}}', '{"\\\\N"}', 1e-20, 'calm', now(), E'\\r\\n', 0.1, 2, '1 sec', NULL, NULL, NULL, NULL),
+         ('Zoë ✓', '"🎉"', '\\xdeadbeef', NULL, '{Ω}', 42, 'calm', '2000-01-01', 'Łódź', -0.0, 3, NULL, NULL, NULL, NULL, NULL);
+       INSERT INTO settings VALUES ('a', '1'), ('a', '1'), (NULL, NULL), ('ß', 'Ω');
+       INSERT INTO "Odd Schema"."Mixed ""Case"" Table" VALUES ('x', 'w-1', 1), (NULL, 'w-2', 2), ('y', 'w-1', 3);
+       INSERT INTO events SELECT w, d, 'event ' || d FROM unnest(ARRAY['w-1','w-2','Zoë ✓']) w,
+         generate_series('2026-12-30'::date, '2027-01-03', '1 day') d;
+       INSERT INTO log VALUES ('w-2', 'b'), ('w-1', 'a'), ('w-2', 'a'), (NULL, 'platform line'), ('w-1', 'a');`,
     );
   });
 
-  it('round-trips jsonb, bytea, arrays, numeric, enums, timestamptz, NULLs, non-ASCII and tables without keys', async () => {
-    const tree = await backup(source);
+  it('round-trips every type, odd names, partitions and tables without keys, exactly', async () => {
+    const store = new MemoryContent();
+    const tree = await backup(source.url, store);
+    const names = tree.tables.map((t) => `${t.schema}.${t.name}`).sort();
+    // a partitioned table is one table (its root), not three
+    expect(names).toEqual(
+      ['Odd Schema.Mixed "Case" Table', 'public.events', 'public.log', 'public.settings']
+        .concat(['public.things', 'public.weddings'])
+        .sort(),
+    );
     const things = tree.tables.find((t) => t.name === 'things')!;
     expect(things.segments.map((s) => s.tenant)).toEqual(
-      ['tab\\there', 'w-1', 'w-2', null].sort((a, b) => (a === null ? 1 : b === null ? -1 : a < b ? -1 : 1)),
+      // COPY order is the server's text collation; NULL sorts last
+      (
+        await query<{ w: string | null }>(
+          source.url,
+          'SELECT DISTINCT wedding_id AS w FROM things ORDER BY 1',
+        )
+      ).map((r) => r.w),
     );
-    const target = db('types_restore');
-    await restorePostgres(repo.reader(), tree, { targetUrl: target });
-    expect(await tableDigests(target)).toEqual(await tableDigests(source));
-    expect(dataDump(target)).toBe(dataDump(source));
+    expect(tree.tables.find((t) => t.name === 'settings')!.scopeKind).toBe('platform');
+    expect(tree.tables.find((t) => t.name === 'log')!.segments.map((s) => s.scope)).toEqual([
+      'wedding:w-1',
+      'wedding:w-2',
+      'platform',
+    ]);
+    expect(tree.tenants.map((t) => t.id)).toContain('tab\there');
+    expect(tree.tenants.map((t) => t.id)).toContain('back\\slash');
+
+    const target = await temp('types_restore');
+    await restorePostgres(store, tree, { targetUrl: target.url });
+    expect(await tableDigests(target.url)).toEqual(await tableDigests(source.url));
+    expect(dataDump(target.url)).toBe(dataDump(source.url));
+    expect(await schemaObjects(target.url)).toEqual(await schemaObjects(source.url));
+
+    // a backup of the restored copy has the same per-table digests: the bytes are exact
+    const again = await backup(target.url, new MemoryContent({ keep: false }));
+    expect(again.tables.map((t) => [t.name, t.digest])).toEqual(tree.tables.map((t) => [t.name, t.digest]));
+  });
+
+  it('restores a wedding whose id needs escaping', async () => {
+    const store = new MemoryContent();
+    const tree = await backup(source.url, store);
+    for (const wedding of ['tab\there', 'back\\slash', 'Zoë ✓']) {
+      const target = await temp('types_one');
+      await restorePostgres(store, tree, { targetUrl: target.url, wedding });
+      for (const t of tree.tables.filter((x) => x.scopeKind === 'wedding')) {
+        expect(await rowsDigest(target.url, t), `${wedding} ${t.name}`).toBe(
+          await rowsDigest(source.url, t, wedding),
+        );
+      }
+    }
+  });
+
+  it('fails, without hanging, when the writer fails midway', async () => {
+    let calls = 0;
+    const failing: ContentWriter = {
+      stats: { bytesRead: 0, bytesNew: 0, bytesStored: 0, blobsTotal: 0, blobsNew: 0 },
+      async write(scope, data): Promise<ContentRef> {
+        if (++calls === 5) throw new Error('disk full');
+        for await (const chunk of data as Readable) void chunk;
+        return { scope, blobs: [], size: 0 };
+      },
+      async flush() {},
+    };
+    await expect(backupPostgres(failing, { url: source.url, ...settings, parallel: 1 })).rejects.toThrow(
+      'disk full',
+    );
   });
 });

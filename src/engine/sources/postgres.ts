@@ -4,10 +4,11 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { CorruptionError, FatalError, TransientError } from '../../errors.js';
+import { ConfigError, CorruptionError, FatalError, TransientError } from '../../errors.js';
 import {
   PLATFORM_SCOPE,
   supplierScope,
@@ -18,6 +19,8 @@ import {
 } from '../api.js';
 import {
   dumpQuery,
+  foreignKeyOrder,
+  qualified,
   readSequences,
   readTables,
   type PgTableInfo,
@@ -58,6 +61,8 @@ export interface PostgresBackupOptions extends SchemaSettings {
   parallel?: number;
   /** Segments of one table handed to the writer before waiting for the oldest. */
   inFlight?: number;
+  /** work_mem of the copying sessions, for the (tenant, key) sorts no index provides. */
+  sortMemory?: string;
 }
 
 /** Streams `pg_dump --schema-only --section=…` output of the exported snapshot. */
@@ -107,19 +112,23 @@ async function copyTable(
   let current: { seg: (typeof segments)[number]; stream: PassThrough } | undefined;
   let rowCount = 0;
 
-  const close = () => {
-    current?.stream.end();
-    current = undefined;
-  };
   const open = async (tenant: string | null) => {
-    close();
+    current?.stream.end();
     const seg = { tenant, scope: scopeOf(t, tenant), rows: 0 } as (typeof segments)[number];
     const stream = new PassThrough({ highWaterMark: 64 << 10 });
     segments.push(seg);
-    const p: Promise<unknown> = writer.write(seg.scope, stream).then((ref) => {
-      seg.ref = ref;
-      inflight.delete(p);
-    });
+    const p: Promise<unknown> = writer.write(seg.scope, stream).then(
+      (ref) => {
+        seg.ref = ref;
+        inflight.delete(p);
+      },
+      (err: unknown) => {
+        // wakes a `drain` wait below with the writer's error instead of hanging
+        stream.destroy(err as Error);
+        throw err;
+      },
+    );
+    p.catch(() => undefined); // surfaced by Promise.race / Promise.all below
     pending.push(p);
     inflight.add(p);
     current = { seg, stream };
@@ -127,31 +136,47 @@ async function copyTable(
     while (inflight.size > inFlight) await Promise.race(inflight);
   };
 
-  const source = client.query(copyTo(`COPY (${dumpQuery(t)}) TO STDOUT`));
-  for await (const chunk of source as AsyncIterable<Buffer>) {
-    digest.update(chunk);
-    for (const run of splitter.push(chunk)) {
-      if (!current || run.tenant !== current.seg.tenant) await open(run.tenant);
-      current!.seg.rows += run.rows;
-      rowCount += run.rows;
-      if (!current!.stream.write(run.bytes)) await new Promise((r) => current!.stream.once('drain', r));
+  try {
+    const source = client.query(copyTo(`COPY (${dumpQuery(t)}) TO STDOUT`));
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      digest.update(chunk);
+      for (const run of splitter.push(chunk)) {
+        if (!current || run.tenant !== current.seg.tenant) await open(run.tenant);
+        const { seg, stream } = current!;
+        seg.rows += run.rows;
+        rowCount += run.rows;
+        if (!stream.write(run.bytes)) await once(stream, 'drain');
+      }
     }
+    if (splitter.leftover > 0) throw new CorruptionError(`COPY of ${t.schema}.${t.name} ended inside a row`);
+    current?.stream.end();
+  } catch (err) {
+    current?.stream.destroy(err as Error);
+    throw err;
   }
-  if (splitter.leftover > 0) throw new CorruptionError(`COPY of ${t.schema}.${t.name} ended inside a row`);
-  close();
   await Promise.all(pending);
   return { ...t, rowCount, digest: digest.digest('hex'), segments: segments as Segment[] };
 }
 
-async function withSnapshot(url: string, snapshot: string): Promise<pg.Client> {
+/** A worker connection inside the exported snapshot, tuned for long ordered scans. */
+async function withSnapshot(url: string, snapshot: string, sortMemory: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   await c.query(`SET TRANSACTION SNAPSHOT ${pg.escapeLiteral(snapshot)}`);
+  // Sorting by (tenant, key) spills to disk at the default 4MB when no index gives the order.
+  await c.query(`SELECT set_config('work_mem', $1, true)`, [sortMemory]);
+  // Tables without any order keep heap order; a synchronised scan would start mid-table and
+  // rotate the output, so every chunk would look new to the next backup.
+  await c.query(`SELECT set_config('synchronize_seqscans', 'off', true)`);
   return c;
 }
 
 export async function backupPostgres(writer: ContentWriter, opts: PostgresBackupOptions): Promise<PgTree> {
+  const [tenantTableName, ceremonyColumn, extra] = opts.ceremonyDate.split('.');
+  if (!tenantTableName || !ceremonyColumn || extra !== undefined) {
+    throw new ConfigError(`ceremony date must be 'table.column', got '${opts.ceremonyDate}'`);
+  }
   const coordinator = new pg.Client({ connectionString: opts.url });
   try {
     await coordinator.connect();
@@ -160,6 +185,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
   }
   const workers: pg.Client[] = [];
   try {
+    // The coordinator's transaction keeps the exported snapshot alive until every worker is done.
     await coordinator.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const head = await coordinator.query<{
       snapshot: string;
@@ -172,39 +198,41 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
               current_setting('server_version') AS version, current_database() AS db`,
     );
     const { snapshot, time, lsn, version, db } = head.rows[0]!;
-    const tables = await readTables(coordinator, opts);
+    // in foreign-key order, so a restore into a live schema can insert table after table
+    const tables = await foreignKeyOrder(coordinator, await readTables(coordinator, opts));
     const sequences = await readSequences(coordinator);
-    const [tenantTableName, ceremonyColumn] = opts.ceremonyDate.split('.') as [string, string];
     const tenantTable = tables.find((t) => t.name === tenantTableName && t.scopeKind === 'wedding');
     const tenants = tenantTable
       ? (
           await coordinator.query<{ id: string; d: string | null }>(
             `SELECT ${pg.escapeIdentifier(tenantTable.tenantColumn!)}::text AS id,
                     ${pg.escapeIdentifier(ceremonyColumn)}::date::text AS d
-               FROM ${pg.escapeIdentifier(tenantTable.schema)}.${pg.escapeIdentifier(tenantTable.name)} ORDER BY 1`,
+               FROM ${qualified(tenantTable)} ORDER BY 1`,
           )
         ).rows.map((r) => ({ id: r.id, ceremonyDate: r.d }))
       : [];
 
-    const [preData, postData] = await Promise.all([
+    // pg_dump runs beside the table copies: its start-up and catalog reads cost a second or so.
+    const schema = Promise.all([
       writer.write(PLATFORM_SCOPE, schemaSection(opts.url, snapshot, 'pre-data'), { compress: true }),
       writer.write(PLATFORM_SCOPE, schemaSection(opts.url, snapshot, 'post-data'), { compress: true }),
     ]);
+    schema.catch(() => undefined); // awaited below
 
     const parallel = Math.max(1, opts.parallel ?? 2);
     for (let i = 0; i < Math.min(parallel, tables.length); i++)
-      workers.push(await withSnapshot(opts.url, snapshot));
+      workers.push(await withSnapshot(opts.url, snapshot, opts.sortMemory ?? '64MB'));
     // biggest tables first, so the parallel connections finish together
     const sizes = await coordinator.query<{ t: string; b: string }>(
-      `SELECT format('%I.%I', n.nspname, c.relname) AS t, pg_total_relation_size(c.oid)::text AS b
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'`,
+      `SELECT format('%I.%I', n.nspname, c.relname) AS t,
+              (SELECT sum(pg_total_relation_size(p.relid)) FROM pg_partition_tree(c.oid) p)::text AS b
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition`,
     );
     const size = new Map(sizes.rows.map((r) => [r.t, Number(r.b)]));
-    const queue = tables
-      .map((t, i) => ({ t, i }))
-      .sort(
-        (a, b) => (size.get(`${b.t.schema}.${b.t.name}`) ?? 0) - (size.get(`${a.t.schema}.${a.t.name}`) ?? 0),
-      );
+    const sizeOf = (t: PgTableInfo) =>
+      size.get(`${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.name)}`) ?? 0;
+    const queue = tables.map((t, i) => ({ t, i })).sort((a, b) => sizeOf(b.t) - sizeOf(a.t));
     const done: PgTable[] = new Array(tables.length);
     await Promise.all(
       workers.map(async (client) => {
@@ -213,6 +241,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
         }
       }),
     );
+    const [preData, postData] = await schema;
     return {
       kind: 'postgres',
       database: db,
