@@ -64,6 +64,7 @@ export async function benchReplication(repoDir: string): Promise<ReplicationFigu
         noop_wall_s: Math.round(noop * 1000) / 1000,
         noop_s_per_10k_objects: Math.round((noop / objects.length) * 10_000 * 1000) / 1000,
       });
+      console.log(`replicate-to-${name}: ${JSON.stringify(out.at(-1))}`);
     } finally {
       await emu.stop();
     }

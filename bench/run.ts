@@ -13,7 +13,7 @@ import { benchVerify } from './verify.js';
 import { readFileSync } from 'node:fs';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const RESULTS = path.join(ROOT, 'bench', 'results');
+const RESULTS = process.env.BENCH_RESULTS_DIR ?? path.join(ROOT, 'bench', 'results');
 const WORK = process.env.BENCH_DIR ?? path.join(ROOT, 'data', 'bench');
 const SCALE = process.env.BENCH_SCALE ?? '1';
 const FILES_SCALE = process.env.BENCH_FILES_SCALE ?? SCALE;
