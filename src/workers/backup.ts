@@ -9,7 +9,7 @@ import {
   startOperation,
   getOperation,
 } from '../catalog/operations.js';
-import { recordRecoveryPoint, upsertReplica } from '../catalog/recovery-points.js';
+import { recordBackupOutput } from '../catalog/record-backup.js';
 import { recordTargetFailure, recordTargetSuccess } from '../catalog/targets.js';
 import type { AppContext } from '../context.js';
 import { runBackup } from '../engine/backup.js';
@@ -65,29 +65,11 @@ export async function processBackup(job: Job, ctx: AppContext): Promise<{ recove
   }
   await recordTargetSuccess(ctx.db, primary, Date.now() - started);
 
-  const point = await recordRecoveryPoint(ctx.db, {
-    id: out.snapshotId,
+  const point = await recordBackupOutput(ctx.db, out, {
     operationId: p.operationId,
     type: p.type,
     weddingId: p.weddingId ?? null,
     primaryTarget: primary,
-    consistentTime: out.consistentTime ?? null,
-    lsn: out.lsn ?? null,
-    files: out.files,
-    bytesRead: out.stats.bytesRead,
-    bytesNew: out.stats.bytesNew,
-    bytesStored: out.stats.bytesStored,
-    objects: out.objects,
-    checksum: out.checksum,
-    summary: out.summary,
-  });
-  await upsertReplica(ctx.db, {
-    recoveryPointId: point.id,
-    target: primary,
-    state: 'replicated',
-    objects: out.objects.length,
-    bytes: out.objects.reduce((s, o) => s + o.size, 0),
-    checksum: out.checksum,
   });
   const followUps = await enqueueFollowUps(ctx, point.id, op.priority, p.operationId);
   const drill = await drillOnSchemaChange(ctx, point.id, out.summary.schemaDigest);

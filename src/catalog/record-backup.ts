@@ -1,0 +1,33 @@
+/** Records what a backup run produced: its recovery point and the primary target's copy of it. */
+import type { BackupOutput } from '../engine/backup.js';
+import type { Db } from './db.js';
+import { recordRecoveryPoint, upsertReplica, type RecoveryPoint } from './recovery-points.js';
+
+export async function recordBackupOutput(
+  db: Db,
+  out: BackupOutput,
+  meta: { operationId: string; type: string; weddingId: string | null; primaryTarget: string },
+): Promise<RecoveryPoint> {
+  const point = await recordRecoveryPoint(db, {
+    id: out.snapshotId,
+    ...meta,
+    consistentTime: out.consistentTime ?? null,
+    lsn: out.lsn ?? null,
+    files: out.files,
+    bytesRead: out.stats.bytesRead,
+    bytesNew: out.stats.bytesNew,
+    bytesStored: out.stats.bytesStored,
+    objects: out.objects,
+    checksum: out.checksum,
+    summary: out.summary,
+  });
+  await upsertReplica(db, {
+    recoveryPointId: point.id,
+    target: meta.primaryTarget,
+    state: 'replicated',
+    objects: out.objects.length,
+    bytes: out.objects.reduce((s, o) => s + o.size, 0),
+    checksum: out.checksum,
+  });
+  return point;
+}
