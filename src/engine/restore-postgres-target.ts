@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { ConflictError, FatalError, NotFoundError } from '../errors.js';
+import { childConnection } from './sources/postgres-catalog.js';
 
 export function databaseName(url: string): string {
   const name = decodeURIComponent(new URL(url).pathname.slice(1));
@@ -80,9 +81,11 @@ export async function prepareDatabase(url: string, o: PrepareOptions): Promise<b
 }
 
 /** Runs SQL text through psql, stopping at the first error (pg_dump output may hold psql meta-commands). */
-export async function psql(url: string, sql: Readable | string): Promise<void> {
+export async function psql(target: string, sql: Readable | string): Promise<void> {
+  const { url, env } = childConnection(target);
   const child = spawn('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url], {
     stdio: ['pipe', 'ignore', 'pipe'],
+    env,
   });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

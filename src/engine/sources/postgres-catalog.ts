@@ -157,3 +157,14 @@ export async function foreignKeyOrder<T extends { schema: string; name: string }
   }
   return out;
 }
+
+/**
+ * A connection URL for a child process (pg_dump, psql) without its password, which goes into the
+ * child's environment instead: command lines are visible to every user of the machine.
+ */
+export function childConnection(url: string): { url: string; env: NodeJS.ProcessEnv } {
+  const u = new URL(url);
+  const password = decodeURIComponent(u.password);
+  u.password = '';
+  return { url: u.toString(), env: password ? { ...process.env, PGPASSWORD: password } : process.env };
+}

@@ -26,6 +26,7 @@ import {
   type PgTableInfo,
   type SchemaSettings,
   type SequenceValue,
+  childConnection,
 } from './postgres-catalog.js';
 import { TenantSplitter } from './postgres-split.js';
 
@@ -66,7 +67,8 @@ export interface PostgresBackupOptions extends SchemaSettings {
 }
 
 /** Streams `pg_dump --schema-only --section=…` output of the exported snapshot. */
-function schemaSection(url: string, snapshot: string, section: 'pre-data' | 'post-data'): Readable {
+function schemaSection(source: string, snapshot: string, section: 'pre-data' | 'post-data'): Readable {
+  const { url, env } = childConnection(source);
   const child = spawn(
     'pg_dump',
     [
@@ -78,7 +80,7 @@ function schemaSection(url: string, snapshot: string, section: 'pre-data' | 'pos
       '-d',
       url,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env },
   );
   const out = new PassThrough();
   let stderr = '';
