@@ -1,6 +1,6 @@
 /** Verification figures: full read-back MB/s beside `restic check --read-data`, and quick checks per 10,000 objects. */
 import { Repository } from '../src/engine/repo/repository.js';
-import { quickVerify } from '../src/engine/verify.js';
+import { validatePoint } from '../src/engine/validate/validate.js';
 import { LocalStorage } from '../src/storage/local.js';
 import { measure } from './measure.js';
 
@@ -30,9 +30,15 @@ export async function benchVerify(
   const snap = (await repo.listSnapshots()).at(-1)!;
   const objects = await repo.objectsForSnapshot(snap.id);
   const t1 = performance.now();
-  const quick = await quickVerify(storage, masterKey, snap.id, objects);
+  const quick = await validatePoint({
+    snapshotId: snap.id,
+    expected: objects,
+    copies: [{ target: 'bench', storage }],
+    masterKey,
+    mode: 'quick',
+  });
   const quickWall = (performance.now() - t1) / 1000;
-  if (quick.length) throw new Error('quick verification found problems');
+  if (quick.status !== 'passed') throw new Error('quick verification found problems');
   return {
     case: 'verify-full-vs-restic-check',
     ours: { wall_s: Math.round(wall * 100) / 100, mb_per_s: Math.round(bytes / 1e6 / wall), bytes },

@@ -9,13 +9,8 @@ export const QUEUES = {
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 export const ALL_QUEUES: QueueName[] = Object.values(QUEUES);
 
-export const JOBS = {
-  backup: 'backup',
-  replicate: 'replicate',
-  verify: 'verify',
-  purge: 'purge',
-  restore: 'restore',
-} as const;
+/** One job name per queue: the same spelling, so a job's queue and name never disagree. */
+export const JOBS = QUEUES;
 
 /** Deterministic job ids where duplicates must collapse. BullMQ ids may not contain ':'. */
 export const jobIds = {

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { createContext, type AppContext } from '../../src/context.js';
 import { createLogger } from '../../src/log.js';
+import { getOperation, type Operation } from '../../src/catalog/operations.js';
 
 export const PG_ADMIN_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -99,4 +100,17 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** Waits for a backup operation to complete; a failed one fails the test with its recorded error. */
+export async function waitForOperation(
+  ctx: AppContext,
+  operationId: string,
+  timeoutMs = 30_000,
+): Promise<Operation> {
+  return waitFor(async () => {
+    const o = await getOperation(ctx.db, operationId);
+    if (o?.state === 'failed') throw new Error(JSON.stringify(o.error));
+    return o?.state === 'completed' && o;
+  }, timeoutMs);
 }

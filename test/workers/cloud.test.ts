@@ -5,7 +5,6 @@ import path from 'node:path';
 import { Job, type Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TargetConfig } from '../../src/config/schema.js';
-import { getOperation } from '../../src/catalog/operations.js';
 import { getRecoveryPoint, listReplicas } from '../../src/catalog/recovery-points.js';
 import { restoreFromCopies } from '../../src/engine/failover.js';
 import { evaluate321 } from '../../src/policy/rule321.js';
@@ -14,7 +13,7 @@ import { jobIds } from '../../src/queues/names.js';
 import { startWorkers, stopWorkers } from '../../src/workers/run.js';
 import { startAzurite, startGcs, startS3, type Emulator } from '../helpers/emulators.js';
 import { exited, spawnWedvault } from '../helpers/processes.js';
-import { createTestService, waitFor, type TestService } from '../helpers/service.js';
+import { createTestService, waitFor, waitForOperation, type TestService } from '../helpers/service.js';
 
 let s3: Emulator;
 let gcs: Emulator;
@@ -72,11 +71,7 @@ async function service(
 
 async function backupAndWait(svc: TestService) {
   const { operationId } = await requestBackup(svc.ctx, { type: 'files' });
-  const op = await waitFor(async () => {
-    const o = await getOperation(svc.ctx.db, operationId);
-    if (o?.state === 'failed') throw new Error(JSON.stringify(o.error));
-    return o?.state === 'completed' && o;
-  }, 60_000);
+  const op = await waitForOperation(svc.ctx, operationId, 60_000);
   const pointId = op.recoveryPointId!;
   await waitFor(async () => {
     const j = await Job.fromId(svc.ctx.queues.queues.verify, jobIds.verify(pointId, 'quick'));
@@ -145,10 +140,7 @@ describe('a replicate worker killed mid-copy', () => {
     // only a child process copies, with a small per-target concurrency so the kill lands mid-way
     const child = spawnWedvault(['--role', 'worker', '--queues', 'replicate', '--concurrency', '1'], svc.env);
     const { operationId } = await requestBackup(svc.ctx, { type: 'files' });
-    const op = await waitFor(async () => {
-      const o = await getOperation(svc.ctx.db, operationId);
-      return o?.state === 'completed' && o;
-    }, 60_000);
+    const op = await waitForOperation(svc.ctx, operationId, 60_000);
     const point = (await getRecoveryPoint(svc.ctx.db, op.recoveryPointId!))!;
     const dest = svc.ctx.storage('s3');
     const countPresent = async () => {
@@ -240,11 +232,7 @@ describe('a bucket prefix as the files source', () => {
     ]);
     for (const [key, bytes] of photos) await bucket.put(key, bytes);
     const { operationId } = await requestBackup(svc.ctx, { type: 'files' });
-    const op = await waitFor(async () => {
-      const o = await getOperation(svc.ctx.db, operationId);
-      if (o?.state === 'failed') throw new Error(JSON.stringify(o.error));
-      return o?.state === 'completed' && o;
-    }, 60_000);
+    const op = await waitForOperation(svc.ctx, operationId, 60_000);
     const out = mkdtempSync(path.join(tmpdir(), 'wv-bucket-restore-'));
     await restoreFromCopies(
       [{ target: 'disk', storage: svc.ctx.storage('disk') }],

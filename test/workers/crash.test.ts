@@ -7,7 +7,7 @@ import { getOperation } from '../../src/catalog/operations.js';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { restoreSnapshot } from '../../src/engine/restore.js';
 import { requestBackup } from '../../src/producers/backups.js';
-import { createTestService, waitFor, type TestService } from '../helpers/service.js';
+import { createTestService, waitFor, waitForOperation, type TestService } from '../helpers/service.js';
 import { exited, spawnWedvault } from '../helpers/processes.js';
 
 let svc: TestService;
@@ -46,11 +46,7 @@ it('a worker killed mid-backup loses nothing: another worker finishes it, one re
 
   const second = spawnWedvault(['--role', 'worker', '--concurrency', '1'], svc.env);
   children.push(second);
-  const op = await waitFor(async () => {
-    const o = await getOperation(svc.ctx.db, operationId);
-    if (o?.state === 'failed') throw new Error(JSON.stringify(o.error));
-    return o?.state === 'completed' && o;
-  }, 90_000);
+  const op = await waitForOperation(svc.ctx, operationId, 90_000);
   expect(op.attempts).toBeGreaterThanOrEqual(2);
 
   const { rows } = await svc.ctx.db.query('SELECT id FROM recovery_points WHERE operation_id = $1', [

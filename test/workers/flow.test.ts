@@ -3,13 +3,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Job, type Worker } from 'bullmq';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getOperation } from '../../src/catalog/operations.js';
 import { getRecoveryPoint, listReplicas } from '../../src/catalog/recovery-points.js';
 import { requestBackup } from '../../src/producers/backups.js';
 import { jobIds } from '../../src/queues/names.js';
 import { getBuffer } from '../../src/storage/types.js';
 import { startWorkers, stopWorkers } from '../../src/workers/run.js';
-import { createTestService, waitFor, type TestService } from '../helpers/service.js';
+import { createTestService, waitFor, waitForOperation, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
 let workers: Worker[];
@@ -38,11 +37,7 @@ afterAll(async () => {
 
 it('a finished backup leads to one replicate job per other target, then a verify job', async () => {
   const { operationId } = await requestBackup(svc.ctx, { type: 'files' });
-  const op = await waitFor(async () => {
-    const o = await getOperation(svc.ctx.db, operationId);
-    if (o?.state === 'failed') throw new Error(JSON.stringify(o.error));
-    return o?.state === 'completed' && o;
-  });
+  const op = await waitForOperation(svc.ctx, operationId);
   const pointId = op.recoveryPointId!;
   expect(op.followUps).toEqual([
     { queue: 'replicate', jobId: jobIds.replicate(pointId, 'disk-b'), target: 'disk-b' },

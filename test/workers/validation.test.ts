@@ -3,12 +3,11 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureAdminKey } from '../../src/bootstrap.js';
-import { getOperation } from '../../src/catalog/operations.js';
 import { createApp } from '../../src/http/app.js';
 import { requestBackup } from '../../src/producers/backups.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { startWorkers, stopWorkers } from '../../src/workers/run.js';
-import { createTestService, waitFor, type TestService } from '../helpers/service.js';
+import { createTestService, waitFor, waitForOperation, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
 let app: Express;
@@ -31,11 +30,7 @@ const auth = () => ({ Authorization: `Bearer ${svc.env.WEDVAULT_ADMIN_KEY}` });
 
 it('a full backup whose schema is new is drilled; POST /api/backups/validation runs each mode', async () => {
   const { operationId } = await requestBackup(svc.ctx, { type: 'full' });
-  const op = await waitFor(async () => {
-    const o = await getOperation(svc.ctx.db, operationId);
-    if (o?.state === 'failed') throw new Error(JSON.stringify(o.error));
-    return o?.state === 'completed' && o;
-  }, 60_000);
+  const op = await waitForOperation(svc.ctx, operationId, 60_000);
   expect(op.followUps.map((f) => f.jobId)).toContain(`verify.${op.recoveryPointId}.drill`);
 
   for (const mode of ['quick', 'full', 'drill'] as const) {
