@@ -3,7 +3,7 @@
  * Sources turn data into byte streams per key scope; the repository chunks, deduplicates,
  * compresses, encrypts and packs them, and hands back references that a snapshot manifest records.
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 /** 'platform', `wedding:<tenantId>` or `supplier:<id>`: the unit of encryption, dedup and erasure. */
 export type KeyScope = string;
@@ -40,6 +40,10 @@ export interface WriteStats {
 /** One backup's write session: dedups against the repository's index, packs new blobs. */
 export interface ContentWriter {
   write(scope: KeyScope, data: Readable | AsyncIterable<Buffer>, hint?: WriteHint): Promise<ContentRef>;
+  /** Bytes already in memory; a writer may take them without a stream (same ref as write()). */
+  writeBuffer?(scope: KeyScope, data: Buffer, hint?: WriteHint): Promise<ContentRef>;
+  /** Streams up to this many bytes always make one blob, so a source may gather them first. */
+  readonly smallLimit?: number;
   /** Seal open packs and write their index; called before the snapshot is saved. */
   flush(): Promise<void>;
   readonly stats: WriteStats;
@@ -48,4 +52,16 @@ export interface ContentWriter {
 export interface ContentReader {
   /** Streams the plaintext back, verifying every blob; CorruptionError names the object at fault. */
   read(ref: ContentRef): Readable;
+}
+
+/** Writes bytes already in memory, by the writer's fast path where it has one. */
+export function writeBuffer(
+  writer: ContentWriter,
+  scope: KeyScope,
+  data: Buffer,
+  hint?: WriteHint,
+): Promise<ContentRef> {
+  return writer.writeBuffer
+    ? writer.writeBuffer(scope, data, hint)
+    : writer.write(scope, Readable.from([data]), hint);
 }

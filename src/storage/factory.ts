@@ -2,13 +2,50 @@
 import path from 'node:path';
 import type { TargetConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import { AzureStorage } from './azure.js';
-import { GcsStorage } from './gcs.js';
+import type { Readable } from 'node:stream';
 import { withLimit } from './limit.js';
 import { LocalStorage } from './local.js';
 import { withRetry, type RetryOptions } from './retry.js';
-import { S3Storage } from './s3.js';
-import type { Storage } from './types.js';
+import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
+
+/**
+ * A cloud provider whose SDK is imported on first use: the three SDKs cost ~70 MB of memory in
+ * a process that only ever talks to local disks.
+ */
+class LazyStorage implements Storage {
+  private inner: Promise<Storage> | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly load: () => Promise<Storage>,
+  ) {}
+
+  private provider(): Promise<Storage> {
+    this.inner ??= this.load();
+    this.inner.catch(() => (this.inner = undefined));
+    return this.inner;
+  }
+
+  async put(key: string, body: Buffer | Readable, opts?: PutOptions): Promise<void> {
+    return (await this.provider()).put(key, body, opts);
+  }
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    return (await this.provider()).get(key, range);
+  }
+  async stat(key: string): Promise<ObjectInfo> {
+    return (await this.provider()).stat(key);
+  }
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    yield* (await this.provider()).list(prefix);
+  }
+  async delete(key: string): Promise<void> {
+    return (await this.provider()).delete(key);
+  }
+  async usage(): Promise<{ usedBytes?: number; freeBytes?: number }> {
+    const p = await this.provider();
+    return p.usage ? p.usage() : {};
+  }
+}
 
 export interface StorageFactoryOptions {
   /** A request with no answer (no progress, for uploads) for this long fails as transient. */
@@ -39,7 +76,7 @@ export function createProvider(
           `target ${target.name}: set both accessKeyIdEnv and secretAccessKeyEnv, or neither`,
         );
       }
-      return new S3Storage({
+      const s3 = {
         name: target.name,
         bucket: target.bucket,
         prefix: target.prefix,
@@ -55,25 +92,30 @@ export function createProvider(
               }
             : undefined,
         idleTimeoutMs: opts.timeoutMs,
-      });
+      };
+      return new LazyStorage(target.name, async () => new (await import('./s3.js')).S3Storage(s3));
     }
-    case 'gcs':
-      return new GcsStorage({
+    case 'gcs': {
+      const gcs = {
         name: target.name,
         bucket: target.bucket,
         prefix: target.prefix,
         projectId: target.projectId,
         apiEndpoint: target.apiEndpoint,
         timeoutMs: opts.timeoutMs,
-      });
-    case 'azure':
-      return new AzureStorage({
+      };
+      return new LazyStorage(target.name, async () => new (await import('./gcs.js')).GcsStorage(gcs));
+    }
+    case 'azure': {
+      const azure = {
         name: target.name,
         container: target.container,
         prefix: target.prefix,
         connectionString: secret(env, target.name, target.connectionStringEnv),
         timeoutMs: opts.timeoutMs,
-      });
+      };
+      return new LazyStorage(target.name, async () => new (await import('./azure.js')).AzureStorage(azure));
+    }
   }
 }
 

@@ -1,13 +1,14 @@
 /** Blob encoding: id = HMAC of the plaintext, zstd when it shrinks, AES-256-GCM bound to id, scope and flags. */
-import { randomBytes, webcrypto } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import zstd from 'zstd-napi';
 import { CorruptionError } from '../../errors.js';
-import { equalBytes, hmac, NONCE_BYTES, open, seal, SEAL_OVERHEAD } from './crypto.js';
+import { equalBytes, hmac, open, SEAL_OVERHEAD } from './crypto.js';
 import type { KeySet } from './keys.js';
 
 export const FLAG_ZSTD = 1;
 const KNOWN_FLAGS = FLAG_ZSTD;
-const ZSTD_LEVEL = 3;
+/** One decompression context for every blob this thread opens (a context per call costs more than a small blob). */
+const decompressor = new zstd.Decompressor();
 
 /** Where a blob lives and how to open it: one index entry. */
 export interface BlobEntry {
@@ -25,37 +26,24 @@ export function blobId(keys: KeySet, plaintext: Buffer): string {
   return hmac(keys.idKey, plaintext).toString('hex');
 }
 
-function aad(id: string, keys: Pick<KeySet, 'scopeHash' | 'keyId'>, flags: number): Buffer {
+/** The AAD of a blob without its flags byte: binds the ciphertext to its id, scope and key. */
+export function blobAadPrefix(id: string, keys: Pick<KeySet, 'scopeHash' | 'keyId'>): Buffer {
   return Buffer.concat([
     Buffer.from('wedvault-blob-v1'),
     Buffer.from(id, 'hex'),
     Buffer.from(keys.scopeHash, 'hex'),
     Buffer.from(keys.keyId, 'hex'),
-    Buffer.from([flags]),
   ]);
 }
 
-export interface EncodedBlob {
-  /** The sealed blob in pieces (nonce, ciphertext ‖ tag): the pack joins them once, not per blob. */
-  parts: Buffer[];
-  length: number;
-  flags: number;
+function aad(id: string, keys: Pick<KeySet, 'scopeHash' | 'keyId'>, flags: number): Buffer {
+  return Buffer.concat([blobAadPrefix(id, keys), Buffer.from([flags])]);
 }
 
 /** Below this size crypto runs on this thread: cheaper than a hop to the libuv pool. */
 const SYNC_LIMIT = 256 * 1024;
 
-const gcmKeys = new WeakMap<KeySet, Promise<webcrypto.CryptoKey>>();
 const idKeys = new WeakMap<KeySet, Promise<webcrypto.CryptoKey>>();
-
-function gcmKey(keys: KeySet): Promise<webcrypto.CryptoKey> {
-  let k = gcmKeys.get(keys);
-  if (!k) {
-    k = webcrypto.subtle.importKey('raw', keys.encKey, 'AES-GCM', false, ['encrypt']);
-    gcmKeys.set(keys, k);
-  }
-  return k;
-}
 
 /** Same value as blobId(), computed on the libuv pool. */
 export async function blobIdAsync(keys: KeySet, plaintext: Buffer): Promise<string> {
@@ -69,40 +57,6 @@ export async function blobIdAsync(keys: KeySet, plaintext: Buffer): Promise<stri
   return Buffer.from(await webcrypto.subtle.sign('HMAC', await k, plaintext)).toString('hex');
 }
 
-/**
- * Compresses on this thread, encrypts on the libuv pool (WebCrypto runs there), so chunking and
- * hashing of the next chunk overlap with encryption of this one. Same bytes as crypto.seal().
- */
-export async function encodeBlob(
-  keys: KeySet,
-  id: string,
-  plaintext: Buffer,
-  compress = true,
-): Promise<EncodedBlob> {
-  let body = plaintext;
-  let flags = 0;
-  if (compress && plaintext.length > 64) {
-    const packed = zstd.compress(plaintext, { compressionLevel: ZSTD_LEVEL });
-    // Keep zstd only when it saves something worth the decompression on restore.
-    if (packed.length + 16 < plaintext.length) {
-      body = packed;
-      flags |= FLAG_ZSTD;
-    }
-  }
-  if (body.length < SYNC_LIMIT) {
-    const sealedHere = seal(keys.encKey, body, aad(id, keys, flags));
-    return { parts: [sealedHere], length: sealedHere.length, flags };
-  }
-  const nonce = randomBytes(NONCE_BYTES);
-  const sealed = await webcrypto.subtle.encrypt(
-    { name: 'AES-GCM', iv: nonce, additionalData: aad(id, keys, flags), tagLength: 128 },
-    await gcmKey(keys),
-    body,
-  );
-  const body2 = Buffer.from(sealed);
-  return { parts: [nonce, body2], length: nonce.length + body2.length, flags };
-}
-
 /** Opens a blob read from `object` (its pack); every failure is a CorruptionError naming that object. */
 export function decodeBlob(keys: KeySet, entry: BlobEntry, data: Buffer, object: string): Buffer {
   const fail = (why: string) =>
@@ -114,7 +68,7 @@ export function decodeBlob(keys: KeySet, entry: BlobEntry, data: Buffer, object:
   let plain: Buffer;
   if (entry.flags & FLAG_ZSTD) {
     try {
-      plain = zstd.decompress(body);
+      plain = decompressor.decompress(body);
     } catch {
       throw fail('does not decompress');
     }

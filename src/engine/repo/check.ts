@@ -3,7 +3,7 @@ import { CorruptionError, NotFoundError, errorMessage } from '../../errors.js';
 import { getBuffer } from '../../storage/types.js';
 import { decodeBlob, type BlobEntry } from './blob.js';
 import { decodeIndex, INDEX_PREFIX } from './index.js';
-import { SCOPE_KEYS_PREFIX } from './keys.js';
+import { openBundle, SCOPE_BUNDLES_PREFIX, SCOPE_KEYS_PREFIX } from './keys.js';
 import { DATA_PREFIX, packKey, readPackHeader, verifyPackBytes } from './pack.js';
 import { contentRefs, SNAPSHOTS_PREFIX, type Snapshot } from './snapshot.js';
 import type { RepoContext } from './writer.js';
@@ -39,6 +39,13 @@ export async function checkRepository(ctx: CheckContext, opts: CheckOptions = {}
   for (const key of (await listKeys(ctx, SCOPE_KEYS_PREFIX)).keys()) {
     const [hash, keyId] = key.slice(SCOPE_KEYS_PREFIX.length).split('/');
     await ctx.scopes.byRef(hash ?? '', keyId ?? '').catch((err: unknown) => report(key, err));
+  }
+  for (const key of (await listKeys(ctx, SCOPE_BUNDLES_PREFIX)).keys()) {
+    try {
+      openBundle(ctx.meta, key, await getBuffer(ctx.storage, key));
+    } catch (err) {
+      report(key, err);
+    }
   }
 
   // Indexes are read afresh, not from the writer's cache: check trusts nothing it did not read now.

@@ -7,6 +7,12 @@ import { deriveKey, hmac, open, seal } from './crypto.js';
 
 export const REPO_KEY_OBJECT = 'keys/repo';
 export const SCOPE_KEYS_PREFIX = 'keys/scopes/';
+/** Key sets a backup created, one sealed object per writer session instead of one per scope. */
+export const SCOPE_BUNDLES_PREFIX = 'keys/bundles/';
+
+/** The name a key set is known by (index entries name scopeHash and keyId), wherever it is stored. */
+export const scopeKeyName = (scopeHash: string, keyId: string): string =>
+  `${SCOPE_KEYS_PREFIX}${scopeHash}/${keyId}`;
 
 /** Keys derived from the repository key, each for one purpose. */
 export interface MetaKeys {
@@ -105,10 +111,61 @@ interface ScopeKeyFile {
   idKey: string;
 }
 
-/** Loads, creates and caches scope key sets. Deleting keys/scopes/<hash>/ erases a scope (crypto-shredding). */
+interface BundleFile {
+  version: 1;
+  keys: (ScopeKeyFile & { keyId: string })[];
+}
+
+type WrapKeys = Pick<MetaKeys, 'scopeWrap' | 'scopeName'>;
+
+const hashOfScope = (keys: WrapKeys, scope: string) =>
+  hmac(keys.scopeName, scope).subarray(0, 16).toString('hex');
+
+export function sealBundle(keys: WrapKeys, object: string, sets: KeySet[]): Buffer {
+  const file: BundleFile = {
+    version: 1,
+    keys: sets.map((k) => ({
+      scope: k.scope,
+      keyId: k.keyId,
+      encKey: k.encKey.toString('base64'),
+      idKey: k.idKey.toString('base64'),
+    })),
+  };
+  return seal(keys.scopeWrap, Buffer.from(JSON.stringify(file)), object);
+}
+
+/** Opens keys/bundles/<id>; sealed under the scope-wrap key with the object key as AAD. */
+export function openBundle(keys: WrapKeys, object: string, bytes: Buffer): KeySet[] {
+  const bad = (why: string) => new CorruptionError(`${object}: ${why}`, { object });
+  const plain = open(keys.scopeWrap, bytes, object);
+  if (!plain) throw bad('key bundle fails authentication');
+  const file = JSON.parse(plain.toString('utf8')) as BundleFile;
+  if (file.version !== 1 || !Array.isArray(file.keys)) throw bad('unknown key bundle structure');
+  return file.keys.map((k) => ({
+    scope: k.scope,
+    scopeHash: hashOfScope(keys, k.scope),
+    keyId: k.keyId,
+    encKey: Buffer.from(k.encKey, 'base64'),
+    idKey: Buffer.from(k.idKey, 'base64'),
+  }));
+}
+
+/**
+ * Loads, creates and caches scope key sets. Keys a writer creates are kept in memory and sealed
+ * together into one bundle object (persist()) before any index names a blob they encrypt. Erasing a
+ * scope (crypto-shredding) removes its key sets from every bundle and object: see eraseScope().
+ */
 export class ScopeKeys {
   private readonly byScope = new Map<KeyScope, Promise<KeySet>>();
   private readonly byObject = new Map<string, Promise<KeySet>>();
+  /** Key name → the bundle object holding it. */
+  private readonly bundled = new Map<string, string>();
+  /** Key sets opened from bundles or created in this session, by key name. */
+  private readonly loaded = new Map<string, KeySet>();
+  /** Created in this session and not yet in a bundle. */
+  private fresh: KeySet[] = [];
+  /** Bundles that did not open: a key missing while one of these exists is reported as its damage. */
+  private readonly damaged: { object: string; error: Error }[] = [];
 
   constructor(
     private readonly storage: Storage,
@@ -116,7 +173,7 @@ export class ScopeKeys {
   ) {}
 
   scopeHash(scope: KeyScope): string {
-    return hmac(this.keys.scopeName, scope).subarray(0, 16).toString('hex');
+    return hashOfScope(this.keys, scope);
   }
 
   /** The key set to write a scope with; created on first use. */
@@ -132,27 +189,49 @@ export class ScopeKeys {
 
   /** The key set an index entry names; NotFoundError once the scope has been erased. */
   byRef(scopeHash: string, keyId: string): Promise<KeySet> {
-    const object = `${SCOPE_KEYS_PREFIX}${scopeHash}/${keyId}`;
+    const object = scopeKeyName(scopeHash, keyId);
     let p = this.byObject.get(object);
     if (!p) {
-      p = this.load(object, scopeHash, keyId);
+      p = this.preload().then(() => this.loaded.get(object) ?? this.load(object, scopeHash, keyId));
       p.catch(() => this.byObject.delete(object));
       this.byObject.set(object, p);
     }
     return p;
   }
 
+  /** The object a key set is stored in: its bundle, or its own object. Call after preload(). */
+  storedIn(scopeHash: string, keyId: string): string {
+    const name = scopeKeyName(scopeHash, keyId);
+    return this.bundled.get(name) ?? name;
+  }
+
   /**
-   * Lists every scope key once, so that a backup touching thousands of weddings does not list
-   * (and, on object stores, pay a request) per wedding. Keys created later are still found.
+   * Lists every scope key and opens every bundle once, so that a backup touching thousands of
+   * weddings does not list (and, on object stores, pay a request) per wedding.
    */
   preload(): Promise<void> {
     this.known ??= (async () => {
       const known = new Map<string, string[]>();
+      const note = (hash: string, keyId: string) => known.set(hash, [...(known.get(hash) ?? []), keyId]);
       for await (const o of this.storage.list(SCOPE_KEYS_PREFIX)) {
         const [hash, keyId] = o.key.slice(SCOPE_KEYS_PREFIX.length).split('/');
-        if (!hash || !keyId) continue;
-        known.set(hash, [...(known.get(hash) ?? []), keyId]);
+        if (hash && keyId) note(hash, keyId);
+      }
+      for await (const o of this.storage.list(SCOPE_BUNDLES_PREFIX)) {
+        let sets: KeySet[];
+        try {
+          sets = openBundle(this.keys, o.key, await getBuffer(this.storage, o.key));
+        } catch (err) {
+          if (!(err instanceof CorruptionError || err instanceof NotFoundError)) throw err;
+          this.damaged.push({ object: o.key, error: err });
+          continue;
+        }
+        for (const set of sets) {
+          const name = scopeKeyName(set.scopeHash, set.keyId);
+          this.bundled.set(name, o.key);
+          this.loaded.set(name, set);
+          note(set.scopeHash, set.keyId);
+        }
       }
       return known;
     })();
@@ -161,52 +240,81 @@ export class ScopeKeys {
 
   private known: Promise<Map<string, string[]>> | undefined;
 
+  /** Seals the key sets created since the last call into one bundle; before an index names their blobs. */
+  async persist(): Promise<{ key: string; size: number } | undefined> {
+    const sets = this.fresh;
+    if (sets.length === 0) return undefined;
+    this.fresh = [];
+    const object = `${SCOPE_BUNDLES_PREFIX}${randomBytes(16).toString('hex')}`;
+    const bytes = sealBundle(this.keys, object, sets);
+    try {
+      await this.storage.put(object, bytes, { size: bytes.length });
+    } catch (err) {
+      this.fresh.unshift(...sets);
+      throw err;
+    }
+    for (const set of sets) this.bundled.set(scopeKeyName(set.scopeHash, set.keyId), object);
+    return { key: object, size: bytes.length };
+  }
+
+  /**
+   * Crypto-shredding: every key set of `scope` leaves every bundle (rewritten without it, the new
+   * bundle written before the old one goes) and its own objects are deleted. Returns the objects removed.
+   */
+  async eraseScope(scope: KeyScope): Promise<string[]> {
+    const hash = this.scopeHash(scope);
+    const removed: string[] = [];
+    for await (const o of this.storage.list(`${SCOPE_KEYS_PREFIX}${hash}/`)) {
+      await this.storage.delete(o.key);
+      removed.push(o.key);
+    }
+    for await (const o of this.storage.list(SCOPE_BUNDLES_PREFIX)) {
+      const sets = openBundle(this.keys, o.key, await getBuffer(this.storage, o.key));
+      const kept = sets.filter((k) => k.scopeHash !== hash);
+      if (kept.length === sets.length) continue;
+      if (kept.length > 0) {
+        const object = `${SCOPE_BUNDLES_PREFIX}${randomBytes(16).toString('hex')}`;
+        await this.storage.put(object, sealBundle(this.keys, object, kept));
+      }
+      await this.storage.delete(o.key);
+      removed.push(o.key);
+    }
+    for (const map of [this.byObject, this.loaded, this.bundled]) {
+      for (const name of [...map.keys()])
+        if (name.startsWith(`${SCOPE_KEYS_PREFIX}${hash}/`)) map.delete(name);
+    }
+    this.fresh = this.fresh.filter((k) => k.scopeHash !== hash);
+    this.byScope.delete(scope);
+    this.known = undefined;
+    return removed;
+  }
+
   private async findOrCreate(scope: KeyScope): Promise<KeySet> {
     const hash = this.scopeHash(scope);
-    const preloaded = this.known ? (await this.known).get(hash) : undefined;
-    const existing = preloaded ? [...preloaded] : this.known ? [] : await this.listKeyIds(hash);
+    await this.preload();
+    const existing = [...((await this.known!).get(hash) ?? [])];
     if (existing.length === 0) {
-      // Two writers creating the same scope at once each write their own key id; both stay
+      // Two writers creating the same scope at once each make their own key id; both stay
       // valid (index entries name the key id), so a race wastes dedup, never data.
-      const keyId = randomBytes(8).toString('hex');
-      const file: ScopeKeyFile = {
+      const set: KeySet = {
         scope,
-        encKey: randomBytes(32).toString('base64'),
-        idKey: randomBytes(32).toString('base64'),
+        scopeHash: hash,
+        keyId: randomBytes(8).toString('hex'),
+        encKey: randomBytes(32),
+        idKey: randomBytes(32),
       };
-      const object = `${SCOPE_KEYS_PREFIX}${hash}/${keyId}`;
-      await this.storage.put(object, seal(this.keys.scopeWrap, Buffer.from(JSON.stringify(file)), object));
-      if (!this.known) {
-        existing.push(...(await this.listKeyIds(hash)));
-        if (!existing.includes(keyId)) existing.push(keyId);
-      } else {
-        // just written: use it without reading it back
-        const set: KeySet = {
-          scope,
-          scopeHash: hash,
-          keyId,
-          encKey: Buffer.from(file.encKey, 'base64'),
-          idKey: Buffer.from(file.idKey, 'base64'),
-        };
-        this.byObject.set(object, Promise.resolve(set));
-        return set;
-      }
+      this.fresh.push(set);
+      this.loaded.set(scopeKeyName(hash, set.keyId), set);
+      return set;
     }
     const keyId = existing.sort()[0]!;
     const set = await this.byRef(hash, keyId);
     if (set.scope !== scope) {
       throw new CorruptionError(`scope key ${hash}/${keyId} belongs to another scope`, {
-        object: `${SCOPE_KEYS_PREFIX}${hash}/${keyId}`,
+        object: this.storedIn(hash, keyId),
       });
     }
     return set;
-  }
-
-  private async listKeyIds(hash: string): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const o of this.storage.list(`${SCOPE_KEYS_PREFIX}${hash}/`))
-      ids.push(o.key.split('/').pop()!);
-    return ids;
   }
 
   private async load(object: string, scopeHash: string, keyId: string): Promise<KeySet> {
@@ -215,6 +323,13 @@ export class ScopeKeys {
       sealed = await getBuffer(this.storage, object);
     } catch (err) {
       if (err instanceof NotFoundError) {
+        const damage = this.damaged[0];
+        if (damage) {
+          throw new CorruptionError(`scope key ${scopeHash}/${keyId}: not found; ${damage.error.message}`, {
+            object: damage.object,
+            cause: damage.error,
+          });
+        }
         throw new NotFoundError(`scope key ${object} does not exist (erased or never written)`, {
           cause: err,
         });

@@ -14,11 +14,12 @@ import {
   deriveMetaKeys,
   REPO_KEY_OBJECT,
   ScopeKeys,
-  SCOPE_KEYS_PREFIX,
   unwrapRepoKey,
   wrapRepoKey,
   type MetaKeys,
 } from './keys.js';
+import { jsonPieces, jsonStream } from './json-stream.js';
+import { RepoLock } from './lock.js';
 import { packKey } from './pack.js';
 import { RepoReader } from './reader.js';
 import {
@@ -157,9 +158,22 @@ export class Repository {
     return new RepoReader(this.ctx);
   }
 
-  /** The name hash under which a scope's keys live (keys/scopes/<hash>/): erasing deletes that prefix. */
+  /** The name hash of a scope: its key sets are named keys/scopes/<hash>/<keyId>. */
   scopeHash(scope: string): string {
     return this.ctx.scopes.scopeHash(scope);
+  }
+
+  /**
+   * Crypto-shredding: removes every key set of `scope` (from its bundles and its own objects) under
+   * an exclusive lock, so no writer is creating blobs for it meanwhile. Its blobs stay, unreadable.
+   */
+  async eraseScope(scope: string): Promise<string[]> {
+    const lock = await RepoLock.acquire(this.storage, { exclusive: true });
+    try {
+      return await this.ctx.scopes.eraseScope(scope);
+    } finally {
+      await lock.release();
+    }
   }
 
   /** Writes the manifest; call after the writer's flush, so everything it names already exists. */
@@ -175,10 +189,11 @@ export class Repository {
       stats: { ...input.stats },
       consistentPoint: input.consistentPoint,
     };
-    const json = Buffer.from(JSON.stringify(input.tree ?? null));
-    if (json.length > INLINE_TREE_BYTES) {
+    // A big tree (a database's segments) is streamed as JSON text, never held as one string.
+    const small = jsonPieces(input.tree ?? null, INLINE_TREE_BYTES);
+    if (small === undefined) {
       const w = this.writer({ lock: false });
-      manifest.treeRef = await w.write(PLATFORM_SCOPE, Readable.from([json]));
+      manifest.treeRef = await w.write(PLATFORM_SCOPE, Readable.from(jsonStream(input.tree ?? null)));
       await w.flush();
     } else {
       manifest.tree = input.tree ?? null;
@@ -254,7 +269,7 @@ export class Repository {
    */
   async objectsForSnapshot(id: string): Promise<{ key: string; size: number }[]> {
     const snap = await this.loadSnapshot(id);
-    await this.ctx.index.refresh();
+    await Promise.all([this.ctx.index.refresh(), this.ctx.scopes.preload()]);
     const refs: ContentRef[] = [...contentRefs(snap.tree)];
     if (snap.treeRef) refs.push(snap.treeRef);
     const indexes = new Set<string>();
@@ -267,7 +282,7 @@ export class Repository {
             object: snapshotKey(id),
           });
         for (const ix of this.ctx.index.indexesOf.get(e.pack) ?? []) indexes.add(ix);
-        scopeKeys.add(`${SCOPE_KEYS_PREFIX}${e.scopeHash}/${e.keyId}`);
+        scopeKeys.add(this.ctx.scopes.storedIn(e.scopeHash, e.keyId));
       }
     }
     const keys = new Set<string>([CONFIG_OBJECT, REPO_KEY_OBJECT, snapshotKey(id), ...indexes, ...scopeKeys]);

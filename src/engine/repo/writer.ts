@@ -1,10 +1,11 @@
 /** One backup's write session: chunk, dedup, encode and pack blobs; upload packs in parallel; write the index. */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { FatalError } from '../../errors.js';
 import type { ContentRef, ContentWriter, KeyScope, WriteHint, WriteStats } from '../api.js';
 import type { Storage } from '../../storage/types.js';
-import { blobIdAsync, encodeBlob, type BlobEntry } from './blob.js';
+import { blobAadPrefix, blobId, blobIdAsync, type BlobEntry } from './blob.js';
 import { chunkStream, type ChunkerParams } from './chunker.js';
+import { encodePool, type EncodePool } from './encode-pool.js';
 import { encodeIndex, type RepoIndex } from './index.js';
 import type { KeySet, MetaKeys, ScopeKeys } from './keys.js';
 import { RepoLock } from './lock.js';
@@ -27,16 +28,19 @@ export interface WriterOptions {
   uploads?: number;
   /** An index object is written every this many packs, so a killed backup keeps most of its work. */
   indexEvery?: number;
-  /** Chunks of one write being compressed and encrypted at once. */
+  /** Chunks of one write being hashed at once. */
   encoders?: number;
+  /** Blobs go to the encoder threads in batches of about this many bytes. */
+  batchBytes?: number;
   /** Take a shared lock for the session (default true). */
   lock?: boolean;
 }
 
 const DEFAULTS: Required<WriterOptions> = {
   packSize: 16 * 1024 * 1024,
-  uploads: 3,
+  uploads: 2,
   encoders: 4,
+  batchBytes: 1024 * 1024,
   indexEvery: 32,
   lock: true,
 };
@@ -59,6 +63,13 @@ export class RepoWriter implements ContentWriter {
   private readonly session = new Set<string>();
   private readonly uploads = new Set<Promise<void>>();
   private unindexed: { id: string; blobs: BlobEntry[] }[] = [];
+  private readonly pool: EncodePool = encodePool();
+  /** Blobs waiting for the next batch to the encoder threads. */
+  private batch: { keys: KeySet; id: string; plaintext: Buffer; compress: boolean }[] = [];
+  private batchSize = 0;
+  private readonly encoding = new Set<Promise<void>>();
+  /** Encoded batches join the open pack one after another. */
+  private packing: Promise<void> = Promise.resolve();
   private failure: unknown;
   private started: Promise<void> | undefined;
   private lock: RepoLock | undefined;
@@ -93,7 +104,36 @@ export class RepoWriter implements ContentWriter {
       if (inflight.length >= this.opts.encoders) blobs.push(await inflight.shift()!);
     }
     for (const p of inflight) blobs.push(await p);
+    // a streamed write resolves once its blobs are in packs: stats and killed-backup state are exact
+    await this.settle();
     return { scope, blobs, size };
+  }
+
+  /** Bytes up to this size always make one blob: the chunker never cuts below its minimum. */
+  get smallLimit(): number {
+    return this.ctx.chunker.minSize;
+  }
+
+  /**
+   * One small stream already in memory (a wedding's rows of one table): hashed here and queued for
+   * the encoder threads without a stream per call. Same blob as write() would make of these bytes.
+   */
+  async writeBuffer(scope: KeyScope, data: Buffer, hint: WriteHint = {}): Promise<ContentRef> {
+    if (data.length >= this.ctx.chunker.minSize) return this.write(scope, Readable.from([data]), hint);
+    await this.start();
+    this.throwIfFailed();
+    const keys = await this.ctx.scopes.forScope(scope);
+    if (data.length === 0) return { scope, blobs: [], size: 0 };
+    const id = blobId(keys, data);
+    this.stats.bytesRead += data.length;
+    this.stats.blobsTotal++;
+    if (!this.session.has(id) && !this.ctx.index.has(id)) {
+      this.session.add(id);
+      this.stats.blobsNew++;
+      this.stats.bytesNew += data.length;
+      await this.store(keys, id, data, hint.compress !== false);
+    }
+    return { scope, blobs: [id], size: data.length };
   }
 
   /** Ids one chunk, and stores it unless this session or the index already has it. */
@@ -112,6 +152,7 @@ export class RepoWriter implements ContentWriter {
   /** Seals the open pack, waits for every upload and writes the index; call once all writes resolved. */
   async flush(): Promise<void> {
     await this.start();
+    await this.settle();
     await this.sealPack();
     while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
     this.throwIfFailed();
@@ -122,6 +163,8 @@ export class RepoWriter implements ContentWriter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.allSettled([...this.encoding]);
+    await this.packing.catch(() => undefined);
     await Promise.allSettled([...this.uploads]);
     await this.lock?.release();
   }
@@ -139,16 +182,61 @@ export class RepoWriter implements ContentWriter {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  private async store(keys: KeySet, id: string, chunk: Buffer, compress: boolean): Promise<void> {
-    const enc = await encodeBlob(keys, id, chunk, compress);
-    this.pack.add(id, enc.parts, {
-      rawLength: chunk.length,
-      flags: enc.flags,
-      scopeHash: keys.scopeHash,
-      keyId: keys.keyId,
-    });
-    this.stats.bytesStored += enc.length;
-    if (this.pack.size >= this.opts.packSize) await this.sealPack();
+  /** Queues a new blob for encoding; waits only when the encoder threads are saturated. */
+  private async store(keys: KeySet, id: string, plaintext: Buffer, compress: boolean): Promise<void> {
+    this.batch.push({ keys, id, plaintext, compress });
+    this.batchSize += plaintext.length;
+    if (this.batchSize >= this.opts.batchBytes || this.batch.length >= 1024) await this.dispatch();
+  }
+
+  /** Sends the open batch and waits until every queued blob is in a pack. */
+  private async settle(): Promise<void> {
+    await this.dispatch();
+    while (this.encoding.size > 0) await Promise.allSettled([...this.encoding]);
+    this.throwIfFailed();
+    await this.packing;
+  }
+
+  private async dispatch(): Promise<void> {
+    const items = this.batch;
+    if (items.length === 0) return;
+    this.batch = [];
+    this.batchSize = 0;
+    // Backpressure: two batches per thread in flight, the rest of the backup waits.
+    while (this.encoding.size >= this.pool.threads * 2) await Promise.race(this.encoding);
+    this.throwIfFailed();
+    const done = this.pool
+      .encode(
+        items.map((i) => ({
+          plaintext: i.plaintext,
+          compress: i.compress,
+          encKey: i.keys.encKey,
+          aadPrefix: blobAadPrefix(i.id, i.keys),
+        })),
+      )
+      .then((encoded) => {
+        this.packing = this.packing.then(async () => {
+          for (let n = 0; n < items.length; n++) {
+            const { keys, id, plaintext } = items[n]!;
+            const { sealed, flags } = encoded[n]!;
+            this.pack.add(id, [sealed], {
+              rawLength: plaintext.length,
+              flags,
+              scopeHash: keys.scopeHash,
+              keyId: keys.keyId,
+            });
+            this.stats.bytesStored += sealed.length;
+            if (this.pack.size >= this.opts.packSize) await this.sealPack();
+          }
+        });
+        return this.packing;
+      });
+    const tracked = done
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      })
+      .finally(() => this.encoding.delete(tracked));
+    this.encoding.add(tracked);
   }
 
   private async sealPack(): Promise<void> {
@@ -176,6 +264,12 @@ export class RepoWriter implements ContentWriter {
   }
 
   private async writeIndex(): Promise<void> {
+    // keys first: no index may name a blob whose key set is not stored yet
+    const bundle = await this.ctx.scopes.persist();
+    if (bundle) {
+      this.written.push(bundle);
+      this.stats.bytesStored += bundle.size;
+    }
     const packs = this.unindexed;
     if (packs.length === 0) return;
     this.unindexed = [];

@@ -16,6 +16,7 @@ import {
   type ContentRef,
   type ContentWriter,
   type KeyScope,
+  writeBuffer,
 } from '../api.js';
 import {
   dumpQuery,
@@ -99,43 +100,91 @@ function scopeOf(t: PgTableInfo, tenant: string | null): KeyScope {
   return t.scopeKind === 'wedding' ? weddingScope(tenant) : supplierScope(tenant);
 }
 
+/**
+ * One tenant and scope string per tenant for the whole backup, shared by every table's segments:
+ * a wedding appears in a dozen tables, and the tree holds one segment per wedding and table.
+ */
+class Interned {
+  private readonly seen = new Map<string, { tenant: string | null; scope: KeyScope }>();
+
+  of(t: PgTableInfo, tenant: string | null): { tenant: string | null; scope: KeyScope } {
+    const scope = scopeOf(t, tenant);
+    const key = `${scope}\u0000${tenant ?? ''}`;
+    let hit = this.seen.get(key);
+    if (!hit) {
+      hit = { tenant, scope };
+      this.seen.set(key, hit);
+    }
+    return hit;
+  }
+}
+
 async function copyTable(
   client: pg.ClientBase,
   t: PgTableInfo,
   writer: ContentWriter,
   inFlight: number,
+  interned: Interned,
 ): Promise<PgTable> {
   const column = t.tenantColumn ? t.columns.findIndex((c) => c.name === t.tenantColumn) : -1;
   const splitter = new TenantSplitter(column >= 0 ? column : undefined);
   const digest = createHash('sha256');
-  const segments: (Omit<Segment, 'ref'> & { ref?: ContentRef })[] = [];
+  // A segment below this size is one blob: gather it and hand it over whole, without a stream.
+  const small = writer.smallLimit ?? 64 * 1024;
+  type Pending = Omit<Segment, 'ref'> & { ref?: ContentRef };
+  const segments: Pending[] = [];
   const pending: Promise<unknown>[] = [];
   const inflight = new Set<Promise<unknown>>();
-  let current: { seg: (typeof segments)[number]; stream: PassThrough } | undefined;
+  let seg: Pending | undefined;
+  let parts: Buffer[] = [];
+  let buffered = 0;
+  let stream: PassThrough | undefined;
   let rowCount = 0;
 
-  const open = async (tenant: string | null) => {
-    current?.stream.end();
-    const seg = { tenant, scope: scopeOf(t, tenant), rows: 0 } as (typeof segments)[number];
-    const stream = new PassThrough({ highWaterMark: 64 << 10 });
-    segments.push(seg);
-    const p: Promise<unknown> = writer.write(seg.scope, stream).then(
+  const track = (s: Pending, write: Promise<ContentRef>, feed?: PassThrough) => {
+    const p: Promise<unknown> = write.then(
       (ref) => {
-        seg.ref = ref;
+        s.ref = ref;
         inflight.delete(p);
       },
       (err: unknown) => {
         // wakes a `drain` wait below with the writer's error instead of hanging
-        stream.destroy(err as Error);
+        feed?.destroy(err as Error);
         throw err;
       },
     );
     p.catch(() => undefined); // surfaced by Promise.race / Promise.all below
     pending.push(p);
     inflight.add(p);
-    current = { seg, stream };
+  };
+
+  const close = async () => {
+    if (!seg) return;
+    if (stream) stream.end();
+    else track(seg, writeBuffer(writer, seg.scope, Buffer.concat(parts, buffered)));
+    seg = undefined;
+    stream = undefined;
+    parts = [];
+    buffered = 0;
     // bounded memory: never more than inFlight segments waiting on the writer
     while (inflight.size > inFlight) await Promise.race(inflight);
+  };
+
+  const append = async (bytes: Buffer) => {
+    if (!stream) {
+      parts.push(bytes);
+      buffered += bytes.length;
+      if (buffered < small) return;
+      // too big for one blob: from here on it streams through the chunker
+      stream = new PassThrough({ highWaterMark: 64 << 10 });
+      track(seg!, writer.write(seg!.scope, stream), stream);
+      const gathered = parts;
+      parts = [];
+      buffered = 0;
+      for (const b of gathered) if (!stream.write(b)) await once(stream, 'drain');
+      return;
+    }
+    if (!stream.write(bytes)) await once(stream, 'drain');
   };
 
   try {
@@ -143,17 +192,21 @@ async function copyTable(
     for await (const chunk of source as AsyncIterable<Buffer>) {
       digest.update(chunk);
       for (const run of splitter.push(chunk)) {
-        if (!current || run.tenant !== current.seg.tenant) await open(run.tenant);
-        const { seg, stream } = current!;
+        if (!seg || run.tenant !== seg.tenant) {
+          await close();
+          const { tenant, scope } = interned.of(t, run.tenant);
+          seg = { tenant, scope, rows: 0 };
+          segments.push(seg);
+        }
         seg.rows += run.rows;
         rowCount += run.rows;
-        if (!stream.write(run.bytes)) await once(stream, 'drain');
+        await append(run.bytes);
       }
     }
     if (splitter.leftover > 0) throw new CorruptionError(`COPY of ${t.schema}.${t.name} ended inside a row`);
-    current?.stream.end();
+    await close();
   } catch (err) {
-    current?.stream.destroy(err as Error);
+    stream?.destroy(err as Error);
     throw err;
   }
   await Promise.all(pending);
@@ -236,10 +289,11 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       size.get(`${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.name)}`) ?? 0;
     const queue = tables.map((t, i) => ({ t, i })).sort((a, b) => sizeOf(b.t) - sizeOf(a.t));
     const done: PgTable[] = new Array(tables.length);
+    const interned = new Interned();
     await Promise.all(
       workers.map(async (client) => {
         for (let job = queue.shift(); job; job = queue.shift()) {
-          done[job.i] = await copyTable(client, job.t, writer, opts.inFlight ?? 32);
+          done[job.i] = await copyTable(client, job.t, writer, opts.inFlight ?? 32, interned);
         }
       }),
     );

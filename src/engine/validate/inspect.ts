@@ -17,7 +17,7 @@ import {
   objectKind,
   openConfig,
   openRepoKey,
-  openScopeKey,
+  openScopeKeys,
   type Trust,
 } from './objects.js';
 import type { Copy, ObjectRef, ProblemKind, ValidationMode } from './types.js';
@@ -246,7 +246,8 @@ class Inspection {
     const out = new Map<string, KeySet>();
     for (const o of this.of('scope-key')) {
       try {
-        out.set(o.key, openScopeKey(trust.keys, o.key, await getBuffer(this.storage, o.key)));
+        const sets = openScopeKeys(trust.keys, o.key, await getBuffer(this.storage, o.key));
+        for (const [name, set] of sets) out.set(name, set);
       } catch (err) {
         this.fail(o.key, err);
       }

@@ -5,8 +5,11 @@ import { equalBytes, hmac, open, sha256Hex } from '../repo/crypto.js';
 import { decodeIndex, INDEX_PREFIX } from '../repo/index.js';
 import {
   deriveMetaKeys,
+  openBundle,
   REPO_KEY_OBJECT,
+  SCOPE_BUNDLES_PREFIX,
   SCOPE_KEYS_PREFIX,
+  scopeKeyName,
   unwrapRepoKey,
   type KeySet,
   type MetaKeys,
@@ -27,7 +30,7 @@ export type ObjectKind = 'config' | 'repo-key' | 'scope-key' | 'pack' | 'index' 
 export function objectKind(key: string): ObjectKind {
   if (key === CONFIG_OBJECT) return 'config';
   if (key === REPO_KEY_OBJECT) return 'repo-key';
-  if (key.startsWith(SCOPE_KEYS_PREFIX)) return 'scope-key';
+  if (key.startsWith(SCOPE_KEYS_PREFIX) || key.startsWith(SCOPE_BUNDLES_PREFIX)) return 'scope-key';
   if (key.startsWith(DATA_PREFIX)) return 'pack';
   if (key.startsWith(INDEX_PREFIX)) return 'index';
   if (key.startsWith(SNAPSHOTS_PREFIX)) return 'snapshot';
@@ -81,6 +84,14 @@ export function openConfig(keys: MetaKeys, repoId: string, bytes: Buffer): RepoC
   return config;
 }
 
+/** Opens a scope-key object: a bundle of key sets or one key set; returns them by key name. */
+export function openScopeKeys(keys: MetaKeys, key: string, bytes: Buffer): Map<string, KeySet> {
+  const sets = key.startsWith(SCOPE_BUNDLES_PREFIX)
+    ? openBundle(keys, key, bytes)
+    : [openScopeKey(keys, key, bytes)];
+  return new Map(sets.map((s) => [scopeKeyName(s.scopeHash, s.keyId), s]));
+}
+
 /** Opens a scope key set (FORMAT.md §1: sealed under the scope-wrap key, AAD = its object key). */
 export function openScopeKey(keys: MetaKeys, key: string, bytes: Buffer): KeySet {
   const plain = open(keys.scopeWrap, bytes, key);
@@ -113,7 +124,7 @@ export function verifyObjectBytes(trust: Trust, key: string, bytes: Buffer): voi
       return;
     }
     case 'scope-key':
-      openScopeKey(trust.keys, key, bytes);
+      openScopeKeys(trust.keys, key, bytes);
       return;
     case 'pack':
       verifyPackBytes(trust.keys.meta, key, bytes);

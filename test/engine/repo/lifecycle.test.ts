@@ -99,9 +99,11 @@ describe('repository lifecycle', () => {
     const kept = await w.write('wedding:78', streamOf(a));
     await w.flush();
     await w.close();
-    for (const o of await t.repo.listObjects(`keys/scopes/${t.repo.scopeHash('wedding:77')}/`)) {
-      await t.storage.delete(o.key);
-    }
+    const before = await t.repo.listObjects('keys/bundles/');
+    expect(before).toHaveLength(1); // one bundle holds every key set the backup created
+    const removed = await t.repo.eraseScope('wedding:77');
+    expect(removed).toEqual([before[0]!.key]);
+    expect(await t.repo.listObjects('keys/bundles/')).toHaveLength(1); // rewritten without wedding:77
     const repo = await Repository.open(t.storage, t.masterKey);
     await expect(readBack(repo, erased)).rejects.toThrow(NotFoundError);
     expect((await readBack(repo, kept)).equals(a)).toBe(true);

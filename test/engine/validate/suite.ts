@@ -106,7 +106,7 @@ export const damages: Record<string, Damage> = {
     kinds: ['corrupt'],
     quick: true,
   },
-  'flipped byte in a scope key': flipped('keys/scopes/', false),
+  'flipped byte in a scope key bundle': flipped('keys/bundles/', false),
   'truncated pack': {
     object: (fx) => first(fx, 'data/'),
     apply: async (fx, v) => {

@@ -1,0 +1,140 @@
+/**
+ * Compression and encryption of blobs on worker threads, in batches: a database backup makes
+ * hundreds of thousands of small blobs (one per wedding and table), and a hop per blob would cost
+ * more than the work. The main thread chunks, hashes and deduplicates; these threads encode.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { FatalError } from '../../errors.js';
+
+export interface EncodeItem {
+  plaintext: Buffer;
+  compress: boolean;
+  encKey: Buffer;
+  /** The blob's AAD without its trailing flags byte (the thread appends the flags it chose). */
+  aadPrefix: Buffer;
+}
+
+export interface Encoded {
+  /** nonce ‖ ciphertext ‖ tag, as crypto.seal() writes it. */
+  sealed: Buffer;
+  flags: number;
+}
+
+interface Reply {
+  seq: number;
+  data?: ArrayBuffer;
+  lengths?: Uint32Array;
+  flags?: Uint8Array;
+  error?: string;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: number;
+}
+
+const WORKER_URL = new URL('./encode-worker.mjs', import.meta.url);
+
+export class EncodePool {
+  private readonly slots: Slot[] = [];
+  private readonly waiting = new Map<
+    number,
+    { slot: Slot; resolve: (r: Encoded[]) => void; reject: (e: Error) => void }
+  >();
+  private seq = 0;
+
+  constructor(readonly threads = Math.max(1, availableParallelism())) {}
+
+  /** Batches waiting on the threads. */
+  get pending(): number {
+    return this.waiting.size;
+  }
+
+  encode(items: EncodeItem[]): Promise<Encoded[]> {
+    const slot = this.pick();
+    const seq = ++this.seq;
+    const total = items.reduce((n, i) => n + i.plaintext.length, 0);
+    // one transferable buffer per batch: structured clone of many Buffers costs more than a copy
+    const data = Buffer.allocUnsafeSlow(total);
+    let at = 0;
+    for (const i of items) at += i.plaintext.copy(data, at);
+    const meta = items.map((i) => ({
+      length: i.plaintext.length,
+      compress: i.compress,
+      key: i.encKey,
+      aad: i.aadPrefix,
+    }));
+    return new Promise<Encoded[]>((resolve, reject) => {
+      this.waiting.set(seq, { slot, resolve, reject });
+      if (slot.busy++ === 0) slot.worker.ref();
+      slot.worker.postMessage({ seq, data: data.buffer, items: meta }, [data.buffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    const slots = this.slots.splice(0);
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  private pick(): Slot {
+    if (this.slots.length < this.threads) {
+      const free = this.slots.find((s) => s.busy === 0);
+      if (free) return free;
+      return this.spawn();
+    }
+    return this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_URL);
+    const slot: Slot = { worker, busy: 0 };
+    worker.unref(); // idle threads never keep the process alive; busy ones are ref'd above
+    worker.on('message', (reply: Reply) => this.settle(reply));
+    worker.on('error', (err) => this.fail(slot, err));
+    worker.on('exit', (code) => {
+      if (code !== 0) this.fail(slot, new FatalError(`encoder thread exited with code ${code}`));
+    });
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private settle(reply: Reply): void {
+    const w = this.waiting.get(reply.seq);
+    if (!w) return;
+    this.waiting.delete(reply.seq);
+    if (--w.slot.busy === 0) w.slot.worker.unref();
+    if (reply.error !== undefined || !reply.data || !reply.lengths || !reply.flags) {
+      w.reject(new FatalError(`blob encoding failed: ${reply.error ?? 'no reply data'}`));
+      return;
+    }
+    const out = Buffer.from(reply.data);
+    const encoded: Encoded[] = [];
+    let at = 0;
+    for (let i = 0; i < reply.lengths.length; i++) {
+      const len = reply.lengths[i]!;
+      encoded.push({ sealed: out.subarray(at, at + len), flags: reply.flags[i]! });
+      at += len;
+    }
+    w.resolve(encoded);
+  }
+
+  /** A dead thread fails its own batches; the next batch starts a new thread. */
+  private fail(slot: Slot, err: Error): void {
+    const idx = this.slots.indexOf(slot);
+    if (idx >= 0) this.slots.splice(idx, 1);
+    for (const [seq, w] of this.waiting) {
+      if (w.slot !== slot) continue;
+      this.waiting.delete(seq);
+      w.reject(err);
+    }
+  }
+}
+
+let shared: EncodePool | undefined;
+
+/** One pool per process: threads are started on first use and idle ones do not hold the process open. */
+export function encodePool(): EncodePool {
+  shared ??= new EncodePool();
+  return shared;
+}
