@@ -41,7 +41,7 @@ export interface WriteStats {
 export interface ContentWriter {
   write(scope: KeyScope, data: Readable | AsyncIterable<Buffer>, hint?: WriteHint): Promise<ContentRef>;
   /** Bytes already in memory; a writer may take them without a stream (same ref as write()). */
-  writeBuffer?(scope: KeyScope, data: Buffer, hint?: WriteHint): Promise<ContentRef>;
+  writeBuffer?(scope: KeyScope, data: Buffer | readonly Buffer[], hint?: WriteHint): Promise<ContentRef>;
   /** Streams up to this many bytes always make one blob, so a source may gather them first. */
   readonly smallLimit?: number;
   /** Seal open packs and write their index; called before the snapshot is saved. */
@@ -54,14 +54,13 @@ export interface ContentReader {
   read(ref: ContentRef): Readable;
 }
 
-/** Writes bytes already in memory, by the writer's fast path where it has one. */
+/** Writes bytes already in memory (whole or in parts), by the writer's fast path where it has one. */
 export function writeBuffer(
   writer: ContentWriter,
   scope: KeyScope,
-  data: Buffer,
+  data: Buffer | readonly Buffer[],
   hint?: WriteHint,
 ): Promise<ContentRef> {
-  return writer.writeBuffer
-    ? writer.writeBuffer(scope, data, hint)
-    : writer.write(scope, Readable.from([data]), hint);
+  if (writer.writeBuffer) return writer.writeBuffer(scope, data, hint);
+  return writer.write(scope, Readable.from(Buffer.isBuffer(data) ? [data] : data), hint);
 }

@@ -22,8 +22,9 @@ export interface BlobEntry {
   keyId: string;
 }
 
-export function blobId(keys: KeySet, plaintext: Buffer): string {
-  return hmac(keys.idKey, plaintext).toString('hex');
+/** The plaintext may come in parts (a segment's rows as COPY delivered them): same id as joined. */
+export function blobId(keys: KeySet, ...plaintext: Buffer[]): string {
+  return hmac(keys.idKey, ...plaintext).toString('hex');
 }
 
 /** The AAD of a blob without its flags byte: binds the ciphertext to its id, scope and key. */

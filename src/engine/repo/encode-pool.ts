@@ -8,7 +8,8 @@ import { Worker } from 'node:worker_threads';
 import { FatalError } from '../../errors.js';
 
 export interface EncodeItem {
-  plaintext: Buffer;
+  /** Plaintext bytes, taken in order from the batch buffer. */
+  length: number;
   compress: boolean;
   encKey: Buffer;
   /** The blob's AAD without its trailing flags byte (the thread appends the flags it chose). */
@@ -35,6 +36,10 @@ interface Slot {
 }
 
 const WORKER_URL = new URL('./encode-worker.mjs', import.meta.url);
+/** 'wedvault-blob-v1' ‖ id (32) ‖ scopeHash (16) ‖ keyId (8). */
+const AAD_PREFIX_BYTES = 72;
+/** Per blob: u32 length ‖ u8 compress ‖ key (32) ‖ AAD prefix (72); encode-worker.mjs reads the same. */
+const META_BYTES = 4 + 1 + 32 + AAD_PREFIX_BYTES;
 
 export class EncodePool {
   private readonly slots: Slot[] = [];
@@ -51,24 +56,40 @@ export class EncodePool {
     return this.waiting.size;
   }
 
-  encode(items: EncodeItem[]): Promise<Encoded[]> {
+  /**
+   * `data` holds the items' plaintexts back to back and must own its whole ArrayBuffer
+   * (Buffer.allocUnsafeSlow): it is transferred to the thread, not copied, and unusable afterwards.
+   */
+  encode(data: Buffer, items: EncodeItem[]): Promise<Encoded[]> {
     const slot = this.pick();
     const seq = ++this.seq;
-    const total = items.reduce((n, i) => n + i.plaintext.length, 0);
-    // one transferable buffer per batch: structured clone of many Buffers costs more than a copy
-    const data = Buffer.allocUnsafeSlow(total);
-    let at = 0;
-    for (const i of items) at += i.plaintext.copy(data, at);
-    const meta = items.map((i) => ({
-      length: i.plaintext.length,
-      compress: i.compress,
-      key: i.encKey,
-      aad: i.aadPrefix,
-    }));
+    let buffer = data.buffer as ArrayBuffer;
+    if (data.byteOffset !== 0 || !(buffer instanceof ArrayBuffer)) {
+      // a view into a shared pool buffer: give the thread a copy of its own
+      const own = Buffer.allocUnsafeSlow(data.length);
+      data.copy(own);
+      buffer = own.buffer as ArrayBuffer;
+    }
+    // fixed-size records in one transferable buffer: cloning an object per blob costs more
+    const meta = Buffer.allocUnsafeSlow(items.length * META_BYTES);
+    items.forEach((item, n) => {
+      const at = n * META_BYTES;
+      if (item.encKey.length !== 32 || item.aadPrefix.length !== AAD_PREFIX_BYTES) {
+        throw new FatalError('encoder: unexpected key or AAD length');
+      }
+      meta.writeUInt32LE(item.length, at);
+      meta[at + 4] = item.compress ? 1 : 0;
+      item.encKey.copy(meta, at + 5);
+      item.aadPrefix.copy(meta, at + 37);
+    });
+    const metaBuffer = meta.buffer as ArrayBuffer;
     return new Promise<Encoded[]>((resolve, reject) => {
       this.waiting.set(seq, { slot, resolve, reject });
       if (slot.busy++ === 0) slot.worker.ref();
-      slot.worker.postMessage({ seq, data: data.buffer, items: meta }, [data.buffer]);
+      slot.worker.postMessage({ seq, data: buffer, meta: metaBuffer, count: items.length }, [
+        buffer,
+        metaBuffer,
+      ]);
     });
   }
 
@@ -87,7 +108,8 @@ export class EncodePool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(WORKER_URL);
+    // Encoding keeps no state between batches: a small young generation keeps each thread lean.
+    const worker = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 8 } });
     const slot: Slot = { worker, busy: 0 };
     worker.unref(); // idle threads never keep the process alive; busy ones are ref'd above
     worker.on('message', (reply: Reply) => this.settle(reply));

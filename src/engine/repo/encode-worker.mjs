@@ -27,21 +27,28 @@ function nextNonce() {
   return n;
 }
 
-parentPort.on('message', ({ seq, data, items }) => {
+// Per blob in `meta`: u32 length ‖ u8 compress ‖ AES key (32) ‖ AAD prefix (72): see encode-pool.ts.
+const META = 4 + 1 + 32 + 72;
+
+parentPort.on('message', ({ seq, data, meta, count }) => {
   try {
     const input = Buffer.from(data);
+    const records = Buffer.from(meta);
     const parts = [];
-    const lengths = new Uint32Array(items.length);
-    const flags = new Uint8Array(items.length);
+    const lengths = new Uint32Array(count);
+    const flags = new Uint8Array(count);
     let offset = 0;
     let total = 0;
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i];
-      const plain = input.subarray(offset, offset + item.length);
-      offset += item.length;
+    for (let i = 0; i < count; i++) {
+      const at = i * META;
+      const length = records.readUInt32LE(at);
+      const key = records.subarray(at + 5, at + 37);
+      const aad = records.subarray(at + 37, at + META);
+      const plain = input.subarray(offset, offset + length);
+      offset += length;
       let body = plain;
       let f = 0;
-      if (item.compress && plain.length > 64) {
+      if (records[at + 4] === 1 && plain.length > 64) {
         const packed = compressor.compress(plain);
         // keep zstd only when it saves something worth the decompression on restore
         if (packed.length + 16 < plain.length) {
@@ -50,8 +57,8 @@ parentPort.on('message', ({ seq, data, items }) => {
         }
       }
       const nonce = nextNonce();
-      const cipher = createCipheriv('aes-256-gcm', item.key, nonce);
-      cipher.setAAD(Buffer.concat([item.aad, Buffer.from([f])]));
+      const cipher = createCipheriv('aes-256-gcm', key, nonce);
+      cipher.setAAD(Buffer.concat([aad, Buffer.from([f])]));
       const head = cipher.update(body);
       const tail = cipher.final();
       parts.push(nonce, head, tail, cipher.getAuthTag());

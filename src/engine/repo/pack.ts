@@ -31,11 +31,17 @@ export function fromPacked(pack: string, p: PackedBlob): BlobEntry {
   return { id, pack, offset, length, rawLength, flags, scopeHash, keyId };
 }
 
-/** Collects blobs in memory until the pack is big enough to upload. */
+/**
+ * Collects blobs in memory until the pack is big enough to upload. Blobs are copied into one
+ * buffer as they arrive (sized for a full pack, grown in the rare case a big blob overflows it), so
+ * the encoder's reply buffers are released at once and sealing needs no second copy of the pack.
+ */
 export class PackBuilder {
-  private parts: Buffer[] = [];
+  private buf: Buffer | undefined;
   private blobs: PackedBlob[] = [];
   size = 0;
+
+  constructor(private readonly capacity = 16 * 1024 * 1024) {}
 
   get count(): number {
     return this.blobs.length;
@@ -43,20 +49,33 @@ export class PackBuilder {
 
   add(id: string, data: Buffer[], meta: Omit<BlobEntry, 'id' | 'pack' | 'offset' | 'length'>): void {
     const length = data.reduce((n, b) => n + b.length, 0);
+    this.reserve(length);
     this.blobs.push([id, this.size, length, meta.rawLength, meta.flags, meta.scopeHash, meta.keyId]);
-    this.parts.push(...data);
-    this.size += length;
+    for (const b of data) this.size += b.copy(this.buf!, this.size);
   }
 
-  /** Joins the pack; its SHA-256 (the pack id) is computed on the libuv pool. */
+  /** Appends the sealed header and trailer; the pack id (SHA-256) is computed on the libuv pool. */
   async finish(metaKey: Buffer): Promise<{ id: string; bytes: Buffer; blobs: BlobEntry[] }> {
     const header = seal(metaKey, Buffer.from(JSON.stringify({ version: 1, blobs: this.blobs })), HEADER_AAD);
     const trailer = Buffer.alloc(TRAILER_BYTES);
     trailer.writeUInt32LE(header.length, 0);
     MAGIC.copy(trailer, 4);
-    const bytes = Buffer.concat([...this.parts, header, trailer]);
+    const dataEnd = this.size;
+    this.reserve(header.length + TRAILER_BYTES);
+    header.copy(this.buf!, dataEnd);
+    trailer.copy(this.buf!, dataEnd + header.length);
+    const bytes = this.buf!.subarray(0, dataEnd + header.length + TRAILER_BYTES);
+    this.buf = undefined;
     const id = Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
     return { id, bytes, blobs: this.blobs.map((b) => fromPacked(id, b)) };
+  }
+
+  private reserve(more: number): void {
+    const need = this.size + more;
+    if (this.buf && need <= this.buf.length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(need, this.buf ? this.buf.length * 2 : this.capacity));
+    this.buf?.copy(grown, 0, 0, this.size);
+    this.buf = grown;
   }
 }
 

@@ -37,11 +37,11 @@ export interface WriterOptions {
 }
 
 const DEFAULTS: Required<WriterOptions> = {
-  packSize: 16 * 1024 * 1024,
+  packSize: 12 * 1024 * 1024,
   uploads: 2,
   encoders: 4,
   batchBytes: 1024 * 1024,
-  indexEvery: 32,
+  indexEvery: 8,
   lock: true,
 };
 
@@ -58,14 +58,15 @@ export class RepoWriter implements ContentWriter {
   /** Pack and index objects this session wrote. */
   readonly written: { key: string; size: number }[] = [];
   private readonly opts: Required<WriterOptions>;
-  private pack = new PackBuilder();
+  private pack: PackBuilder;
   /** Blob ids stored (or being stored) in this session: dedup before the index knows them. */
   private readonly session = new Set<string>();
   private readonly uploads = new Set<Promise<void>>();
   private unindexed: { id: string; blobs: BlobEntry[] }[] = [];
   private readonly pool: EncodePool = encodePool();
-  /** Blobs waiting for the next batch to the encoder threads. */
-  private batch: { keys: KeySet; id: string; plaintext: Buffer; compress: boolean }[] = [];
+  /** Blobs waiting for the next batch to the encoder threads; their bytes are in batchBuf. */
+  private batch: { keys: KeySet; id: string; length: number; compress: boolean }[] = [];
+  private batchBuf: Buffer | undefined;
   private batchSize = 0;
   private readonly encoding = new Set<Promise<void>>();
   /** Encoded batches join the open pack one after another. */
@@ -80,6 +81,7 @@ export class RepoWriter implements ContentWriter {
     options: WriterOptions = {},
   ) {
     this.opts = { ...DEFAULTS, ...options };
+    this.pack = this.newPack();
   }
 
   /** Chunks one stream; chunks never span two write calls, so each call is its own boundary. */
@@ -118,22 +120,29 @@ export class RepoWriter implements ContentWriter {
    * One small stream already in memory (a wedding's rows of one table): hashed here and queued for
    * the encoder threads without a stream per call. Same blob as write() would make of these bytes.
    */
-  async writeBuffer(scope: KeyScope, data: Buffer, hint: WriteHint = {}): Promise<ContentRef> {
-    if (data.length >= this.ctx.chunker.minSize) return this.write(scope, Readable.from([data]), hint);
+  async writeBuffer(
+    scope: KeyScope,
+    data: Buffer | readonly Buffer[],
+    hint: WriteHint = {},
+  ): Promise<ContentRef> {
+    const parts = Buffer.isBuffer(data) ? [data] : data;
+    let size = 0;
+    for (const p of parts) size += p.length;
+    if (size >= this.ctx.chunker.minSize) return this.write(scope, Readable.from(parts), hint);
     await this.start();
     this.throwIfFailed();
     const keys = await this.ctx.scopes.forScope(scope);
-    if (data.length === 0) return { scope, blobs: [], size: 0 };
-    const id = blobId(keys, data);
-    this.stats.bytesRead += data.length;
+    if (size === 0) return { scope, blobs: [], size: 0 };
+    const id = blobId(keys, ...parts);
+    this.stats.bytesRead += size;
     this.stats.blobsTotal++;
     if (!this.session.has(id) && !this.ctx.index.has(id)) {
       this.session.add(id);
       this.stats.blobsNew++;
-      this.stats.bytesNew += data.length;
-      await this.store(keys, id, data, hint.compress !== false);
+      this.stats.bytesNew += size;
+      await this.store(keys, id, parts, size, hint.compress !== false);
     }
-    return { scope, blobs: [id], size: data.length };
+    return { scope, blobs: [id], size };
   }
 
   /** Ids one chunk, and stores it unless this session or the index already has it. */
@@ -145,7 +154,7 @@ export class RepoWriter implements ContentWriter {
     this.session.add(id);
     this.stats.blobsNew++;
     this.stats.bytesNew += chunk.length;
-    await this.store(keys, id, chunk, compress);
+    await this.store(keys, id, [chunk], chunk.length, compress);
     return id;
   }
 
@@ -163,6 +172,7 @@ export class RepoWriter implements ContentWriter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.session.clear(); // the index knows every flushed blob now
     await Promise.allSettled([...this.encoding]);
     await this.packing.catch(() => undefined);
     await Promise.allSettled([...this.uploads]);
@@ -182,10 +192,23 @@ export class RepoWriter implements ContentWriter {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  /** Queues a new blob for encoding; waits only when the encoder threads are saturated. */
-  private async store(keys: KeySet, id: string, plaintext: Buffer, compress: boolean): Promise<void> {
-    this.batch.push({ keys, id, plaintext, compress });
-    this.batchSize += plaintext.length;
+  /**
+   * Queues a new blob for encoding: its bytes are copied straight into the batch buffer that goes
+   * to an encoder thread (no buffer per blob); waits only when the encoder threads are saturated.
+   */
+  private async store(
+    keys: KeySet,
+    id: string,
+    parts: readonly Buffer[],
+    length: number,
+    compress: boolean,
+  ): Promise<void> {
+    const capacity = this.opts.batchBytes + this.ctx.chunker.minSize;
+    if (this.batchBuf && this.batchSize + length > this.batchBuf.length) await this.dispatch();
+    // a big chunk gets a batch buffer of its own size
+    this.batchBuf ??= Buffer.allocUnsafeSlow(Math.max(capacity, length));
+    for (const p of parts) this.batchSize += p.copy(this.batchBuf, this.batchSize);
+    this.batch.push({ keys, id, length, compress });
     if (this.batchSize >= this.opts.batchBytes || this.batch.length >= 1024) await this.dispatch();
   }
 
@@ -199,16 +222,19 @@ export class RepoWriter implements ContentWriter {
 
   private async dispatch(): Promise<void> {
     const items = this.batch;
-    if (items.length === 0) return;
+    const data = this.batchBuf;
+    if (items.length === 0 || !data) return;
     this.batch = [];
+    this.batchBuf = undefined;
     this.batchSize = 0;
     // Backpressure: two batches per thread in flight, the rest of the backup waits.
     while (this.encoding.size >= this.pool.threads * 2) await Promise.race(this.encoding);
     this.throwIfFailed();
     const done = this.pool
       .encode(
+        data,
         items.map((i) => ({
-          plaintext: i.plaintext,
+          length: i.length,
           compress: i.compress,
           encKey: i.keys.encKey,
           aadPrefix: blobAadPrefix(i.id, i.keys),
@@ -217,10 +243,10 @@ export class RepoWriter implements ContentWriter {
       .then((encoded) => {
         this.packing = this.packing.then(async () => {
           for (let n = 0; n < items.length; n++) {
-            const { keys, id, plaintext } = items[n]!;
+            const { keys, id, length } = items[n]!;
             const { sealed, flags } = encoded[n]!;
             this.pack.add(id, [sealed], {
-              rawLength: plaintext.length,
+              rawLength: length,
               flags,
               scopeHash: keys.scopeHash,
               keyId: keys.keyId,
@@ -239,10 +265,15 @@ export class RepoWriter implements ContentWriter {
     this.encoding.add(tracked);
   }
 
+  /** Room for a full pack, its last blob and its header: most packs never grow. */
+  private newPack(): PackBuilder {
+    return new PackBuilder(this.opts.packSize + (this.opts.packSize >> 3));
+  }
+
   private async sealPack(): Promise<void> {
     const builder = this.pack;
     if (builder.count === 0) return;
-    this.pack = new PackBuilder();
+    this.pack = this.newPack();
     // Backpressure: at most `uploads` packs travel while the next one fills.
     while (this.uploads.size >= this.opts.uploads) await Promise.race(this.uploads).catch(() => undefined);
     this.throwIfFailed();

@@ -161,7 +161,7 @@ async function copyTable(
   const close = async () => {
     if (!seg) return;
     if (stream) stream.end();
-    else track(seg, writeBuffer(writer, seg.scope, Buffer.concat(parts, buffered)));
+    else track(seg, writeBuffer(writer, seg.scope, parts));
     seg = undefined;
     stream = undefined;
     parts = [];
