@@ -6,6 +6,7 @@ import type { Storage } from '../storage/types.js';
 import type { WriteStats } from './api.js';
 import { Repository } from './repo/repository.js';
 import { backupFiles, backupFilesFromStorage } from './sources/files.js';
+import type { PgTree } from './sources/postgres.js';
 
 export interface BackupInput {
   storage: Storage;
@@ -52,6 +53,16 @@ function schemaDigest(tree: unknown): string | null {
     .digest('hex');
 }
 
+/** The PostgreSQL tree of the newest full or incremental snapshot that has one. */
+async function lastDatabaseTree(repo: Repository): Promise<PgTree | undefined> {
+  const summaries = (await repo.listSnapshots()).filter((s) => ['full', 'incremental'].includes(s.type));
+  for (const s of summaries.reverse()) {
+    const tree = (await repo.loadSnapshot(s.id)).tree as { postgres?: PgTree } | null;
+    if (tree?.postgres) return tree.postgres;
+  }
+  return undefined;
+}
+
 export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   const repo = await Repository.openOrInit(input.storage, input.masterKey);
   const existing = await repo.findSnapshotByTag('operation', input.operationId);
@@ -72,7 +83,9 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
     if (components.includes('database')) {
       if (!input.sources.postgres.url) throw new ConfigError('SOURCE_DATABASE_URL is not set');
       const { backupPostgres } = await import('./sources/postgres.js');
-      const pgTree = await backupPostgres(writer, input.sources.postgres);
+      // an incremental reads only the tables that changed since the last database backup
+      const since = input.type === 'incremental' ? await lastDatabaseTree(repo) : undefined;
+      const pgTree = await backupPostgres(writer, { ...input.sources.postgres, parent: since });
       tree.postgres = pgTree;
       consistentTime = new Date(pgTree.snapshotTime);
       lsn = pgTree.lsn;

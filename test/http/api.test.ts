@@ -47,9 +47,13 @@ describe('REST API', () => {
     const res = await request(app).post('/api/backups').send({ type: 'files' }).expect(401);
     expect(res.body.error.code).toBe('unauthorized');
     await request(app).get('/api/backups').set(auth('wv_not_a_key')).expect(401);
-    const { rows } = await svc.ctx.db.query(
-      `SELECT * FROM audit_log WHERE status = 401 AND path = '/api/backups'`,
-    );
+    // the audit row is written when the response has finished: wait for it, do not race it
+    const rows = await waitFor(async () => {
+      const r = await svc.ctx.db.query(
+        `SELECT * FROM audit_log WHERE status = 401 AND path = '/api/backups'`,
+      );
+      return r.rows.length > 0 && r.rows;
+    });
     expect(rows.length).toBeGreaterThanOrEqual(1);
     expect(rows[0].api_key_id).toBeNull();
   });

@@ -16,7 +16,7 @@ const children: ReturnType<typeof spawnWedvault>[] = [];
 beforeAll(async () => {
   svc = await createTestService({ WEDVAULT_JOB_LOCK_MS: '2000' });
   // Enough incompressible data that the backup is surely still running when the worker is killed.
-  for (let d = 0; d < 4; d++) {
+  for (let d = 0; d < 6; d++) {
     const dir = path.join(svc.config.filesDir, `album-${d}`);
     mkdirSync(dir, { recursive: true });
     for (let i = 0; i < 10; i++) writeFileSync(path.join(dir, `photo-${i}.jpg`), randomBytes(6 << 20));
@@ -36,7 +36,9 @@ it('a worker killed mid-backup loses nothing: another worker finishes it, one re
   // let it write part of the data, then kill it without warning
   const packs = path.join(svc.config.dataDir, 'targets', 'local-primary', 'data');
   await waitFor(
-    async () => existsSync(packs) && readdirSync(packs, { recursive: true }).length > 3,
+    // the first pack is on disk (data/<xx>/<id>): the backup has begun and is far from done
+    async () =>
+      existsSync(packs) && readdirSync(packs, { recursive: true }).some((f) => String(f).includes('/')),
     30_000,
     20,
   );
@@ -62,7 +64,7 @@ it('a worker killed mid-backup loses nothing: another worker finishes it, one re
   // and what it holds is every byte that was there
   const out = mkdtempSync(path.join(tmpdir(), 'wv-crash-restore-'));
   await restoreSnapshot(repo, op.recoveryPointId!, { targetDir: out });
-  for (let d = 0; d < 4; d++) {
+  for (let d = 0; d < 6; d++) {
     for (let i = 0; i < 10; i++) {
       const rel = path.join(`album-${d}`, `photo-${i}.jpg`);
       expect(

@@ -204,10 +204,20 @@ export class RepoWriter implements ContentWriter {
     compress: boolean,
   ): Promise<void> {
     const capacity = this.opts.batchBytes + this.ctx.chunker.minSize;
-    if (this.batchBuf && this.batchSize + length > this.batchBuf.length) await this.dispatch();
-    // a big chunk gets a batch buffer of its own size
-    this.batchBuf ??= Buffer.allocUnsafeSlow(Math.max(capacity, length));
+    // Other writes run while dispatch() waits: check for room again after every wait, and copy
+    // with no wait between the last check and the copy.
+    for (;;) {
+      if (!this.batchBuf || (this.batch.length === 0 && this.batchBuf.length < length)) {
+        // a big chunk gets a batch buffer of its own size
+        this.batchBuf = Buffer.allocUnsafeSlow(Math.max(capacity, length));
+        this.batchSize = 0;
+      }
+      if (this.batchSize + length <= this.batchBuf.length) break;
+      await this.dispatch();
+    }
+    const start = this.batchSize;
     for (const p of parts) this.batchSize += p.copy(this.batchBuf, this.batchSize);
+    if (this.batchSize - start !== length) throw new FatalError('writer: blob length changed while queued');
     this.batch.push({ keys, id, length, compress });
     if (this.batchSize >= this.opts.batchBytes || this.batch.length >= 1024) await this.dispatch();
   }

@@ -43,6 +43,14 @@ export interface PgTable extends PgTableInfo {
   /** SHA-256 of the table's COPY text in dump order. */
   digest: string;
   segments: Segment[];
+  /**
+   * What changes a table's contents leave behind, read in the snapshot: oid, file nodes, frozen
+   * xid horizon and the insert/update/delete counters. An incremental backup reuses the parent's
+   * segments only when these are equal and no row is newer than the parent's snapshot.
+   */
+  marks?: string;
+  /** true when this backup took the segments from its parent without reading the table. */
+  reused?: boolean;
 }
 
 export interface PgTree {
@@ -55,6 +63,8 @@ export interface PgTree {
   sequences: SequenceValue[];
   tables: PgTable[];
   tenants: { id: string; ceremonyDate: string | null }[];
+  /** pg_current_snapshot() of the backup: which transactions' rows it holds. */
+  xidSnapshot?: string;
 }
 
 export interface PostgresBackupOptions extends SchemaSettings {
@@ -65,6 +75,61 @@ export interface PostgresBackupOptions extends SchemaSettings {
   inFlight?: number;
   /** work_mem of the copying sessions, for the (tenant, key) sorts no index provides. */
   sortMemory?: string;
+  /** The last backup of this database: tables unchanged since it are not read again. */
+  parent?: PgTree | undefined;
+}
+
+/** Change marks of every table, read in the backup's snapshot (see PgTable.marks). */
+async function readMarks(client: pg.ClientBase): Promise<Map<string, string>> {
+  const { rows } = await client.query<{ schema: string; name: string; marks: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name,
+            concat_ws('|', c.oid,
+              (SELECT string_agg(concat_ws(':', l.relfilenode, l.relfrozenxid,
+                        coalesce(st.n_tup_ins + st.n_tup_upd + st.n_tup_del, -1)), ',' ORDER BY l.oid)
+                 FROM pg_class l
+                 LEFT JOIN pg_stat_user_tables st ON st.relid = l.oid
+                WHERE l.relkind = 'r'
+                  AND (l.oid = c.oid OR l.oid IN (SELECT relid FROM pg_partition_tree(c.oid))))) AS marks
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition`,
+  );
+  return new Map(rows.map((r) => [qualified(r), r.marks]));
+}
+
+const sameShape = (a: PgTableInfo, b: PgTableInfo): boolean =>
+  JSON.stringify([a.columns, a.primaryKey, a.tenantColumn ?? null, a.scopeKind]) ===
+  JSON.stringify([b.columns, b.primaryKey, b.tenantColumn ?? null, b.scopeKind]);
+
+/**
+ * True when the table holds exactly the rows it held in the parent's snapshot: same change marks,
+ * same row count, and no visible row written by a transaction the parent's snapshot did not see.
+ * A row's xmin is compared modulo 2^32 with the parent's xmax (valid for 2^31 transactions; older
+ * parents are never trusted); a frozen xmin reads as 2, older than any snapshot, which is why the
+ * marks (the frozen horizon among them) must match too.
+ */
+async function unchangedSince(
+  client: pg.ClientBase,
+  t: PgTableInfo,
+  marks: string | undefined,
+  parent: PgTable,
+  parentSnapshot: string,
+): Promise<boolean> {
+  if (marks === undefined || parent.marks !== marks) return false;
+  const [, xmax, xip = ''] = parentSnapshot.split(':');
+  const { rows } = await client.query<{ n: string; u: string; age: string }>(
+    `SELECT count(*)::text AS n,
+            count(*) FILTER (WHERE ((t.xmin::text::bigint - $1 + 4294967296) % 4294967296) < 2147483648
+                                OR t.xmin::text::bigint = ANY($2::bigint[]))::text AS u,
+            (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - $3::bigint)::text AS age
+       FROM ${qualified(t)} t`,
+    [
+      Number(BigInt(xmax!) & 0xffffffffn),
+      xip ? xip.split(',').map((x) => Number(BigInt(x) & 0xffffffffn)) : [],
+      xmax,
+    ],
+  );
+  const r = rows[0]!;
+  return r.u === '0' && Number(r.n) === parent.rowCount && Number(r.age) < 2 ** 31 && Number(r.age) >= 0;
 }
 
 /** Streams `pg_dump --schema-only --section=…` output of the exported snapshot. */
@@ -213,6 +278,13 @@ async function copyTable(
   return { ...t, rowCount, digest: digest.digest('hex'), segments: segments as Segment[] };
 }
 
+/** What an unchanged table carries over from the parent backup. */
+const pick = (t: PgTable): Pick<PgTable, 'rowCount' | 'digest' | 'segments'> => ({
+  rowCount: t.rowCount,
+  digest: t.digest,
+  segments: t.segments,
+});
+
 /** A worker connection inside the exported snapshot, tuned for long ordered scans. */
 async function withSnapshot(url: string, snapshot: string, sortMemory: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url });
@@ -248,11 +320,13 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       lsn: string;
       version: string;
       db: string;
+      xids: string;
     }>(
       `SELECT pg_export_snapshot() AS snapshot, now() AS time, pg_current_wal_lsn()::text AS lsn,
-              current_setting('server_version') AS version, current_database() AS db`,
+              current_setting('server_version') AS version, current_database() AS db,
+              pg_current_snapshot()::text AS xids`,
     );
-    const { snapshot, time, lsn, version, db } = head.rows[0]!;
+    const { snapshot, time, lsn, version, db, xids } = head.rows[0]!;
     // in foreign-key order, so a restore into a live schema can insert table after table
     const tables = await foreignKeyOrder(coordinator, await readTables(coordinator, opts));
     const sequences = await readSequences(coordinator);
@@ -290,10 +364,25 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     const queue = tables.map((t, i) => ({ t, i })).sort((a, b) => sizeOf(b.t) - sizeOf(a.t));
     const done: PgTable[] = new Array(tables.length);
     const interned = new Interned();
+    const marks = await readMarks(coordinator);
+    const parentTables = new Map((opts.parent?.tables ?? []).map((p) => [qualified(p), p]));
+    const parentSnapshot = opts.parent?.xidSnapshot;
     await Promise.all(
       workers.map(async (client) => {
         for (let job = queue.shift(); job; job = queue.shift()) {
-          done[job.i] = await copyTable(client, job.t, writer, opts.inFlight ?? 32, interned);
+          const mark = marks.get(qualified(job.t));
+          const before = parentTables.get(qualified(job.t));
+          if (
+            before &&
+            parentSnapshot &&
+            sameShape(before, job.t) &&
+            (await unchangedSince(client, job.t, mark, before, parentSnapshot))
+          ) {
+            done[job.i] = { ...job.t, ...pick(before), marks: mark, reused: true };
+            continue;
+          }
+          const table = await copyTable(client, job.t, writer, opts.inFlight ?? 32, interned);
+          done[job.i] = { ...table, marks: mark };
         }
       }),
     );
@@ -308,6 +397,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       sequences,
       tables: done,
       tenants,
+      xidSnapshot: xids,
     };
   } finally {
     await Promise.all(workers.map((w) => w.end().catch(() => undefined)));

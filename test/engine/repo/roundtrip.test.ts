@@ -37,6 +37,23 @@ describe('repository round trip', () => {
     }
   });
 
+  it('restores exactly when many writes and small buffers share the encoder batches at once', async () => {
+    // small batches, so that chunks larger than a batch and waits for the encoder interleave
+    const w = t.repo.writer({ packSize: 64 * 1024, batchBytes: 16 * 1024 });
+    const streams = Array.from({ length: 24 }, (_, i) => pseudoRandom(50_000 + i * 9_000, 100 + i));
+    const small = Array.from({ length: 200 }, (_, i) => pseudoRandom(1 + ((i * 37) % 3000), 500 + i));
+    const [refs, smallRefs] = await Promise.all([
+      Promise.all(streams.map((d, i) => w.write(`wedding:${i}`, streamOf(d, 1000 + i * 777)))),
+      Promise.all(small.map((d, i) => w.writeBuffer(`wedding:${i % 7}`, [d.subarray(0, 3), d.subarray(3)]))),
+    ]);
+    await w.flush();
+    await w.close();
+    const reopened = await Repository.open(t.storage, t.masterKey);
+    for (const [i, d] of streams.entries()) expect((await readBack(reopened, refs[i]!)).equals(d)).toBe(true);
+    for (const [i, d] of small.entries())
+      expect((await readBack(reopened, smallRefs[i]!)).equals(d)).toBe(true);
+  });
+
   it('handles empty and larger-than-max-chunk streams', async () => {
     const w = t.repo.writer();
     const empty = await w.write('wedding:1', streamOf(Buffer.alloc(0)));
