@@ -174,14 +174,18 @@ export async function runDrill(
   try {
     if (tree.postgres) {
       try {
-        await restorePostgres(repo.reader(), tree.postgres, { targetUrl: scratch.toString() });
+        await restorePostgres(repo.reader({ wholePacks: true }), tree.postgres, {
+          targetUrl: scratch.toString(),
+        });
       } catch (err) {
         problems.push({ object: 'database', kind: 'restore_failed', detail: errorMessage(err) });
       }
     }
     for (const [name, entries] of Object.entries(tree.files ?? {})) {
       try {
-        files += (await restoreFiles(repo.reader(), entries, { targetDir: path.join(dir, name) })).files;
+        files += (
+          await restoreFiles(repo.reader({ wholePacks: true }), entries, { targetDir: path.join(dir, name) })
+        ).files;
       } catch (err) {
         problems.push({ object: `files:${name}`, kind: 'files', detail: errorMessage(err) });
       }

@@ -74,43 +74,121 @@ async function* segmentBytes(reader: ContentReader, segments: Segment[]): AsyncG
 const copyStatement = (t: PgTable) =>
   `COPY ${qualified(t)} (${t.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ')}) FROM STDIN`;
 
+/** Joins small pieces into writes of about `size` bytes: one CopyData message per segment costs PostgreSQL and the socket more than the bytes. */
+async function* coalesce(pieces: AsyncIterable<Buffer>, size = 256 * 1024): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let length = 0;
+  for await (const p of pieces) {
+    if (p.length >= size && length === 0) {
+      yield p;
+      continue;
+    }
+    parts.push(p);
+    length += p.length;
+    if (length >= size) {
+      yield Buffer.concat(parts, length);
+      parts = [];
+      length = 0;
+    }
+  }
+  if (length > 0) yield Buffer.concat(parts, length);
+}
+
 async function copySegments(c: pg.ClientBase, reader: ContentReader, t: PgTable, segs: Segment[]) {
   if (segs.length === 0) return;
-  await pipeline(segmentBytes(reader, segs), c.query(copyFrom(copyStatement(t))));
+  await pipeline(coalesce(segmentBytes(reader, segs)), c.query(copyFrom(copyStatement(t))));
 }
 
 type Pick = (t: PgTable) => Segment[];
 const rowsOf = (tables: PgTable[], pick: Pick) =>
   tables.reduce((n, t) => n + pick(t).reduce((m, s) => m + s.rows, 0), 0);
 
-async function sequencesAndPostData(reader: ContentReader, tree: PgTree, url: string, parallel: number) {
-  const seqs = tree.sequences.map(
-    (s) => `SELECT pg_catalog.setval(${pg.escapeLiteral(s.name)}, ${BigInt(s.value)}, ${s.isCalled});`,
+/** An identifier as pg_dump writes it: quoted only when it has to be. */
+function dumpIdent(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : pg.escapeIdentifier(name);
+}
+
+/** The table an index or constraint statement of pg_dump's post-data belongs to, as pg_dump names it. */
+function statementTable(sql: string): string | undefined {
+  const body = sql.replace(/^--.*$/gm, '');
+  return (
+    /CREATE (?:UNIQUE )?INDEX \S+ ON (?:ONLY )?(\S+) USING/.exec(body)?.[1] ??
+    /ALTER TABLE (?:ONLY )?(\S+)\s+ADD CONSTRAINT/.exec(body)?.[1]
   );
-  if (seqs.length) await psql(url, seqs.join('\n'));
+}
+
+/** Session settings of the restore connections: index builds sort in memory, commits do not wait. */
+const RESTORE_SESSION = `SET maintenance_work_mem = '256MB'; SET synchronous_commit = off;`;
+
+/**
+ * Into a new (or emptied) database: schema, then rows over parallel connections; a table's indexes
+ * and constraints are built as soon as its rows are in, on whichever connection is free, while
+ * other tables still load. Then sequences, foreign keys and the rest of post-data.
+ */
+async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pick: Pick, parallel: number) {
+  await psql(url, reader.read(tree.schema.preData));
   const post = splitPostData(
     (await collect(reader, { ref: tree.schema.postData } as Segment)).toString('utf8'),
   );
-  await runParallel(url, post.header, post.parallel, parallel);
-  await runParallel(url, post.header, post.foreignKeys, parallel);
-  if (post.rest.length) await psql(url, post.header + '\n' + post.rest.join('\n'));
-}
-
-/** Into a new (or emptied) database: schema, rows over parallel connections, then the rest. */
-async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pick: Pick, parallel: number) {
-  await psql(url, reader.read(tree.schema.preData));
   const tables = tree.tables.filter((t) => pick(t).length > 0);
+  const byName = new Map(tree.tables.map((t) => [`${dumpIdent(t.schema)}.${dumpIdent(t.name)}`, t]));
+  const builds = new Map<PgTable, string[]>();
+  const unplaced: string[] = [];
+  for (const stmt of post.parallel) {
+    const t = byName.get(statementTable(stmt) ?? '');
+    if (t && tables.includes(t)) builds.set(t, [...(builds.get(t) ?? []), stmt]);
+    else unplaced.push(stmt);
+  }
   // most bytes first, so the connections finish together
   const size = (t: PgTable) => pick(t).reduce((n, s) => n + s.ref.size, 0);
-  const queue = [...tables].sort((a, b) => size(b) - size(a));
+  type Job = { load: PgTable } | { build: string };
+  const queue: Job[] = [...tables].sort((a, b) => size(b) - size(a)).map((t) => ({ load: t }));
+  let loading = 0;
+  let failed = false;
+  const waiting: (() => void)[] = [];
+  const wakeAll = () => waiting.splice(0).forEach((w) => w());
+  const next = async (): Promise<Job | undefined> => {
+    for (;;) {
+      if (failed) return undefined;
+      const job = queue.shift();
+      if (job) return job;
+      if (loading === 0) return undefined;
+      // a table still loading will add its index builds
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    }
+  };
   await Promise.all(
-    Array.from({ length: Math.min(parallel, queue.length) }, () =>
+    Array.from({ length: Math.max(1, Math.min(parallel, tables.length)) }, () =>
       withClient(url, async (c) => {
-        for (let t = queue.shift(); t; t = queue.shift()) await copySegments(c, reader, t, pick(t));
+        await c.query(post.header);
+        await c.query(RESTORE_SESSION);
+        for (let job = await next(); job; job = await next()) {
+          if ('build' in job) {
+            await c.query(job.build);
+            continue;
+          }
+          loading++;
+          try {
+            await copySegments(c, reader, job.load, pick(job.load));
+            queue.push(...(builds.get(job.load) ?? []).map((build) => ({ build })));
+          } catch (err) {
+            failed = true; // the other connections stop at their next job
+            throw err;
+          } finally {
+            loading--;
+            wakeAll();
+          }
+        }
       }),
     ),
   );
-  await sequencesAndPostData(reader, tree, url, parallel);
+  await runParallel(url, post.header, unplaced, parallel);
+  const seqs = tree.sequences.map(
+    (q) => `SELECT pg_catalog.setval(${pg.escapeLiteral(q.name)}, ${BigInt(q.value)}, ${q.isCalled});`,
+  );
+  if (seqs.length) await psql(url, seqs.join('\n'));
+  await runParallel(url, post.header, post.foreignKeys, parallel);
+  if (post.rest.length) await psql(url, post.header + '\n' + post.rest.join('\n'));
   return { tables: tables.length, rows: rowsOf(tables, pick) };
 }
 

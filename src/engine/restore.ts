@@ -32,7 +32,8 @@ export async function restoreSnapshot(
   if (opts.targetDatabase) {
     if (!tree.postgres) throw new NotFoundError(`recovery point ${id} holds no database`);
     const { restorePostgres } = await import('./restore-postgres.js');
-    const r = await restorePostgres(repo.reader(), tree.postgres, {
+    // one wedding reads a few blobs per table; the whole database reads every pack through
+    const r = await restorePostgres(repo.reader({ wholePacks: !opts.wedding }), tree.postgres, {
       targetUrl: opts.targetDatabase,
       wedding: opts.wedding,
       overwrite: opts.overwrite ?? false,
@@ -46,7 +47,7 @@ export async function restoreSnapshot(
     let bytes = 0;
     for (const [name, entries] of sources) {
       const dir = sources.length === 1 ? opts.targetDir : path.join(opts.targetDir, name);
-      const r = await restoreFiles(repo.reader(), entries as never, { targetDir: dir });
+      const r = await restoreFiles(repo.reader({ wholePacks: true }), entries as never, { targetDir: dir });
       files += r.files;
       bytes += r.bytes;
     }

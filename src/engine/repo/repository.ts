@@ -21,7 +21,7 @@ import {
 import { jsonPieces, jsonStream } from './json-stream.js';
 import { RepoLock } from './lock.js';
 import { packKey } from './pack.js';
-import { RepoReader } from './reader.js';
+import { RepoReader, type ReaderOptions } from './reader.js';
 import {
   contentRefs,
   decodeSnapshot,
@@ -154,8 +154,8 @@ export class Repository {
     return new RepoWriter(this.ctx, opts);
   }
 
-  reader(): RepoReader {
-    return new RepoReader(this.ctx);
+  reader(opts: ReaderOptions = {}): RepoReader {
+    return new RepoReader(this.ctx, opts);
   }
 
   /** The name hash of a scope: its key sets are named keys/scopes/<hash>/<keyId>. */
