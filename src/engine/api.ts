@@ -42,6 +42,11 @@ export interface ContentWriter {
   write(scope: KeyScope, data: Readable | AsyncIterable<Buffer>, hint?: WriteHint): Promise<ContentRef>;
   /** Bytes already in memory; a writer may take them without a stream (same ref as write()). */
   writeBuffer?(scope: KeyScope, data: Buffer | readonly Buffer[], hint?: WriteHint): Promise<ContentRef>;
+  /**
+   * A local file read and encoded off the main thread; undefined when it is bigger than `limit`
+   * (then stream it with write()). Same ref as write() would give.
+   */
+  writeFile?(scope: KeyScope, path: string, limit: number, hint?: WriteHint): Promise<ContentRef | undefined>;
   /** Streams up to this many bytes always make one blob, so a source may gather them first. */
   readonly smallLimit?: number;
   /** Seal open packs and write their index; called before the snapshot is saved. */

@@ -1,6 +1,10 @@
 /** Content-defined chunking (FastCDC with normalized chunking) over a keyed gear table, streaming. */
 import { createHmac } from 'node:crypto';
 import { ValidationError } from '../../errors.js';
+// The chunker itself is plain JavaScript, so the encoder threads run the very same code.
+import { Chunker } from './chunker-core.mjs';
+
+export { Chunker };
 
 export interface ChunkerParams {
   minSize: number;
@@ -35,106 +39,6 @@ export function gearTable(seed: Buffer): Uint32Array {
     for (let j = 0; j < 8; j++) table[block * 8 + j] = d.readUInt32LE(j * 4);
   }
   return table;
-}
-
-/** A mask of `bits` one-bits in the high end: with a shift-left gear hash those see the last 32 bytes. */
-function highMask(bits: number): number {
-  return bits <= 0 ? 0 : (0xffffffff << (32 - Math.min(bits, 32))) | 0;
-}
-
-/**
- * Splits one byte stream into chunks. push() returns the chunks completed by that input; finish()
- * returns the tail. Holds at most maxSize bytes of pending input plus the buffer being scanned.
- * Boundaries depend only on the bytes, never on how the input was split into buffers.
- */
-export class Chunker {
-  private readonly gear: Uint32Array;
-  private readonly maskS: number;
-  private readonly maskL: number;
-  private parts: Buffer[] = [];
-  private pending = 0;
-  private hash = 0;
-
-  constructor(
-    private readonly params: ChunkerParams,
-    gear: Uint32Array,
-  ) {
-    validateChunkerParams(params);
-    this.gear = gear;
-    const bits = Math.round(Math.log2(params.avgSize));
-    // Normalized chunking, level 2: harder to cut before avg, easier after, so sizes cluster near avg.
-    this.maskS = highMask(bits + 2);
-    this.maskL = highMask(bits - 2);
-  }
-
-  push(buf: Buffer): Buffer[] {
-    const out: Buffer[] = [];
-    let start = 0;
-    while (start < buf.length) {
-      const cut = this.scan(buf, start);
-      if (cut < 0) {
-        this.parts.push(buf.subarray(start));
-        this.pending += buf.length - start;
-        break;
-      }
-      this.parts.push(buf.subarray(start, cut));
-      out.push(this.take());
-      start = cut;
-    }
-    return out;
-  }
-
-  finish(): Buffer | undefined {
-    return this.pending > 0 ? this.take() : undefined;
-  }
-
-  private take(): Buffer {
-    const chunk = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
-    this.parts = [];
-    this.pending = 0;
-    this.hash = 0;
-    return chunk;
-  }
-
-  /** Returns the index in buf where the current chunk ends, or -1 if it does not end in buf. */
-  private scan(buf: Buffer, start: number): number {
-    const { minSize, avgSize, maxSize } = this.params;
-    const gear = this.gear;
-    const len = buf.length;
-    // `size` is the chunk length if it ended right before buf[i].
-    let i = start;
-    const base = this.pending - start;
-    // Cut-point skipping: bytes before minSize are never hashed.
-    if (base + i < minSize) {
-      i = Math.min(len, minSize - base);
-      if (base + i < minSize) return -1;
-    }
-    let h = this.hash;
-    const midEnd = Math.min(len, avgSize - base);
-    const maskS = this.maskS;
-    for (; i < midEnd; i++) {
-      h = ((h << 1) + gear[buf[i]!]!) | 0;
-      if ((h & maskS) === 0) {
-        this.hash = 0;
-        return i + 1;
-      }
-    }
-    const end = Math.min(len, maxSize - base);
-    const maskL = this.maskL;
-    for (; i < end; i++) {
-      h = ((h << 1) + gear[buf[i]!]!) | 0;
-      if ((h & maskL) === 0) {
-        this.hash = 0;
-        return i + 1;
-      }
-    }
-    if (base + i >= maxSize) {
-      this.hash = 0;
-      return i;
-    }
-    this.hash = h;
-    return -1;
-  }
 }
 
 /** Chunks an async stream of buffers; each chunk is yielded as soon as its boundary is found. */

@@ -27,7 +27,32 @@ interface Reply {
   data?: ArrayBuffer;
   lengths?: Uint32Array;
   flags?: Uint8Array;
+  /** File tasks: each blob's id and plaintext length, and the bytes read. */
+  ids?: string[];
+  raw?: Uint32Array;
+  size?: number;
+  tooBig?: boolean;
   error?: string;
+  code?: string;
+}
+
+export interface FileTask {
+  path: string;
+  /** A file that turns out bigger than this is left to the caller (tooBig). */
+  limit: number;
+  params: { minSize: number; avgSize: number; maxSize: number };
+  gear: Uint32Array;
+  idKey: Buffer;
+  encKey: Buffer;
+  scopeHash: string;
+  keyId: string;
+  compress: boolean;
+}
+
+/** A file chunked, hashed and encoded on a thread; undefined when it grew past the task's limit. */
+export interface EncodedFile {
+  size: number;
+  blobs: (Encoded & { id: string; rawLength: number })[];
 }
 
 interface Slot {
@@ -45,7 +70,7 @@ export class EncodePool {
   private readonly slots: Slot[] = [];
   private readonly waiting = new Map<
     number,
-    { slot: Slot; resolve: (r: Encoded[]) => void; reject: (e: Error) => void }
+    { slot: Slot; resolve: (r: Reply) => void; reject: (e: Error) => void }
   >();
   private seq = 0;
 
@@ -83,13 +108,29 @@ export class EncodePool {
       item.aadPrefix.copy(meta, at + 37);
     });
     const metaBuffer = meta.buffer as ArrayBuffer;
-    return new Promise<Encoded[]>((resolve, reject) => {
+    return this.send(slot, seq, { seq, data: buffer, meta: metaBuffer, count: items.length }, [
+      buffer,
+      metaBuffer,
+    ]).then(split);
+  }
+
+  /** Reads, chunks, hashes and encodes a whole file on a thread (read errors keep their fs code). */
+  async encodeFile(task: FileTask): Promise<EncodedFile | undefined> {
+    const slot = this.pick();
+    const seq = ++this.seq;
+    const reply = await this.send(slot, seq, { ...task, seq, kind: 'file' }, []);
+    if (reply.tooBig) return undefined;
+    const ids = reply.ids ?? [];
+    const raw = reply.raw ?? new Uint32Array(0);
+    const blobs = split(reply).map((e, i) => ({ ...e, id: ids[i]!, rawLength: raw[i]! }));
+    return { size: reply.size ?? 0, blobs };
+  }
+
+  private send(slot: Slot, seq: number, message: object, transfer: ArrayBuffer[]): Promise<Reply> {
+    return new Promise<Reply>((resolve, reject) => {
       this.waiting.set(seq, { slot, resolve, reject });
       if (slot.busy++ === 0) slot.worker.ref();
-      slot.worker.postMessage({ seq, data: buffer, meta: metaBuffer, count: items.length }, [
-        buffer,
-        metaBuffer,
-      ]);
+      slot.worker.postMessage(message, transfer);
     });
   }
 
@@ -126,19 +167,15 @@ export class EncodePool {
     if (!w) return;
     this.waiting.delete(reply.seq);
     if (--w.slot.busy === 0) w.slot.worker.unref();
-    if (reply.error !== undefined || !reply.data || !reply.lengths || !reply.flags) {
-      w.reject(new FatalError(`blob encoding failed: ${reply.error ?? 'no reply data'}`));
+    if (reply.error !== undefined) {
+      // a read error (the file vanished, no permission) keeps its fs code, as a stream's would
+      const err = reply.code
+        ? Object.assign(new Error(reply.error.split('\n')[0]), { code: reply.code })
+        : new FatalError(`blob encoding failed: ${reply.error}`);
+      w.reject(err);
       return;
     }
-    const out = Buffer.from(reply.data);
-    const encoded: Encoded[] = [];
-    let at = 0;
-    for (let i = 0; i < reply.lengths.length; i++) {
-      const len = reply.lengths[i]!;
-      encoded.push({ sealed: out.subarray(at, at + len), flags: reply.flags[i]! });
-      at += len;
-    }
-    w.resolve(encoded);
+    w.resolve(reply);
   }
 
   /** A dead thread fails its own batches; the next batch starts a new thread. */
@@ -151,6 +188,20 @@ export class EncodePool {
       w.reject(err);
     }
   }
+}
+
+/** The sealed blobs of a reply, in order. */
+function split(reply: Reply): Encoded[] {
+  if (!reply.data || !reply.lengths || !reply.flags) throw new FatalError('encoder: reply without data');
+  const out = Buffer.from(reply.data);
+  const encoded: Encoded[] = [];
+  let at = 0;
+  for (let i = 0; i < reply.lengths.length; i++) {
+    const len = reply.lengths[i]!;
+    encoded.push({ sealed: out.subarray(at, at + len), flags: reply.flags[i]! });
+    at += len;
+  }
+  return encoded;
 }
 
 let shared: EncodePool | undefined;

@@ -1,16 +1,23 @@
 /**
- * Encoder thread for src/engine/repo/encode-pool.ts: zstd (kept only when it shrinks the blob) then
- * AES-256-GCM, for a batch of blobs at a time. Plain JavaScript so it loads the same under tsx,
- * vitest and a build. The sealed format is crypto.seal()'s: nonce ‖ ciphertext ‖ tag, and the AAD is
- * the caller's prefix followed by the flags byte.
+ * Encoder thread for src/engine/repo/encode-pool.ts. Two kinds of task:
+ * - a batch of blobs: zstd (kept only when it shrinks the blob) then AES-256-GCM each;
+ * - a whole small file: read, chunked (the same chunker as the main thread), each chunk's id
+ *   (HMAC-SHA256 under the scope's id key) computed and the chunk encoded, so files are read and
+ *   hashed on these threads instead of the main one.
+ * Plain JavaScript so it loads the same under tsx, vitest and a build. The sealed format is
+ * crypto.seal()'s: nonce ‖ ciphertext ‖ tag, and the AAD is the blob's AAD prefix followed by the
+ * flags byte.
  */
 import { Buffer } from 'node:buffer';
-import { createCipheriv, randomFillSync } from 'node:crypto';
+import { createCipheriv, createHmac, randomFillSync } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import zstd from 'zstd-napi';
+import { Chunker } from './chunker-core.mjs';
 
 const NONCE = 12;
 const FLAG_ZSTD = 1;
+const AAD_HEAD = Buffer.from('wedvault-blob-v1');
 const compressor = new zstd.Compressor();
 compressor.setParameters({ compressionLevel: 3 });
 
@@ -27,54 +34,117 @@ function nextNonce() {
   return n;
 }
 
+/** Seals one blob; pushes its pieces to `parts` and returns [sealed length, flags]. */
+function seal(plain, key, aadPrefix, compress, parts) {
+  let body = plain;
+  let flags = 0;
+  if (compress && plain.length > 64) {
+    const packed = compressor.compress(plain);
+    // keep zstd only when it saves something worth the decompression on restore
+    if (packed.length + 16 < plain.length) {
+      body = packed;
+      flags |= FLAG_ZSTD;
+    }
+  }
+  const nonce = nextNonce();
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.concat([aadPrefix, Buffer.from([flags])]));
+  const head = cipher.update(body);
+  const tail = cipher.final();
+  parts.push(nonce, head, tail, cipher.getAuthTag());
+  return [NONCE + head.length + tail.length + 16, flags];
+}
+
+function joined(parts, total) {
+  const out = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const p of parts) at += p.copy(out, at);
+  return out;
+}
+
 // Per blob in `meta`: u32 length ‖ u8 compress ‖ AES key (32) ‖ AAD prefix (72): see encode-pool.ts.
 const META = 4 + 1 + 32 + 72;
 
-parentPort.on('message', ({ seq, data, meta, count }) => {
+function batch({ seq, data, meta, count }) {
+  const input = Buffer.from(data);
+  const records = Buffer.from(meta);
+  const parts = [];
+  const lengths = new Uint32Array(count);
+  const flags = new Uint8Array(count);
+  let offset = 0;
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    const at = i * META;
+    const length = records.readUInt32LE(at);
+    const plain = input.subarray(offset, offset + length);
+    offset += length;
+    const key = records.subarray(at + 5, at + 37);
+    const aad = records.subarray(at + 37, at + META);
+    [lengths[i], flags[i]] = seal(plain, key, aad, records[at + 4] === 1, parts);
+    total += lengths[i];
+  }
+  const out = joined(parts, total);
+  parentPort.postMessage({ seq, data: out.buffer, lengths, flags }, [
+    out.buffer,
+    lengths.buffer,
+    flags.buffer,
+  ]);
+}
+
+const READ_BLOCK = 4 << 20;
+
+function file({ seq, path, limit, params, gear, idKey, encKey, scopeHash, keyId, compress }) {
+  const chunker = new Chunker(params, gear);
+  const tag = Buffer.concat([Buffer.from(scopeHash, 'hex'), Buffer.from(keyId, 'hex')]);
+  const parts = [];
+  const ids = [];
+  const raw = [];
+  const lengths = [];
+  const flags = [];
+  let total = 0;
+  let size = 0;
+  const take = (chunk) => {
+    const id = createHmac('sha256', idKey).update(chunk).digest();
+    const [length, f] = seal(chunk, encKey, Buffer.concat([AAD_HEAD, id, tag]), compress, parts);
+    ids.push(id.toString('hex'));
+    raw.push(chunk.length);
+    lengths.push(length);
+    flags.push(f);
+    total += length;
+  };
+  const fd = openSync(path, 'r');
   try {
-    const input = Buffer.from(data);
-    const records = Buffer.from(meta);
-    const parts = [];
-    const lengths = new Uint32Array(count);
-    const flags = new Uint8Array(count);
-    let offset = 0;
-    let total = 0;
-    for (let i = 0; i < count; i++) {
-      const at = i * META;
-      const length = records.readUInt32LE(at);
-      const key = records.subarray(at + 5, at + 37);
-      const aad = records.subarray(at + 37, at + META);
-      const plain = input.subarray(offset, offset + length);
-      offset += length;
-      let body = plain;
-      let f = 0;
-      if (records[at + 4] === 1 && plain.length > 64) {
-        const packed = compressor.compress(plain);
-        // keep zstd only when it saves something worth the decompression on restore
-        if (packed.length + 16 < plain.length) {
-          body = packed;
-          f |= FLAG_ZSTD;
-        }
-      }
-      const nonce = nextNonce();
-      const cipher = createCipheriv('aes-256-gcm', key, nonce);
-      cipher.setAAD(Buffer.concat([aad, Buffer.from([f])]));
-      const head = cipher.update(body);
-      const tail = cipher.final();
-      parts.push(nonce, head, tail, cipher.getAuthTag());
-      lengths[i] = NONCE + head.length + tail.length + 16;
-      flags[i] = f;
-      total += lengths[i];
+    for (;;) {
+      const block = Buffer.allocUnsafe(READ_BLOCK);
+      const n = readSync(fd, block, 0, READ_BLOCK, null);
+      if (n === 0) break;
+      size += n;
+      // it grew past what this thread takes on: the caller streams it instead
+      if (size > limit) return parentPort.postMessage({ seq, tooBig: true });
+      for (const chunk of chunker.push(block.subarray(0, n))) take(chunk);
     }
-    const out = Buffer.allocUnsafeSlow(total);
-    let at = 0;
-    for (const p of parts) at += p.copy(out, at);
-    parentPort.postMessage({ seq, data: out.buffer, lengths, flags }, [
-      out.buffer,
-      lengths.buffer,
-      flags.buffer,
-    ]);
+  } finally {
+    closeSync(fd);
+  }
+  const tail = chunker.finish();
+  if (tail) take(tail);
+  const out = joined(parts, total);
+  const l = Uint32Array.from(lengths);
+  const r = Uint32Array.from(raw);
+  const f = Uint8Array.from(flags);
+  parentPort.postMessage({ seq, data: out.buffer, lengths: l, flags: f, raw: r, ids, size }, [
+    out.buffer,
+    l.buffer,
+    r.buffer,
+    f.buffer,
+  ]);
+}
+
+parentPort.on('message', (task) => {
+  try {
+    if (task.kind === 'file') file(task);
+    else batch(task);
   } catch (err) {
-    parentPort.postMessage({ seq, error: String(err?.stack ?? err) });
+    parentPort.postMessage({ seq: task.seq, error: String(err?.stack ?? err), code: err?.code });
   }
 });

@@ -145,6 +145,58 @@ export class RepoWriter implements ContentWriter {
     return { scope, blobs: [id], size };
   }
 
+  /**
+   * A local file up to `limit` bytes, read, chunked, hashed and encoded on an encoder thread; the
+   * blobs this repository already holds are dropped here. Undefined when the file turned out bigger
+   * than `limit` (the caller streams it through write() instead). Same blobs as write() makes.
+   */
+  async writeFile(
+    scope: KeyScope,
+    file: string,
+    limit: number,
+    hint: WriteHint = {},
+  ): Promise<ContentRef | undefined> {
+    await this.start();
+    this.throwIfFailed();
+    const keys = await this.ctx.scopes.forScope(scope);
+    const encoded = await this.pool.encodeFile({
+      path: file,
+      limit,
+      params: this.ctx.chunker,
+      gear: this.ctx.gear,
+      idKey: keys.idKey,
+      encKey: keys.encKey,
+      scopeHash: keys.scopeHash,
+      keyId: keys.keyId,
+      compress: hint.compress !== false,
+    });
+    if (!encoded) return undefined;
+    const fresh: typeof encoded.blobs = [];
+    for (const b of encoded.blobs) {
+      this.stats.bytesRead += b.rawLength;
+      this.stats.blobsTotal++;
+      if (this.session.has(b.id) || this.ctx.index.has(b.id)) continue;
+      this.session.add(b.id);
+      this.stats.blobsNew++;
+      this.stats.bytesNew += b.rawLength;
+      fresh.push(b);
+    }
+    this.packing = this.packing.then(async () => {
+      for (const b of fresh) {
+        this.pack.add(b.id, [b.sealed], {
+          rawLength: b.rawLength,
+          flags: b.flags,
+          scopeHash: keys.scopeHash,
+          keyId: keys.keyId,
+        });
+        this.stats.bytesStored += b.sealed.length;
+        if (this.pack.size >= this.opts.packSize) await this.sealPack();
+      }
+    });
+    await this.packing;
+    return { scope, blobs: encoded.blobs.map((b) => b.id), size: encoded.size };
+  }
+
   /** Ids one chunk, and stores it unless this session or the index already has it. */
   private async chunk(keys: KeySet, chunk: Buffer, compress: boolean): Promise<string> {
     const id = await blobIdAsync(keys, chunk);

@@ -83,6 +83,9 @@ async function* walk(root: string, rel = ''): AsyncGenerator<{ rel: string; abs:
   }
 }
 
+/** Files up to this size are read whole by an encoder thread (4 at a time, so memory stays bounded). */
+const THREADED_FILE_LIMIT = 32 * 1024 * 1024;
+
 /** Backs up a directory; returns its entries (the snapshot tree for this source), sorted by path. */
 export async function backupFiles(writer: ContentWriter, opts: BackupFilesOptions): Promise<FileEntry[]> {
   const scopeOf = scopeMapper(opts.scopes);
@@ -108,9 +111,13 @@ export async function backupFiles(writer: ContentWriter, opts: BackupFilesOption
         ) {
           return { ...base, type: 'file', ref: prev.ref };
         }
-        const ref = await writer.write(scope, createReadStream(abs, { highWaterMark: 1 << 20 }), {
-          compress: compressHint(rel),
-        });
+        const hint = { compress: compressHint(rel) };
+        // photos and documents are read and encoded on the encoder threads; big media streams
+        const ref =
+          (st.size <= THREADED_FILE_LIMIT
+            ? await writer.writeFile?.(scope, abs, THREADED_FILE_LIMIT, hint)
+            : undefined) ??
+          (await writer.write(scope, createReadStream(abs, { highWaterMark: 1 << 20 }), hint));
         // The file grew or shrank while being read: record what was stored, not what stat said.
         return { ...base, type: 'file', size: ref.size, ref };
       }),

@@ -1,4 +1,7 @@
 import fc from 'fast-check';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Repository } from '../../../src/engine/repo/repository.js';
 import { newRepo, pseudoRandom, randomBytes, readBack, streamOf, type TestRepo } from './helpers.js';
@@ -52,6 +55,35 @@ describe('repository round trip', () => {
     for (const [i, d] of streams.entries()) expect((await readBack(reopened, refs[i]!)).equals(d)).toBe(true);
     for (const [i, d] of small.entries())
       expect((await readBack(reopened, smallRefs[i]!)).equals(d)).toBe(true);
+  });
+
+  it('a file encoded on a thread makes the very blobs a streamed write makes', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wv-file-'));
+    try {
+      const data = Buffer.concat([pseudoRandom(90_000, 7), Buffer.alloc(50_000, 'guest list ')]);
+      const file = path.join(dir, 'album.jpg');
+      writeFileSync(file, data);
+      writeFileSync(path.join(dir, 'empty.txt'), '');
+      const w = t.repo.writer({ packSize: 64 * 1024 });
+      const threaded = await w.writeFile('wedding:9', file, 1 << 20);
+      const streamed = await w.write('wedding:9', streamOf(data, 4096));
+      expect(threaded).toEqual(streamed);
+      expect(await w.writeFile('wedding:9', file, 1000)).toBeUndefined(); // bigger than the limit
+      expect(await w.writeFile('wedding:9', path.join(dir, 'empty.txt'), 1000)).toEqual({
+        scope: 'wedding:9',
+        blobs: [],
+        size: 0,
+      });
+      await expect(w.writeFile('wedding:9', path.join(dir, 'gone.jpg'), 1000)).rejects.toMatchObject({
+        code: 'ENOENT',
+      });
+      await w.flush();
+      await w.close();
+      const reopened = await Repository.open(t.storage, t.masterKey);
+      expect((await readBack(reopened, threaded!)).equals(data)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('handles empty and larger-than-max-chunk streams', async () => {
