@@ -3,6 +3,7 @@ import { webcrypto } from 'node:crypto';
 import zstd from 'zstd-napi';
 import { CorruptionError } from '../../errors.js';
 import { equalBytes, hmac, open, SEAL_OVERHEAD } from './crypto.js';
+import { encodePool } from './encode-pool.js';
 import type { KeySet } from './keys.js';
 
 export const FLAG_ZSTD = 1;
@@ -58,10 +59,41 @@ export async function blobIdAsync(keys: KeySet, plaintext: Buffer): Promise<stri
   return Buffer.from(await webcrypto.subtle.sign('HMAC', await k, plaintext)).toString('hex');
 }
 
+const blobFailure = (entry: BlobEntry, object: string, why: string) =>
+  new CorruptionError(`${object}: blob ${entry.id.slice(0, 16)}… ${why}`, { object });
+
+/** Blobs this big are opened on an encoder thread by decodeBlobAsync(). */
+const THREAD_DECODE = 64 * 1024;
+
+/** decodeBlob(), on an encoder thread for big blobs (files' chunks), here for small ones. */
+export async function decodeBlobAsync(
+  keys: KeySet,
+  entry: BlobEntry,
+  data: Buffer,
+  object: string,
+): Promise<Buffer> {
+  if (data.length < THREAD_DECODE) return decodeBlob(keys, entry, data, object);
+  if (data.length !== entry.length || data.length < SEAL_OVERHEAD) {
+    throw blobFailure(entry, object, 'has the wrong length');
+  }
+  if ((entry.flags & ~KNOWN_FLAGS) !== 0)
+    throw blobFailure(entry, object, `has unknown flags ${entry.flags}`);
+  const out = await encodePool().decode({
+    sealed: data,
+    encKey: keys.encKey,
+    idKey: keys.idKey,
+    aad: aad(entry.id, keys, entry.flags),
+    flags: entry.flags,
+    rawLength: entry.rawLength,
+    id: entry.id,
+  });
+  if (!Buffer.isBuffer(out)) throw blobFailure(entry, object, out.corrupt);
+  return out;
+}
+
 /** Opens a blob read from `object` (its pack); every failure is a CorruptionError naming that object. */
 export function decodeBlob(keys: KeySet, entry: BlobEntry, data: Buffer, object: string): Buffer {
-  const fail = (why: string) =>
-    new CorruptionError(`${object}: blob ${entry.id.slice(0, 16)}… ${why}`, { object });
+  const fail = (why: string) => blobFailure(entry, object, why);
   if (data.length !== entry.length || data.length < SEAL_OVERHEAD) throw fail('has the wrong length');
   if ((entry.flags & ~KNOWN_FLAGS) !== 0) throw fail(`has unknown flags ${entry.flags}`);
   const body = open(keys.encKey, data, aad(entry.id, keys, entry.flags));

@@ -32,6 +32,8 @@ interface Reply {
   raw?: Uint32Array;
   size?: number;
   tooBig?: boolean;
+  /** Decode tasks: what is wrong with the blob. */
+  corrupt?: string;
   error?: string;
   code?: string;
 }
@@ -124,6 +126,31 @@ export class EncodePool {
     const raw = reply.raw ?? new Uint32Array(0);
     const blobs = split(reply).map((e, i) => ({ ...e, id: ids[i]!, rawLength: raw[i]! }));
     return { size: reply.size ?? 0, blobs };
+  }
+
+  /**
+   * Opens a big sealed blob on a thread: the plaintext, or `{corrupt}` naming what failed
+   * (authentication, decompression, length, id), as decodeBlob() would.
+   */
+  async decode(task: {
+    sealed: Buffer;
+    encKey: Buffer;
+    idKey: Buffer;
+    aad: Buffer;
+    flags: number;
+    rawLength: number;
+    id: string;
+  }): Promise<Buffer | { corrupt: string }> {
+    const slot = this.pick();
+    const seq = ++this.seq;
+    const own = Buffer.allocUnsafeSlow(task.sealed.length);
+    task.sealed.copy(own);
+    const data = own.buffer as ArrayBuffer;
+    const { sealed: _sealed, encKey, ...rest } = task;
+    const reply = await this.send(slot, seq, { ...rest, key: encKey, seq, kind: 'decode', data }, [data]);
+    if (reply.corrupt) return { corrupt: reply.corrupt };
+    if (!reply.data) throw new FatalError('decoder: reply without data');
+    return Buffer.from(reply.data);
   }
 
   private send(slot: Slot, seq: number, message: object, transfer: ArrayBuffer[]): Promise<Reply> {

@@ -9,7 +9,7 @@
  * flags byte.
  */
 import { Buffer } from 'node:buffer';
-import { createCipheriv, createHmac, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import zstd from 'zstd-napi';
@@ -19,6 +19,7 @@ const NONCE = 12;
 const FLAG_ZSTD = 1;
 const AAD_HEAD = Buffer.from('wedvault-blob-v1');
 const compressor = new zstd.Compressor();
+const decompressor = new zstd.Decompressor();
 compressor.setParameters({ compressionLevel: 3 });
 
 // Nonces are drawn from the CSPRNG a few thousand at a time: one call per blob costs more than the blob.
@@ -140,9 +141,42 @@ function file({ seq, path, limit, params, gear, idKey, encKey, scopeHash, keyId,
   ]);
 }
 
+/**
+ * Opens one sealed blob as blob.ts decodeBlob() does (the caller has checked length and flags):
+ * replies with the plaintext, or with what is wrong with it.
+ */
+function decode({ seq, data, key, idKey, aad, flags, rawLength, id }) {
+  const sealed = Buffer.from(data);
+  const fail = (corrupt) => parentPort.postMessage({ seq, corrupt });
+  const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, NONCE));
+  d.setAAD(aad);
+  d.setAuthTag(sealed.subarray(sealed.length - 16));
+  let body;
+  try {
+    body = Buffer.concat([d.update(sealed.subarray(NONCE, sealed.length - 16)), d.final()]);
+  } catch {
+    return fail('fails authentication');
+  }
+  let plain = body;
+  if (flags & FLAG_ZSTD) {
+    try {
+      plain = decompressor.decompress(body);
+    } catch {
+      return fail('does not decompress');
+    }
+  }
+  if (plain.length !== rawLength) return fail('has the wrong plaintext length');
+  const mac = createHmac('sha256', idKey).update(plain).digest();
+  if (!timingSafeEqual(mac, Buffer.from(id, 'hex'))) return fail('does not match its id');
+  const out = Buffer.allocUnsafeSlow(plain.length);
+  plain.copy(out);
+  parentPort.postMessage({ seq, data: out.buffer }, [out.buffer]);
+}
+
 parentPort.on('message', (task) => {
   try {
     if (task.kind === 'file') file(task);
+    else if (task.kind === 'decode') decode(task);
     else batch(task);
   } catch (err) {
     parentPort.postMessage({ seq: task.seq, error: String(err?.stack ?? err), code: err?.code });

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { CorruptionError, NotFoundError, ValidationError } from '../../errors.js';
 import { getBuffer } from '../../storage/types.js';
 import type { ContentReader, ContentRef } from '../api.js';
-import { decodeBlob, type BlobEntry } from './blob.js';
+import { decodeBlobAsync, type BlobEntry } from './blob.js';
 import { INDEX_PREFIX } from './index.js';
 import { packKey } from './pack.js';
 import type { RepoContext } from './writer.js';
@@ -96,7 +96,7 @@ export class RepoReader implements ContentReader {
       }
       throw err;
     }
-    return decodeBlob(keys, entry, data, object);
+    return decodeBlobAsync(keys, entry, data, object);
   }
 
   private pack(object: string): Promise<Buffer> {
