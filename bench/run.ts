@@ -91,7 +91,8 @@ async function main(): Promise<void> {
   // the peers run in the same run: without them there is nothing to compare against
   for (const tool of ['pg_dump', 'pg_restore', 'psql', 'restic']) {
     const found = await sh(`command -v ${tool}`).catch(() => undefined);
-    if (!found) throw new Error(`${tool} is needed for the benchmark (apt-get install postgresql-client restic)`);
+    if (!found)
+      throw new Error(`${tool} is needed for the benchmark (apt-get install postgresql-client restic)`);
   }
   mkdirSync(RESULTS, { recursive: true });
   rmSync(WORK, { recursive: true, force: true });
