@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FatalError } from '../../errors.js';
+import { batchBuffers } from './buffers.js';
 
 export interface EncodeItem {
   /** Plaintext bytes, taken in order from the batch buffer. */
@@ -32,6 +33,8 @@ interface Reply {
   raw?: Uint32Array;
   size?: number;
   tooBig?: boolean;
+  /** Batch tasks: the batch buffer, handed back for reuse. */
+  input?: ArrayBuffer;
   /** Decode tasks: what is wrong with the blob. */
   corrupt?: string;
   error?: string;
@@ -190,6 +193,7 @@ export class EncodePool {
   }
 
   private settle(reply: Reply): void {
+    if (reply.input) batchBuffers.give(reply.input);
     const w = this.waiting.get(reply.seq);
     if (!w) return;
     this.waiting.delete(reply.seq);

@@ -85,10 +85,12 @@ function batch({ seq, data, meta, count }) {
     total += lengths[i];
   }
   const out = joined(parts, total);
-  parentPort.postMessage({ seq, data: out.buffer, lengths, flags }, [
+  // the batch buffer goes back too, for the next batch
+  parentPort.postMessage({ seq, data: out.buffer, lengths, flags, input: data }, [
     out.buffer,
     lengths.buffer,
     flags.buffer,
+    data,
   ]);
 }
 

@@ -3,6 +3,7 @@ import { webcrypto } from 'node:crypto';
 import { CorruptionError } from '../../errors.js';
 import { getBuffer, type Storage } from '../../storage/types.js';
 import type { BlobEntry } from './blob.js';
+import { packBuffers } from './buffers.js';
 import { open, seal, sha256Hex } from './crypto.js';
 
 export const DATA_PREFIX = 'data/';
@@ -73,7 +74,9 @@ export class PackBuilder {
   private reserve(more: number): void {
     const need = this.size + more;
     if (this.buf && need <= this.buf.length) return;
-    const grown = Buffer.allocUnsafeSlow(Math.max(need, this.buf ? this.buf.length * 2 : this.capacity));
+    const grown = this.buf
+      ? Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2))
+      : packBuffers.take(Math.max(need, this.capacity));
     this.buf?.copy(grown, 0, 0, this.size);
     this.buf = grown;
   }

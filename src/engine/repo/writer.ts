@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { FatalError } from '../../errors.js';
 import type { ContentRef, ContentWriter, KeyScope, WriteHint, WriteStats } from '../api.js';
 import type { Storage } from '../../storage/types.js';
+import { batchBuffers, packBuffers } from './buffers.js';
 import { blobAadPrefix, blobId, blobIdAsync, type BlobEntry } from './blob.js';
 import { chunkStream, type ChunkerParams } from './chunker.js';
 import { encodePool, type EncodePool } from './encode-pool.js';
@@ -261,7 +262,7 @@ export class RepoWriter implements ContentWriter {
     for (;;) {
       if (!this.batchBuf || (this.batch.length === 0 && this.batchBuf.length < length)) {
         // a big chunk gets a batch buffer of its own size
-        this.batchBuf = Buffer.allocUnsafeSlow(Math.max(capacity, length));
+        this.batchBuf = batchBuffers.take(Math.max(capacity, length));
         this.batchSize = 0;
       }
       if (this.batchSize + length <= this.batchBuf.length) break;
@@ -344,6 +345,7 @@ export class RepoWriter implements ContentWriter {
     const upload = (async () => {
       const key = packKey(id);
       await this.ctx.storage.put(key, bytes, { size: bytes.length });
+      packBuffers.give(bytes.buffer as ArrayBuffer); // stored: nothing reads these bytes again
       this.written.push({ key, size: bytes.length });
       this.unindexed.push({ id, blobs });
       if (this.unindexed.length >= this.opts.indexEvery) await this.writeIndex();

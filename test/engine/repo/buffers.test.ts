@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { BufferPool } from '../../../src/engine/repo/buffers.js';
+
+describe('buffer pool', () => {
+  it('hands a given-back buffer out again, and keeps no views, no giants, no more than it may', () => {
+    const pool = new BufferPool(2, 1024);
+    const a = pool.take(100);
+    expect(a.length).toBe(100);
+    expect(a.byteOffset).toBe(0);
+    pool.give(a.buffer as ArrayBuffer);
+    expect(pool.take(50).buffer).toBe(a.buffer); // big enough: the same memory again
+    pool.give(a);
+    expect(pool.take(200).buffer).not.toBe(a.buffer); // too small for this request
+
+    const whole = Buffer.allocUnsafeSlow(64);
+    pool.give(whole.subarray(8)); // a view: someone may still hold the rest
+    pool.give(Buffer.allocUnsafeSlow(4096)); // over the size kept
+    const kept = [Buffer.allocUnsafeSlow(10), Buffer.allocUnsafeSlow(10), Buffer.allocUnsafeSlow(10)];
+    for (const b of kept) pool.give(b);
+    const out = [pool.take(10), pool.take(10), pool.take(10)];
+    const pooled = [a, ...kept].map((b) => b.buffer);
+    expect(out.filter((b) => pooled.includes(b.buffer))).toHaveLength(2);
+  });
+});
