@@ -62,6 +62,15 @@ export async function blobIdAsync(keys: KeySet, plaintext: Buffer): Promise<stri
 const blobFailure = (entry: BlobEntry, object: string, why: string) =>
   new CorruptionError(`${object}: blob ${entry.id.slice(0, 16)}… ${why}`, { object });
 
+/** What can be checked before opening: the length the index gives and flags this version knows. */
+function checkSealed(entry: BlobEntry, data: Buffer, object: string): void {
+  if (data.length !== entry.length || data.length < SEAL_OVERHEAD) {
+    throw blobFailure(entry, object, 'has the wrong length');
+  }
+  if ((entry.flags & ~KNOWN_FLAGS) !== 0)
+    throw blobFailure(entry, object, `has unknown flags ${entry.flags}`);
+}
+
 /** Blobs this big are opened on an encoder thread by decodeBlobAsync(). */
 const THREAD_DECODE = 64 * 1024;
 
@@ -73,11 +82,7 @@ export async function decodeBlobAsync(
   object: string,
 ): Promise<Buffer> {
   if (data.length < THREAD_DECODE) return decodeBlob(keys, entry, data, object);
-  if (data.length !== entry.length || data.length < SEAL_OVERHEAD) {
-    throw blobFailure(entry, object, 'has the wrong length');
-  }
-  if ((entry.flags & ~KNOWN_FLAGS) !== 0)
-    throw blobFailure(entry, object, `has unknown flags ${entry.flags}`);
+  checkSealed(entry, data, object);
   const out = await encodePool().decode({
     sealed: data,
     encKey: keys.encKey,
@@ -94,8 +99,7 @@ export async function decodeBlobAsync(
 /** Opens a blob read from `object` (its pack); every failure is a CorruptionError naming that object. */
 export function decodeBlob(keys: KeySet, entry: BlobEntry, data: Buffer, object: string): Buffer {
   const fail = (why: string) => blobFailure(entry, object, why);
-  if (data.length !== entry.length || data.length < SEAL_OVERHEAD) throw fail('has the wrong length');
-  if ((entry.flags & ~KNOWN_FLAGS) !== 0) throw fail(`has unknown flags ${entry.flags}`);
+  checkSealed(entry, data, object);
   const body = open(keys.encKey, data, aad(entry.id, keys, entry.flags));
   if (!body) throw fail('fails authentication');
   let plain: Buffer;

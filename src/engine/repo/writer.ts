@@ -135,14 +135,7 @@ export class RepoWriter implements ContentWriter {
     const keys = await this.ctx.scopes.forScope(scope);
     if (size === 0) return { scope, blobs: [], size: 0 };
     const id = blobId(keys, ...parts);
-    this.stats.bytesRead += size;
-    this.stats.blobsTotal++;
-    if (!this.session.has(id) && !this.ctx.index.has(id)) {
-      this.session.add(id);
-      this.stats.blobsNew++;
-      this.stats.bytesNew += size;
-      await this.store(keys, id, parts, size, hint.compress !== false);
-    }
+    if (this.claim(id, size)) await this.store(keys, id, parts, size, hint.compress !== false);
     return { scope, blobs: [id], size };
   }
 
@@ -172,43 +165,49 @@ export class RepoWriter implements ContentWriter {
       compress: hint.compress !== false,
     });
     if (!encoded) return undefined;
-    const fresh: typeof encoded.blobs = [];
-    for (const b of encoded.blobs) {
-      this.stats.bytesRead += b.rawLength;
-      this.stats.blobsTotal++;
-      if (this.session.has(b.id) || this.ctx.index.has(b.id)) continue;
-      this.session.add(b.id);
-      this.stats.blobsNew++;
-      this.stats.bytesNew += b.rawLength;
-      fresh.push(b);
-    }
-    this.packing = this.packing.then(async () => {
-      for (const b of fresh) {
-        this.pack.add(b.id, [b.sealed], {
-          rawLength: b.rawLength,
-          flags: b.flags,
-          scopeHash: keys.scopeHash,
-          keyId: keys.keyId,
-        });
-        this.stats.bytesStored += b.sealed.length;
-        if (this.pack.size >= this.opts.packSize) await this.sealPack();
-      }
-    });
-    await this.packing;
+    const fresh = encoded.blobs.filter((b) => this.claim(b.id, b.rawLength));
+    await this.packAll(fresh.map((b) => ({ ...b, keys })));
     return { scope, blobs: encoded.blobs.map((b) => b.id), size: encoded.size };
   }
 
   /** Ids one chunk, and stores it unless this session or the index already has it. */
   private async chunk(keys: KeySet, chunk: Buffer, compress: boolean): Promise<string> {
     const id = await blobIdAsync(keys, chunk);
-    this.stats.bytesRead += chunk.length;
+    if (this.claim(id, chunk.length)) await this.store(keys, id, [chunk], chunk.length, compress);
+    return id;
+  }
+
+  /**
+   * Counts one blob of the stream and tells whether it is new: true the first time this session
+   * meets an id the index does not hold (the caller then stores it), false for a duplicate.
+   */
+  private claim(id: string, length: number): boolean {
+    this.stats.bytesRead += length;
     this.stats.blobsTotal++;
-    if (this.session.has(id) || this.ctx.index.has(id)) return id;
+    if (this.session.has(id) || this.ctx.index.has(id)) return false;
     this.session.add(id);
     this.stats.blobsNew++;
-    this.stats.bytesNew += chunk.length;
-    await this.store(keys, id, [chunk], chunk.length, compress);
-    return id;
+    this.stats.bytesNew += length;
+    return true;
+  }
+
+  /** Adds encoded blobs to the open pack, after those queued before them; seals packs as they fill. */
+  private packAll(
+    blobs: { keys: KeySet; id: string; rawLength: number; sealed: Buffer; flags: number }[],
+  ): Promise<void> {
+    this.packing = this.packing.then(async () => {
+      for (const b of blobs) {
+        this.pack.add(b.id, [b.sealed], {
+          rawLength: b.rawLength,
+          flags: b.flags,
+          scopeHash: b.keys.scopeHash,
+          keyId: b.keys.keyId,
+        });
+        this.stats.bytesStored += b.sealed.length;
+        if (this.pack.size >= this.opts.packSize) await this.sealPack();
+      }
+    });
+    return this.packing;
   }
 
   /** Seals the open pack, waits for every upload and writes the index; call once all writes resolved. */
@@ -303,23 +302,11 @@ export class RepoWriter implements ContentWriter {
           aadPrefix: blobAadPrefix(i.id, i.keys),
         })),
       )
-      .then((encoded) => {
-        this.packing = this.packing.then(async () => {
-          for (let n = 0; n < items.length; n++) {
-            const { keys, id, length } = items[n]!;
-            const { sealed, flags } = encoded[n]!;
-            this.pack.add(id, [sealed], {
-              rawLength: length,
-              flags,
-              scopeHash: keys.scopeHash,
-              keyId: keys.keyId,
-            });
-            this.stats.bytesStored += sealed.length;
-            if (this.pack.size >= this.opts.packSize) await this.sealPack();
-          }
-        });
-        return this.packing;
-      });
+      .then((encoded) =>
+        this.packAll(
+          items.map(({ keys, id, length }, n) => ({ keys, id, rawLength: length, ...encoded[n]! })),
+        ),
+      );
     const tracked = done
       .catch((err: unknown) => {
         this.failure ??= err;
