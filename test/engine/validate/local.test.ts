@@ -6,9 +6,16 @@ import { replicateObjects } from '../../../src/engine/replicate.js';
 import { REPO_KEY_OBJECT } from '../../../src/engine/repo/keys.js';
 import { CONFIG_OBJECT, Repository } from '../../../src/engine/repo/repository.js';
 import { fullVerifyThroughput } from '../../../src/engine/validate/bench.js';
-import { validatePoint, type Copy } from '../../../src/engine/validate/validate.js';
+import type { Copy } from '../../../src/engine/validate/validate.js';
 import { getBuffer, type Storage } from '../../../src/storage/types.js';
-import { buildFixture, damages, localStore, validationMatrix, type Fixture } from './suite.js';
+import {
+  buildFixture,
+  damages,
+  localStore,
+  validateFixture,
+  validationMatrix,
+  type Fixture,
+} from './suite.js';
 
 let fx: Fixture;
 
@@ -29,14 +36,7 @@ async function replica(name = 'copy'): Promise<Storage> {
 }
 
 const run = (copies: Copy[], mode: 'quick' | 'full', more: { sample?: number; repair?: boolean } = {}) =>
-  validatePoint({
-    snapshotId: fx.pointId,
-    expected: fx.objects,
-    copies,
-    masterKey: fx.masterKey,
-    mode,
-    ...more,
-  });
+  validateFixture(fx, copies, mode, more);
 
 const packBytes = () => fx.objects.filter((o) => o.key.startsWith('data/')).reduce((n, o) => n + o.size, 0);
 

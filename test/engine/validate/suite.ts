@@ -3,13 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicateObjects } from '../../../src/engine/replicate.js';
 import { REPO_KEY_OBJECT, unwrapRepoKey, wrapRepoKey } from '../../../src/engine/repo/keys.js';
 import { CONFIG_OBJECT, Repository } from '../../../src/engine/repo/repository.js';
 import { backupFiles, restoreFiles, type FileEntry } from '../../../src/engine/sources/files.js';
 import { validatePoint, type Copy, type ProblemKind } from '../../../src/engine/validate/validate.js';
+import { createStorage } from '../../../src/storage/factory.js';
 import { LocalStorage } from '../../../src/storage/local.js';
+import type { Emulator } from '../../helpers/emulators.js';
 import { getBuffer, type Storage } from '../../../src/storage/types.js';
 
 export interface Fixture {
@@ -172,17 +174,26 @@ async function expectRestorable(fx: Fixture, storage: Storage) {
   }
 }
 
+/** Validates the fixture's point on these copies. */
+export const validateFixture = (
+  fx: Fixture,
+  copies: Copy[],
+  mode: 'quick' | 'full',
+  more: { sample?: number; repair?: boolean } = {},
+) =>
+  validatePoint({
+    snapshotId: fx.pointId,
+    expected: fx.objects,
+    copies,
+    masterKey: fx.masterKey,
+    mode,
+    ...more,
+  });
+
 /** Registers the matrix for one provider; `fixture` and `store` are ready once beforeAll has run. */
 export function validationMatrix(provider: string, fixture: () => Fixture, store: () => Storage) {
   const run = (fx: Fixture, copies: Copy[], mode: 'quick' | 'full', repair = false) =>
-    validatePoint({
-      snapshotId: fx.pointId,
-      expected: fx.objects,
-      copies,
-      masterKey: fx.masterKey,
-      mode,
-      repair,
-    });
+    validateFixture(fx, copies, mode, { repair });
 
   describe(`validation on ${provider}`, () => {
     it.each(Object.keys(damages))(
@@ -268,4 +279,22 @@ export function validationMatrix(provider: string, fixture: () => Fixture, store
       expect((await getBuffer(a, first(fx, 'data/'))).equals(damaged)).toBe(true);
     });
   });
+}
+
+/** The matrix on a cloud emulator: started beside the fixture, each case on a fresh prefix. */
+export function emulatorMatrix(provider: string, start: () => Promise<Emulator>) {
+  let emulator: Emulator;
+  let fx: Fixture;
+  let n = 0;
+  beforeAll(async () => {
+    [emulator, fx] = await Promise.all([start(), buildFixture()]);
+  }, 120_000);
+  afterAll(async () => {
+    await emulator?.stop();
+  });
+  validationMatrix(
+    provider,
+    () => fx,
+    () => createStorage({ ...emulator.target, prefix: `v${n++}/` }, emulator.env),
+  );
 }
