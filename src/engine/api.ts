@@ -19,6 +19,8 @@ export interface ContentRef {
   blobs: string[];
   /** Plaintext length. */
   size: number;
+  /** The content is a record list (newline-delimited JSON) whose records may hold content references. */
+  records?: true;
 }
 
 export interface WriteHint {

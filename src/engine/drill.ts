@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { errorMessage } from '../errors.js';
@@ -15,7 +16,7 @@ import type { Repository } from './repo/repository.js';
 import { restorePostgres } from './restore-postgres.js';
 import { restoreFiles, type FileEntry } from './sources/files.js';
 import { dumpQuery, qualified } from './sources/postgres-catalog.js';
-import type { PgTable, PgTree } from './sources/postgres.js';
+import { tableSegments, type PgTable, type PgTree } from './sources/postgres.js';
 
 export interface DrillProblem {
   object: string;
@@ -44,13 +45,21 @@ export interface DrillOptions {
 async function backedUpTotal(reader: ContentReader, t: PgTable, column: string): Promise<bigint> {
   const idx = t.columns.findIndex((c) => c.name === column);
   let total = 0n;
-  for (const seg of t.segments) {
-    const text = (await readAll(reader, seg)).toString('utf8');
-    for (const row of text.split('\n')) {
-      if (!row) continue;
-      const v = row.split('\t')[idx]!;
-      if (v !== '\\N') total += toFixed12(v);
+  const add = (row: string) => {
+    const v = row.split('\t')[idx]!;
+    if (v !== '\\N') total += toFixed12(v);
+  };
+  for await (const seg of tableSegments(reader, t)) {
+    // a segment ends with a whole row; its text is read in pieces, never whole
+    const decoder = new StringDecoder('utf8');
+    let rest = '';
+    for await (const chunk of reader.read(seg.ref)) {
+      const rows = (rest + decoder.write(chunk as Buffer)).split('\n');
+      rest = rows.pop()!;
+      for (const row of rows) if (row) add(row);
     }
+    rest += decoder.end();
+    if (rest) add(rest);
   }
   return total;
 }
@@ -60,12 +69,6 @@ function toFixed12(v: string): bigint {
   const [int, frac = ''] = (neg ? v.slice(1) : v).split('.');
   const n = BigInt(int! + frac.padEnd(12, '0').slice(0, 12));
   return neg ? -n : n;
-}
-
-async function readAll(reader: ContentReader, seg: PgTable['segments'][number]): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of reader.read(seg.ref)) parts.push(c as Buffer);
-  return Buffer.concat(parts);
 }
 
 async function tableDigest(client: pg.Client, t: PgTable): Promise<{ rows: number; digest: string }> {

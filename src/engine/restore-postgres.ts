@@ -9,10 +9,10 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { ConflictError, ValidationError } from '../errors.js';
-import type { ContentReader } from './api.js';
+import type { ContentReader, ContentRef } from './api.js';
 import { prepareDatabase, psql, runParallel, splitPostData, withClient } from './restore-postgres-target.js';
 import { foreignKeyOrder, qualified } from './sources/postgres-catalog.js';
-import type { PgTable, PgTree, Segment } from './sources/postgres.js';
+import { tableSegments, type PgTable, type PgTree, type Segment } from './sources/postgres.js';
 
 export type { PgTree } from './sources/postgres.js';
 
@@ -41,33 +41,69 @@ export interface PostgresRestoreResult {
 const PREFETCH = 32;
 const SMALL_SEGMENT = 1 << 20;
 
-async function collect(reader: ContentReader, seg: Segment): Promise<Buffer> {
+async function collect(reader: ContentReader, ref: ContentRef): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const c of reader.read(seg.ref)) parts.push(c as Buffer);
+  for await (const c of reader.read(ref)) parts.push(c as Buffer);
   return Buffer.concat(parts);
 }
 
+/** Which of a table's segments a restore takes; null: none of the table. */
+type Pick = (t: PgTable) => ((s: Segment) => boolean) | null;
+
+/**
+ * The picked segments of a table, read from its record list one at a time; undefined when there
+ * are none (known after reading up to the first one).
+ */
+async function picked(
+  reader: ContentReader,
+  t: PgTable,
+  pick: Pick,
+): Promise<AsyncIterable<Segment> | undefined> {
+  const take = pick(t);
+  if (!take) return undefined;
+  const it = (async function* () {
+    for await (const s of tableSegments(reader, t)) if (take(s)) yield s;
+  })();
+  const first = await it.next();
+  if (first.done) return undefined;
+  return (async function* () {
+    yield first.value;
+    yield* it;
+  })();
+}
+
 /** A table's segments as one byte stream; small segments are fetched ahead, in order, so reads overlap. */
-async function* segmentBytes(reader: ContentReader, segments: Segment[]): AsyncGenerator<Buffer> {
+async function* segmentBytes(
+  reader: ContentReader,
+  segments: AsyncIterable<Segment>,
+  counted: { rows: number },
+): AsyncGenerator<Buffer> {
+  const source = segments[Symbol.asyncIterator]();
   const ahead: (Promise<Buffer> | Segment)[] = [];
-  let next = 0;
-  const fill = () => {
-    while (ahead.length < PREFETCH && next < segments.length) {
-      const seg = segments[next++]!;
+  let ended = false;
+  const fill = async () => {
+    while (!ended && ahead.length < PREFETCH) {
+      const next = await source.next();
+      if (next.done) {
+        ended = true;
+        break;
+      }
+      const seg = next.value;
+      counted.rows += seg.rows;
       if (seg.ref.size > SMALL_SEGMENT) ahead.push(seg);
       else {
-        const p = collect(reader, seg);
+        const p = collect(reader, seg.ref);
         p.catch(() => undefined); // awaited below, in order
         ahead.push(p);
       }
     }
   };
-  fill();
+  await fill();
   while (ahead.length > 0) {
     const item = ahead.shift()!;
     if (item instanceof Promise) yield await item;
     else for await (const chunk of reader.read(item.ref)) yield chunk as Buffer;
-    fill();
+    await fill();
   }
 }
 
@@ -94,14 +130,30 @@ async function* coalesce(pieces: AsyncIterable<Buffer>, size = 256 * 1024): Asyn
   if (length > 0) yield Buffer.concat(parts, length);
 }
 
-async function copySegments(c: pg.ClientBase, reader: ContentReader, t: PgTable, segs: Segment[]) {
-  if (segs.length === 0) return;
-  await pipeline(coalesce(segmentBytes(reader, segs)), c.query(copyFrom(copyStatement(t))));
+/** COPYs a table's picked segments; the rows it sent (0, and no COPY, when none are picked). */
+async function copySegments(
+  c: pg.ClientBase,
+  reader: ContentReader,
+  t: PgTable,
+  pick: Pick,
+): Promise<number> {
+  const segs = await picked(reader, t, pick);
+  if (!segs) return 0;
+  const counted = { rows: 0 };
+  await pipeline(coalesce(segmentBytes(reader, segs, counted)), c.query(copyFrom(copyStatement(t))));
+  return counted.rows;
 }
 
-type Pick = (t: PgTable) => Segment[];
-const rowsOf = (tables: PgTable[], pick: Pick) =>
-  tables.reduce((n, t) => n + pick(t).reduce((m, s) => m + s.rows, 0), 0);
+/** Tables that received rows and how many rows in all. */
+function restored(counts: Map<PgTable, number>): PostgresRestoreResult {
+  let tables = 0;
+  let rows = 0;
+  for (const n of counts.values()) {
+    if (n > 0) tables++;
+    rows += n;
+  }
+  return { tables, rows };
+}
 
 /** An identifier as pg_dump writes it: quoted only when it has to be. */
 function dumpIdent(name: string): string {
@@ -127,10 +179,8 @@ const RESTORE_SESSION = `SET maintenance_work_mem = '256MB'; SET synchronous_com
  */
 async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pick: Pick, parallel: number) {
   await psql(url, reader.read(tree.schema.preData));
-  const post = splitPostData(
-    (await collect(reader, { ref: tree.schema.postData } as Segment)).toString('utf8'),
-  );
-  const tables = tree.tables.filter((t) => pick(t).length > 0);
+  const post = splitPostData((await collect(reader, tree.schema.postData)).toString('utf8'));
+  const tables = tree.tables.filter((t) => pick(t) !== null);
   const byName = new Map(tree.tables.map((t) => [`${dumpIdent(t.schema)}.${dumpIdent(t.name)}`, t]));
   const builds = new Map<PgTable, string[]>();
   const unplaced: string[] = [];
@@ -140,7 +190,8 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
     else unplaced.push(stmt);
   }
   // most bytes first, so the connections finish together
-  const size = (t: PgTable) => pick(t).reduce((n, s) => n + s.ref.size, 0);
+  const size = (t: PgTable) => t.bytes ?? (t.segments ?? []).reduce((n, s) => n + s.ref.size, 0);
+  const counts = new Map<PgTable, number>();
   type Job = { load: PgTable } | { build: string };
   const queue: Job[] = [...tables].sort((a, b) => size(b) - size(a)).map((t) => ({ load: t }));
   let loading = 0;
@@ -169,7 +220,7 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
           }
           loading++;
           try {
-            await copySegments(c, reader, job.load, pick(job.load));
+            counts.set(job.load, await copySegments(c, reader, job.load, pick));
             queue.push(...(builds.get(job.load) ?? []).map((build) => ({ build })));
           } catch (err) {
             failed = true; // the other connections stop at their next job
@@ -189,7 +240,7 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
   if (seqs.length) await psql(url, seqs.join('\n'));
   await runParallel(url, post.header, post.foreignKeys, parallel);
   if (post.rest.length) await psql(url, post.header + '\n' + post.rest.join('\n'));
-  return { tables: tables.length, rows: rowsOf(tables, pick) };
+  return restored(counts);
 }
 
 /** One wedding into a database that has the schema: all or nothing, in one transaction. */
@@ -201,7 +252,8 @@ async function restoreIntoLive(
   overwrite: boolean,
 ) {
   const weddingTables = tree.tables.filter((t) => t.scopeKind === 'wedding');
-  const pick: Pick = (t) => t.segments.filter((s) => s.tenant === wedding);
+  const pick: Pick = () => (s) => s.tenant === wedding;
+  const counts = new Map<PgTable, number>();
   return withClient(url, async (c) => {
     const order = await foreignKeyOrder(c, weddingTables);
     await c.query('BEGIN');
@@ -220,14 +272,13 @@ async function restoreIntoLive(
           );
         }
       }
-      for (const t of order) await copySegments(c, reader, t, pick(t));
+      for (const t of order) counts.set(t, await copySegments(c, reader, t, pick));
       await c.query('COMMIT');
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
-    const tables = weddingTables.filter((t) => pick(t).length > 0);
-    return { tables: tables.length, rows: rowsOf(tables, pick) };
+    return restored(counts);
   });
 }
 
@@ -236,15 +287,22 @@ async function writeSql(reader: ContentReader, tree: PgTree, out: Writable, pick
   const write = async (b: Buffer | string) => {
     if (!out.write(b)) await once(out, 'drain');
   };
-  const copyAll = async (ref: Segment['ref']) => {
+  const copyAll = async (ref: ContentRef) => {
     for await (const chunk of reader.read(ref)) await write(chunk as Buffer);
   };
   if (whole) await copyAll(tree.schema.preData);
   else await write('BEGIN;\n\n');
-  const tables = tree.tables.filter((t) => pick(t).length > 0);
-  for (const t of tables) {
+  const counts = new Map<PgTable, number>();
+  for (const t of tree.tables) {
+    const segs = await picked(reader, t, pick);
+    if (!segs) continue;
     await write(`${copyStatement(t)};\n`);
-    for (const seg of pick(t)) await copyAll(seg.ref);
+    let rows = 0;
+    for await (const seg of segs) {
+      await copyAll(seg.ref);
+      rows += seg.rows;
+    }
+    counts.set(t, rows);
     await write('\\.\n\n');
   }
   if (whole) {
@@ -254,7 +312,7 @@ async function writeSql(reader: ContentReader, tree: PgTree, out: Writable, pick
       );
     await copyAll(tree.schema.postData);
   } else await write('COMMIT;\n');
-  return { tables: tables.length, rows: rowsOf(tables, pick) };
+  return restored(counts);
 }
 
 export async function restorePostgres(
@@ -264,12 +322,12 @@ export async function restorePostgres(
 ): Promise<PostgresRestoreResult> {
   const { wedding } = opts;
   const parallel = Math.max(1, opts.parallel ?? 2);
-  const all: Pick = (t) => t.segments;
+  const every = () => true;
+  const ofWedding = (s: Segment) => s.tenant === wedding;
+  const all: Pick = () => every;
   // A wedding in a new database also needs the shared tables its rows refer to, whole.
-  const withShared: Pick = (t) =>
-    t.scopeKind !== 'wedding' ? t.segments : t.segments.filter((s) => s.tenant === wedding);
-  const onlyWedding: Pick = (t) =>
-    t.scopeKind === 'wedding' ? t.segments.filter((s) => s.tenant === wedding) : [];
+  const withShared: Pick = (t) => (t.scopeKind !== 'wedding' ? every : ofWedding);
+  const onlyWedding: Pick = (t) => (t.scopeKind === 'wedding' ? ofWedding : null);
 
   if (opts.asSql)
     return writeSql(

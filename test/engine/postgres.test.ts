@@ -7,7 +7,7 @@ import { restorePostgres } from '../../src/engine/restore-postgres.js';
 import { backupPostgres, type PgTable, type PgTree } from '../../src/engine/sources/postgres.js';
 import { ConflictError } from '../../src/errors.js';
 import { seedDatabase } from '../../src/seed/database.js';
-import { MemoryContent } from '../helpers/memory-content.js';
+import { MemoryContent, segmentsOf } from '../helpers/memory-content.js';
 import {
   createTempDatabase,
   dataDump,
@@ -78,8 +78,11 @@ describe('the seeded wedding database', () => {
         `SELECT count(*)::int AS n FROM ${t.name}`,
       )) as [{ n: number }];
       expect(t.rowCount, t.name).toBe(n);
-      expect(t.segments.reduce((s, x) => s + x.rows, 0)).toBe(n);
+      expect((await segmentsOf(store, t)).reduce((s, x) => s + x.rows, 0)).toBe(n);
       expect(t.digest).toMatch(/^[0-9a-f]{64}$/);
+      // segments live in the table's record list, not in the tree
+      expect(t.segments).toBeUndefined();
+      expect(t.segmentList).toMatchObject({ scope: 'platform', records: true });
     }
     const guests = tree.tables.find((t) => t.name === 'guests')!;
     expect(guests.tenantColumn).toBe('wedding_id');
@@ -100,7 +103,7 @@ describe('the seeded wedding database', () => {
     for (const t of tree.tables.filter((x) => x.tenantColumn)) {
       const col = t.columns.findIndex((c) => c.name === t.tenantColumn);
       const seen = new Set<string | null>();
-      for (const seg of t.segments) {
+      for (const seg of await segmentsOf(store, t)) {
         expect(seg.scope).toBe(seg.tenant === null ? 'platform' : `wedding:${seg.tenant}`);
         const rows = (await store.readBuffer(seg.ref)).toString('utf8').split('\n').filter(Boolean);
         expect(rows).toHaveLength(seg.rows);
@@ -110,7 +113,7 @@ describe('the seeded wedding database', () => {
       }
     }
     for (const t of tree.tables.filter((x) => !x.tenantColumn)) {
-      expect(t.segments.map((s) => s.scope)).toEqual(['platform']);
+      expect((await segmentsOf(store, t)).map((s) => s.scope)).toEqual(['platform']);
     }
   });
 
@@ -178,6 +181,31 @@ describe('the seeded wedding database', () => {
       expect(await rowsDigest(target.url, t, a), t.name).toBe(await rowsDigest(source.url, t, a));
     }
   });
+
+  it('reads snapshots that hold the segments inline (before record lists) the same way', async () => {
+    const inline: PgTree = {
+      ...tree,
+      tables: await Promise.all(
+        tree.tables.map(async (t) => {
+          const { segmentList: _list, ...rest } = t;
+          return { ...rest, segments: await segmentsOf(store, t) };
+        }),
+      ),
+    };
+    expect(inline.tables.every((t) => t.segments && !t.segmentList)).toBe(true);
+    expect(inline.tables.filter((t) => t.segments!.length > 0)).not.toHaveLength(0);
+    const script = async (t: PgTree) => {
+      const out = new PassThrough();
+      const parts: Buffer[] = [];
+      out.on('data', (d: Buffer) => parts.push(d));
+      const r = await restorePostgres(store, t, { asSql: out });
+      return { r, sql: Buffer.concat(parts).toString() };
+    };
+    const [lists, old] = [await script(tree), await script(inline)];
+    expect(old.sql).toBe(lists.sql);
+    expect(old.r).toEqual(lists.r);
+    expect(lists.r.rows).toBe(tree.tables.reduce((n, t) => n + t.rowCount, 0));
+  });
 });
 
 describe('a schema with every awkward type', () => {
@@ -234,7 +262,7 @@ describe('a schema with every awkward type', () => {
         .sort(),
     );
     const things = tree.tables.find((t) => t.name === 'things')!;
-    expect(things.segments.map((s) => s.tenant)).toEqual(
+    expect((await segmentsOf(store, things)).map((s) => s.tenant)).toEqual(
       // COPY order is the server's text collation; NULL sorts last
       (
         await query<{ w: string | null }>(
@@ -244,11 +272,14 @@ describe('a schema with every awkward type', () => {
       ).map((r) => r.w),
     );
     expect(tree.tables.find((t) => t.name === 'settings')!.scopeKind).toBe('platform');
-    expect(tree.tables.find((t) => t.name === 'log')!.segments.map((s) => s.scope)).toEqual([
-      'wedding:w-1',
-      'wedding:w-2',
-      'platform',
-    ]);
+    expect(
+      (
+        await segmentsOf(
+          store,
+          tree.tables.find((t) => t.name === 'log')!,
+        )
+      ).map((s) => s.scope),
+    ).toEqual(['wedding:w-1', 'wedding:w-2', 'platform']);
     expect(tree.tenants.map((t) => t.id)).toContain('tab\there');
     expect(tree.tenants.map((t) => t.id)).toContain('back\\slash');
 

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ContentReader, ContentRef, ContentWriter, KeyScope, WriteStats } from '../../src/engine/api.js';
+import { tableSegments, type PgTable, type Segment } from '../../src/engine/sources/postgres.js';
 import { NotFoundError } from '../../src/errors.js';
 
 export interface MemoryContentOptions {
@@ -57,4 +58,11 @@ export class MemoryContent implements ContentWriter, ContentReader {
     for await (const c of this.read(ref)) parts.push(c as Buffer);
     return Buffer.concat(parts);
   }
+}
+
+/** A table's segments read back from its record list, as one array (tests only). */
+export async function segmentsOf(reader: ContentReader, t: PgTable): Promise<Segment[]> {
+  const out: Segment[] = [];
+  for await (const s of tableSegments(reader, t)) out.push(s);
+  return out;
 }

@@ -5,7 +5,8 @@ import { decodeBlob, type BlobEntry } from './blob.js';
 import { decodeIndex, INDEX_PREFIX } from './index.js';
 import { openBundle, SCOPE_BUNDLES_PREFIX, SCOPE_KEYS_PREFIX } from './keys.js';
 import { DATA_PREFIX, packKey, readPackHeader, verifyPackBytes } from './pack.js';
-import { contentRefs, SNAPSHOTS_PREFIX, type Snapshot } from './snapshot.js';
+import { RepoReader } from './reader.js';
+import { allContentRefs, SNAPSHOTS_PREFIX, type Snapshot } from './snapshot.js';
 import type { RepoContext } from './writer.js';
 
 export interface CheckOptions {
@@ -93,7 +94,8 @@ export async function checkRepository(ctx: CheckContext, opts: CheckOptions = {}
   for (const key of (await listKeys(ctx, SNAPSHOTS_PREFIX)).keys()) {
     try {
       const snap = await ctx.loadSnapshot(key.slice(SNAPSHOTS_PREFIX.length));
-      for (const ref of contentRefs(snap.tree)) {
+      // a record list is read only once its own blobs are known to be indexed
+      for await (const ref of allContentRefs(snap.tree, new RepoReader(ctx))) {
         const lost = ref.blobs.filter((b) => !entries.has(b));
         if (lost.length > 0) {
           problems.push({

@@ -3,6 +3,7 @@ import { CorruptionError } from '../../errors.js';
 import { getBuffer, type Storage } from '../../storage/types.js';
 import type { BlobEntry } from './blob.js';
 import { open, seal, sha256Hex } from './crypto.js';
+import { IdTable } from './id-table.js';
 import { fromPacked, toPacked, type PackedBlob } from './pack.js';
 
 export const INDEX_PREFIX = 'index/';
@@ -41,9 +42,21 @@ export function decodeIndex(
   return file.packs.map((p) => ({ id: p.id, blobs: p.blobs.map((b) => fromPacked(p.id, b)) }));
 }
 
-/** The merged view of every index object read so far. */
+/** Per blob in RepoIndex: pack, offset, length, rawLength, flags, key set (both as numbers). */
+const FIELDS = 6;
+
+/**
+ * The merged view of every index object read so far. Entries live in flat arrays (ids in an
+ * IdTable, fields as u32 columns, pack names and key sets interned): a BlobEntry object is made
+ * only when asked for.
+ */
 export class RepoIndex {
-  private readonly entries = new Map<string, BlobEntry>();
+  private readonly ids = new IdTable();
+  private fields = new Uint32Array(FIELDS * 1024);
+  private readonly packNames: string[] = [];
+  private readonly packNumbers = new Map<string, number>();
+  private readonly keySets: { scopeHash: string; keyId: string }[] = [];
+  private readonly keySetNumbers = new Map<string, number>();
   /** Index object → the packs it lists; pack → the index objects listing it. */
   readonly packsOf = new Map<string, string[]>();
   readonly indexesOf = new Map<string, string[]>();
@@ -57,15 +70,28 @@ export class RepoIndex {
   ) {}
 
   get size(): number {
-    return this.entries.size;
+    return this.ids.count;
   }
 
   get(id: string): BlobEntry | undefined {
-    return this.entries.get(id);
+    const n = this.ids.find(id);
+    if (n < 0) return undefined;
+    const f = this.fields.subarray(n * FIELDS, (n + 1) * FIELDS);
+    const keys = this.keySets[f[5]!]!;
+    return {
+      id,
+      pack: this.packNames[f[0]!]!,
+      offset: f[1]!,
+      length: f[2]!,
+      rawLength: f[3]!,
+      flags: f[4]!,
+      scopeHash: keys.scopeHash,
+      keyId: keys.keyId,
+    };
   }
 
-  has(id: string): boolean {
-    return this.entries.has(id);
+  has(id: string | Buffer): boolean {
+    return this.ids.has(id);
   }
 
   /** Reads index objects not seen yet; index objects never change, so nothing is read twice. */
@@ -98,7 +124,28 @@ export class RepoIndex {
       const list = this.indexesOf.get(p.id) ?? [];
       list.push(key);
       this.indexesOf.set(p.id, list);
-      for (const b of p.blobs) if (!this.entries.has(b.id)) this.entries.set(b.id, b);
+      for (const b of p.blobs) if (!this.ids.has(b.id)) this.put(b);
     }
+  }
+
+  private put(b: BlobEntry): void {
+    const n = this.ids.add(b.id);
+    if ((n + 1) * FIELDS > this.fields.length) {
+      const grown = new Uint32Array(this.fields.length * 2);
+      grown.set(this.fields);
+      this.fields = grown;
+    }
+    const keys = `${b.scopeHash}/${b.keyId}`;
+    let keySet = this.keySetNumbers.get(keys);
+    if (keySet === undefined) {
+      keySet = this.keySets.push({ scopeHash: b.scopeHash, keyId: b.keyId }) - 1;
+      this.keySetNumbers.set(keys, keySet);
+    }
+    let pack = this.packNumbers.get(b.pack);
+    if (pack === undefined) {
+      pack = this.packNames.push(b.pack) - 1;
+      this.packNumbers.set(b.pack, pack);
+    }
+    this.fields.set([pack, b.offset, b.length, b.rawLength, b.flags, keySet], n * FIELDS);
   }
 }

@@ -48,6 +48,17 @@ export class PackBuilder {
     return this.blobs.length;
   }
 
+  /**
+   * Whether a blob of `length` bytes, and the header that will list it, still fit the buffer. A
+   * writer seals the pack first when not: growing would double the buffer, and the buffer pool
+   * would then hand out (and keep) the doubled size.
+   */
+  fits(length: number): boolean {
+    // a header entry is one JSON array of about 150 characters; sealing adds 28 bytes and the trailer 8
+    const header = (this.blobs.length + 1) * 192 + 1024;
+    return this.size + length + header <= this.capacity;
+  }
+
   add(id: string, data: Buffer[], meta: Omit<BlobEntry, 'id' | 'pack' | 'offset' | 'length'>): void {
     const length = data.reduce((n, b) => n + b.length, 0);
     this.reserve(length);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import { Readable } from 'node:stream';
 import { ConflictError, CorruptionError, FatalError, NotFoundError } from '../../errors.js';
 import { getBuffer, type ObjectInfo, type Storage } from '../../storage/types.js';
-import { PLATFORM_SCOPE, type ContentRef, type WriteStats } from '../api.js';
+import { PLATFORM_SCOPE, type WriteStats } from '../api.js';
 import { checkRepository, type CheckOptions, type Problem } from './check.js';
 import { DEFAULT_CHUNKER, gearTable, validateChunkerParams, type ChunkerParams } from './chunker.js';
 import { equalBytes, hmac } from './crypto.js';
@@ -23,7 +23,7 @@ import { RepoLock } from './lock.js';
 import { packKey } from './pack.js';
 import { RepoReader, type ReaderOptions } from './reader.js';
 import {
-  contentRefs,
+  allContentRefs,
   decodeSnapshot,
   encodeSnapshot,
   snapshotKey,
@@ -270,11 +270,14 @@ export class Repository {
   async objectsForSnapshot(id: string): Promise<{ key: string; size: number }[]> {
     const snap = await this.loadSnapshot(id);
     await Promise.all([this.ctx.index.refresh(), this.ctx.scopes.preload()]);
-    const refs: ContentRef[] = [...contentRefs(snap.tree)];
-    if (snap.treeRef) refs.push(snap.treeRef);
     const indexes = new Set<string>();
     const scopeKeys = new Set<string>();
-    for (const ref of refs) {
+    const reader = this.reader();
+    const refs = async function* () {
+      if (snap.treeRef) yield snap.treeRef;
+      yield* allContentRefs(snap.tree, reader);
+    };
+    for await (const ref of refs()) {
       for (const blob of ref.blobs) {
         const e = this.ctx.index.get(blob);
         if (!e)

@@ -1,8 +1,9 @@
 /** Snapshot manifests: sealed under the repository's meta key and MACed, stored as snapshots/<id>. */
 import { CorruptionError } from '../../errors.js';
-import type { ContentRef, WriteStats } from '../api.js';
+import type { ContentReader, ContentRef, WriteStats } from '../api.js';
 import { equalBytes, hmac, open, seal } from './crypto.js';
 import type { MetaKeys } from './keys.js';
+import { readRecords } from './records.js';
 
 export const SNAPSHOTS_PREFIX = 'snapshots/';
 const MAC_BYTES = 32;
@@ -78,5 +79,22 @@ export function* contentRefs(tree: unknown): Generator<ContentRef> {
       }
       for (const v of Object.values(o)) if (v !== null && typeof v === 'object') stack.push(v);
     }
+  }
+}
+
+/**
+ * Every ContentRef of a tree, with those held by its record lists (a table's segments) read
+ * through `reader`: the list's own reference comes first, then what its records name.
+ */
+export async function* allContentRefs(
+  tree: unknown,
+  reader: ContentReader,
+  /** Consulted after a list's reference was yielded: false leaves the list unread. */
+  expand: (list: ContentRef) => boolean = () => true,
+): AsyncGenerator<ContentRef> {
+  for (const ref of contentRefs(tree)) {
+    yield ref;
+    if (!ref.records || !expand(ref)) continue;
+    for await (const record of readRecords(reader, ref)) yield* allContentRefs(record, reader, expand);
   }
 }

@@ -7,6 +7,7 @@ import { batchBuffers, packBuffers } from './buffers.js';
 import { blobAadPrefix, blobId, blobIdAsync, type BlobEntry } from './blob.js';
 import { chunkStream, type ChunkerParams } from './chunker.js';
 import { encodePool, type EncodePool } from './encode-pool.js';
+import { IdTable } from './id-table.js';
 import { encodeIndex, type RepoIndex } from './index.js';
 import type { KeySet, MetaKeys, ScopeKeys } from './keys.js';
 import { RepoLock } from './lock.js';
@@ -29,6 +30,8 @@ export interface WriterOptions {
   uploads?: number;
   /** An index object is written every this many packs, so a killed backup keeps most of its work. */
   indexEvery?: number;
+  /** …or once this many blobs wait for one (their entries stay in memory until it is written). */
+  indexBlobs?: number;
   /** Chunks of one write being hashed at once. */
   encoders?: number;
   /** Blobs go to the encoder threads in batches of about this many bytes. */
@@ -43,6 +46,7 @@ const DEFAULTS: Required<WriterOptions> = {
   encoders: 4,
   batchBytes: 1024 * 1024,
   indexEvery: 8,
+  indexBlobs: 16384,
   lock: true,
 };
 
@@ -61,9 +65,10 @@ export class RepoWriter implements ContentWriter {
   private readonly opts: Required<WriterOptions>;
   private pack: PackBuilder;
   /** Blob ids stored (or being stored) in this session: dedup before the index knows them. */
-  private readonly session = new Set<string>();
+  private readonly session = new IdTable();
   private readonly uploads = new Set<Promise<void>>();
   private unindexed: { id: string; blobs: BlobEntry[] }[] = [];
+  private unindexedBlobs = 0;
   private readonly pool: EncodePool = encodePool();
   /** Blobs waiting for the next batch to the encoder threads; their bytes are in batchBuf. */
   private batch: { keys: KeySet; id: string; length: number; compress: boolean }[] = [];
@@ -184,8 +189,9 @@ export class RepoWriter implements ContentWriter {
   private claim(id: string, length: number): boolean {
     this.stats.bytesRead += length;
     this.stats.blobsTotal++;
-    if (this.session.has(id) || this.ctx.index.has(id)) return false;
-    this.session.add(id);
+    const key = Buffer.from(id, 'hex');
+    if (this.session.has(key) || this.ctx.index.has(key)) return false;
+    this.session.add(key);
     this.stats.blobsNew++;
     this.stats.bytesNew += length;
     return true;
@@ -197,6 +203,7 @@ export class RepoWriter implements ContentWriter {
   ): Promise<void> {
     this.packing = this.packing.then(async () => {
       for (const b of blobs) {
+        if (this.pack.count > 0 && !this.pack.fits(b.sealed.length)) await this.sealPack();
         this.pack.add(b.id, [b.sealed], {
           rawLength: b.rawLength,
           flags: b.flags,
@@ -335,7 +342,9 @@ export class RepoWriter implements ContentWriter {
       packBuffers.give(bytes.buffer as ArrayBuffer); // stored: nothing reads these bytes again
       this.written.push({ key, size: bytes.length });
       this.unindexed.push({ id, blobs });
-      if (this.unindexed.length >= this.opts.indexEvery) await this.writeIndex();
+      this.unindexedBlobs += blobs.length;
+      if (this.unindexed.length >= this.opts.indexEvery || this.unindexedBlobs >= this.opts.indexBlobs)
+        await this.writeIndex();
     })();
     const tracked = upload
       .catch((err: unknown) => {
@@ -355,6 +364,7 @@ export class RepoWriter implements ContentWriter {
     const packs = this.unindexed;
     if (packs.length === 0) return;
     this.unindexed = [];
+    this.unindexedBlobs = 0;
     const { key, bytes } = encodeIndex(this.ctx.meta.meta, packs);
     await this.ctx.storage.put(key, bytes, { size: bytes.length });
     this.written.push({ key, size: bytes.length });

@@ -12,6 +12,7 @@ import { ConfigError, CorruptionError, FatalError, TransientError } from '../../
 import {
   PLATFORM_SCOPE,
   supplierScope,
+  type ContentReader,
   weddingScope,
   type ContentRef,
   type ContentWriter,
@@ -30,6 +31,7 @@ import {
   childConnection,
 } from './postgres-catalog.js';
 import { TenantSplitter } from './postgres-split.js';
+import { readRecords, RecordListWriter } from '../repo/records.js';
 
 export interface Segment {
   tenant: string | null;
@@ -42,7 +44,12 @@ export interface PgTable extends PgTableInfo {
   rowCount: number;
   /** SHA-256 of the table's COPY text in dump order. */
   digest: string;
-  segments: Segment[];
+  /** The segments in dump order, as a record list (one JSON Segment per line). */
+  segmentList?: ContentRef;
+  /** Snapshots written before record lists hold the segments inline. */
+  segments?: Segment[];
+  /** Bytes of COPY text (the sum of the segments' sizes). */
+  bytes?: number;
   /**
    * What changes a table's contents leave behind, read in the snapshot: oid, file nodes, frozen
    * xid horizon and the insert/update/delete counters. An incremental backup reuses the parent's
@@ -197,8 +204,19 @@ async function copyTable(
   // A segment below this size is one blob: gather it and hand it over whole, without a stream.
   const small = writer.smallLimit ?? 64 * 1024;
   type Pending = Omit<Segment, 'ref'> & { ref?: ContentRef };
+  // Segments wait here until stored, then go to the table's record list in order: the list, not
+  // memory, holds a table's (tens of thousands of) segments.
   const segments: Pending[] = [];
-  const pending: Promise<unknown>[] = [];
+  const list = new RecordListWriter<Segment>(writer);
+  let bytes = 0;
+  const drain = async () => {
+    while (segments[0]?.ref) {
+      const done = segments.shift()!;
+      bytes += done.ref!.size;
+      await list.push(done as Segment);
+    }
+  };
+  // writes not yet stored; a failed one stays here, so the wait below rethrows its error
   const inflight = new Set<Promise<unknown>>();
   let seg: Pending | undefined;
   let parts: Buffer[] = [];
@@ -219,7 +237,6 @@ async function copyTable(
       },
     );
     p.catch(() => undefined); // surfaced by Promise.race / Promise.all below
-    pending.push(p);
     inflight.add(p);
   };
 
@@ -233,6 +250,7 @@ async function copyTable(
     buffered = 0;
     // bounded memory: never more than inFlight segments waiting on the writer
     while (inflight.size > inFlight) await Promise.race(inflight);
+    await drain();
   };
 
   const append = async (bytes: Buffer) => {
@@ -272,18 +290,29 @@ async function copyTable(
     await close();
   } catch (err) {
     stream?.destroy(err as Error);
+    list.destroy(err as Error);
     throw err;
   }
-  await Promise.all(pending);
-  return { ...t, rowCount, digest: digest.digest('hex'), segments: segments as Segment[] };
+  await Promise.all(inflight);
+  await drain();
+  const segmentList = await list.end();
+  return { ...t, rowCount, digest: digest.digest('hex'), segmentList, bytes };
 }
 
-/** What an unchanged table carries over from the parent backup. */
-const pick = (t: PgTable): Pick<PgTable, 'rowCount' | 'digest' | 'segments'> => ({
+/** What an unchanged table carries over from the parent backup: its segments are the parent's. */
+const pick = (t: PgTable): Pick<PgTable, 'rowCount' | 'digest' | 'segmentList' | 'segments' | 'bytes'> => ({
   rowCount: t.rowCount,
   digest: t.digest,
+  segmentList: t.segmentList,
   segments: t.segments,
+  bytes: t.bytes,
 });
+
+/** A table's segments in dump order, one at a time: from its record list, or inline in older snapshots. */
+export async function* tableSegments(reader: ContentReader, t: PgTable): AsyncGenerator<Segment> {
+  if (t.segments) yield* t.segments;
+  if (t.segmentList) yield* readRecords<Segment>(reader, t.segmentList);
+}
 
 /** A worker connection inside the exported snapshot, tuned for long ordered scans. */
 async function withSnapshot(url: string, snapshot: string, sortMemory: string): Promise<pg.Client> {

@@ -9,7 +9,7 @@ import { decodeIndex, INDEX_PREFIX } from '../repo/index.js';
 import { REPO_KEY_OBJECT, SCOPE_KEYS_PREFIX, type KeySet } from '../repo/keys.js';
 import { packIdOf, packKey, verifyPackBytes } from '../repo/pack.js';
 import { CONFIG_OBJECT, Repository } from '../repo/repository.js';
-import { contentRefs, snapshotKey, type Snapshot } from '../repo/snapshot.js';
+import { allContentRefs, snapshotKey, type Snapshot } from '../repo/snapshot.js';
 import {
   claimedRepoId,
   identifyIndex,
@@ -116,7 +116,7 @@ class Inspection {
     const trust = await this.openKeys();
     const snap = trust ? await this.snapshot() : undefined;
     const indexesSound = await this.indexes(trust);
-    if (snap && indexesSound) this.consistency(snap);
+    if (snap && indexesSound) await this.consistency(snap.snap, snap.repo);
     if (this.opts.mode === 'full')
       await this.readPacks(trust, trust ? await this.scopeKeys(trust) : new Map());
   }
@@ -163,12 +163,12 @@ class Inspection {
   }
 
   /** The snapshot's MAC and seal, through the repository's own loader (which also reads a treeRef). */
-  private async snapshot(): Promise<Snapshot | undefined> {
+  private async snapshot(): Promise<{ snap: Snapshot; repo: Repository } | undefined> {
     const key = snapshotKey(this.opts.snapshotId);
     if (!this.has(key)) return undefined;
     try {
       const repo = await Repository.open(this.storage, this.opts.masterKey);
-      return await repo.loadSnapshot(this.opts.snapshotId);
+      return { snap: await repo.loadSnapshot(this.opts.snapshotId), repo };
     } catch (err) {
       // A missing pack of a large tree is already in the listing's findings; 'index/' names no object.
       if (err instanceof NotFoundError) return undefined;
@@ -213,22 +213,35 @@ class Inspection {
     return sound;
   }
 
-  /** Every blob the snapshot names is in this copy's index, and every pack holding one exists. */
-  private consistency(snap: Snapshot): void {
-    const refs: ContentRef[] = [...contentRefs(snap.tree)];
-    if (snap.treeRef) refs.push(snap.treeRef);
+  /**
+   * Every blob the snapshot names is in this copy's index, and every pack holding one exists; the
+   * record lists (a table's segments) are read from this copy once their own blobs are there.
+   */
+  private async consistency(snap: Snapshot, repo: Repository): Promise<void> {
     let lost = 0;
     let example = '';
-    for (const ref of refs) {
+    const sound = new Set<ContentRef>();
+    const check = (ref: ContentRef) => {
+      let whole = true;
       for (const blob of ref.blobs) {
         const e = this.entries.get(blob);
         if (!e) {
           lost++;
           example ||= blob;
+          whole = false;
         } else if (!this.has(packKey(e.pack))) {
           this.report(packKey(e.pack), 'missing', `holds blob ${blob.slice(0, 16)}… of this point`);
+          whole = false;
         }
       }
+      if (whole) sound.add(ref);
+    };
+    if (snap.treeRef) check(snap.treeRef);
+    try {
+      const refs = allContentRefs(snap.tree, repo.reader(), (list) => sound.delete(list));
+      for await (const ref of refs) check(ref);
+    } catch (err) {
+      this.fail(snapshotKey(snap.id), err);
     }
     if (lost > 0) {
       // Every expected index is sound, so the fault is not in one object a copy could replace.

@@ -1,0 +1,71 @@
+/**
+ * A set of blob ids (32-byte HMACs) in flat typed arrays: a repository holds one entry per blob,
+ * hundreds of thousands of them, and one JavaScript string and object per id would cost several
+ * times the bytes and make every garbage collection walk them all.
+ */
+const ID_BYTES = 32;
+
+export class IdTable {
+  /** Ids in insertion order, 32 bytes each. */
+  private ids = Buffer.allocUnsafeSlow(0);
+  /** Open addressing: entry number + 1, or 0 for an empty slot. */
+  private slots = new Int32Array(16);
+  count = 0;
+
+  /** The entry number of an id (hex or bytes), or -1. */
+  find(id: string | Buffer): number {
+    const key = typeof id === 'string' ? Buffer.from(id, 'hex') : id;
+    if (key.length !== ID_BYTES) return -1;
+    const mask = this.slots.length - 1;
+    // ids are HMAC outputs, uniformly distributed: their first bytes are a good hash
+    for (let slot = key.readUInt32LE(0) & mask; ; slot = (slot + 1) & mask) {
+      const at = this.slots[slot]!;
+      if (at === 0) return -1;
+      const start = (at - 1) * ID_BYTES;
+      if (key.compare(this.ids, start, start + ID_BYTES) === 0) return at - 1;
+    }
+  }
+
+  has(id: string | Buffer): boolean {
+    return this.find(id) >= 0;
+  }
+
+  /** Adds an id not yet in the table; its entry number (the count before). */
+  add(id: string | Buffer): number {
+    const key = typeof id === 'string' ? Buffer.from(id, 'hex') : id;
+    if (key.length !== ID_BYTES) throw new RangeError(`a blob id is ${ID_BYTES} bytes, got ${key.length}`);
+    if ((this.count + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+    if ((this.count + 1) * ID_BYTES > this.ids.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(1024, this.ids.length * 2));
+      this.ids.copy(grown);
+      this.ids = grown;
+    }
+    const n = this.count++;
+    key.copy(this.ids, n * ID_BYTES);
+    this.place(key.readUInt32LE(0), n);
+    return n;
+  }
+
+  /** The id of an entry, as hex. */
+  idOf(n: number): string {
+    return this.ids.toString('hex', n * ID_BYTES, (n + 1) * ID_BYTES);
+  }
+
+  clear(): void {
+    this.ids = Buffer.allocUnsafeSlow(0);
+    this.slots = new Int32Array(16);
+    this.count = 0;
+  }
+
+  private place(hash: number, n: number): void {
+    const mask = this.slots.length - 1;
+    let slot = hash & mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
+    this.slots[slot] = n + 1;
+  }
+
+  private rehash(size: number): void {
+    this.slots = new Int32Array(size);
+    for (let n = 0; n < this.count; n++) this.place(this.ids.readUInt32LE(n * ID_BYTES), n);
+  }
+}

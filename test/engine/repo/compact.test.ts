@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { ContentReader, ContentRef } from '../../../src/engine/api.js';
+import type { BlobEntry } from '../../../src/engine/repo/blob.js';
+import { IdTable } from '../../../src/engine/repo/id-table.js';
+import { RepoIndex } from '../../../src/engine/repo/index.js';
+import { PackBuilder } from '../../../src/engine/repo/pack.js';
+import { readRecords, RecordListWriter } from '../../../src/engine/repo/records.js';
+import { MemoryContent } from '../../helpers/memory-content.js';
+
+const id = (bytes: Buffer) => bytes.toString('hex');
+
+describe('blob id table', () => {
+  it('answers as a Set does, ids sharing their first bytes included', () => {
+    const idArb = fc
+      .tuple(fc.constantFrom(0, 1, 2), fc.uint8Array({ minLength: 28, maxLength: 28 }))
+      .map(([head, tail]) => Buffer.concat([Buffer.from([head, 0, 0, 0]), Buffer.from(tail)]));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), idArb), { maxLength: 300 }), (ops) => {
+        const table = new IdTable();
+        const set = new Set<string>();
+        for (const [add, bytes] of ops) {
+          const hex = id(bytes);
+          if (add && !set.has(hex)) {
+            expect(table.add(hex)).toBe(set.size);
+            set.add(hex);
+          }
+          expect(table.has(bytes)).toBe(set.has(hex));
+          expect(table.has(hex)).toBe(set.has(hex));
+        }
+        expect(table.count).toBe(set.size);
+        [...set].forEach((hex, n) => expect(table.idOf(n)).toBe(hex));
+      }),
+    );
+  });
+
+  it('refuses an id of the wrong length and finds nothing for one', () => {
+    const table = new IdTable();
+    expect(() => table.add('abcd')).toThrow(RangeError);
+    expect(table.has('abcd')).toBe(false);
+  });
+});
+
+describe('repository index in flat arrays', () => {
+  it('gives back every entry it was given, first index wins for a blob listed twice', () => {
+    const index = new RepoIndex(undefined as never, Buffer.alloc(32));
+    const entries: BlobEntry[] = [];
+    for (let p = 0; p < 3; p++) {
+      const pack = id(randomBytes(32));
+      const blobs = Array.from({ length: 5000 }, (_, n) => ({
+        id: id(randomBytes(32)),
+        pack,
+        offset: n * 1000,
+        length: 999,
+        rawLength: 4321 + n,
+        flags: n % 2,
+        scopeHash: id(randomBytes(16)).slice(0, n % 3 === 0 ? 32 : 8),
+        keyId: n % 7 === 0 ? 'k1' : 'k2',
+      }));
+      entries.push(...blobs);
+      index.add(`index/${p}`, [{ id: pack, blobs }]);
+    }
+    index.add('index/again', [{ id: 'other', blobs: [{ ...entries[0]!, pack: 'other' }] }]);
+    expect(index.size).toBe(entries.length);
+    for (const e of entries) expect(index.get(e.id)).toEqual(e);
+    expect(index.get(id(randomBytes(32)))).toBeUndefined();
+    expect(index.indexesOf.get('other')).toEqual(['index/again']);
+  });
+});
+
+/** Serves a stored list back in pieces of random sizes, cutting through lines and UTF-8 characters. */
+function rechunked(store: MemoryContent, seed: number): ContentReader {
+  return {
+    read: (ref: ContentRef) =>
+      Readable.from(
+        (async function* () {
+          const bytes = await store.readBuffer(ref);
+          let x = seed;
+          for (let at = 0; at < bytes.length;) {
+            x = (x * 1103515245 + 12345) % 2 ** 31;
+            const n = 1 + (x % 7);
+            yield bytes.subarray(at, at + n);
+            at += n;
+          }
+        })(),
+      ),
+  };
+}
+
+describe('record lists', () => {
+  it('read back every record, in order, however the bytes arrive', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ tenant: fc.string({ unit: 'grapheme' }), rows: fc.nat() }), { maxLength: 60 }),
+        fc.nat(),
+        async (records, seed) => {
+          const store = new MemoryContent();
+          const list = new RecordListWriter<(typeof records)[number]>(store, 'wedding:1');
+          for (const r of records) await list.push(r);
+          const ref = await list.end();
+          expect(ref).toMatchObject({ scope: 'wedding:1', records: true });
+          expect(list.count).toBe(records.length);
+          const back = [];
+          for await (const r of readRecords(rechunked(store, seed), ref)) back.push(r);
+          expect(back).toEqual(records);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  it('are written in pieces while they grow, not held whole', async () => {
+    const store = new MemoryContent();
+    const seen: number[] = [];
+    const writer = {
+      ...store,
+      stats: store.stats,
+      flush: () => store.flush(),
+      write: async (scope: string, data: AsyncIterable<Buffer>) => {
+        let size = 0;
+        for await (const piece of data) {
+          seen.push(piece.length);
+          size += piece.length;
+        }
+        return { scope, blobs: [], size };
+      },
+    };
+    const list = new RecordListWriter<{ n: number; pad: string }>(writer);
+    for (let n = 0; n < 20_000; n++) await list.push({ n, pad: 'x'.repeat(40) });
+    await list.end();
+    expect(seen.length).toBeGreaterThan(10);
+    expect(Math.max(...seen)).toBeLessThan(128 * 1024);
+  });
+});
+
+describe('pack builder', () => {
+  it('says a blob does not fit before the buffer would have to grow', () => {
+    const pack = new PackBuilder(1024 * 1024);
+    expect(pack.fits(512 * 1024)).toBe(true);
+    pack.add(id(randomBytes(32)), [randomBytes(900 * 1024)], {
+      rawLength: 1,
+      flags: 0,
+      scopeHash: 'a',
+      keyId: 'b',
+    });
+    expect(pack.fits(50 * 1024)).toBe(true);
+    expect(pack.fits(200 * 1024)).toBe(false);
+  });
+});
