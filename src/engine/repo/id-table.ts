@@ -10,6 +10,8 @@ export class IdTable {
   private ids = Buffer.allocUnsafeSlow(0);
   /** Open addressing: entry number + 1, or 0 for an empty slot. */
   private slots = new Int32Array(16);
+  /** The first four bytes of each slot's id: most probes are settled without comparing ids. */
+  private tags = new Uint32Array(16);
   count = 0;
 
   /** The entry number of an id (hex or bytes), or -1. */
@@ -18,9 +20,11 @@ export class IdTable {
     if (key.length !== ID_BYTES) return -1;
     const mask = this.slots.length - 1;
     // ids are HMAC outputs, uniformly distributed: their first bytes are a good hash
-    for (let slot = key.readUInt32LE(0) & mask; ; slot = (slot + 1) & mask) {
+    const tag = key.readUInt32LE(0);
+    for (let slot = tag & mask; ; slot = (slot + 1) & mask) {
       const at = this.slots[slot]!;
       if (at === 0) return -1;
+      if (this.tags[slot] !== tag) continue;
       const start = (at - 1) * ID_BYTES;
       if (key.compare(this.ids, start, start + ID_BYTES) === 0) return at - 1;
     }
@@ -54,18 +58,21 @@ export class IdTable {
   clear(): void {
     this.ids = Buffer.allocUnsafeSlow(0);
     this.slots = new Int32Array(16);
+    this.tags = new Uint32Array(16);
     this.count = 0;
   }
 
-  private place(hash: number, n: number): void {
+  private place(tag: number, n: number): void {
     const mask = this.slots.length - 1;
-    let slot = hash & mask;
+    let slot = tag & mask;
     while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
     this.slots[slot] = n + 1;
+    this.tags[slot] = tag;
   }
 
   private rehash(size: number): void {
     this.slots = new Int32Array(size);
+    this.tags = new Uint32Array(size);
     for (let n = 0; n < this.count; n++) this.place(this.ids.readUInt32LE(n * ID_BYTES), n);
   }
 }

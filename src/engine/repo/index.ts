@@ -94,6 +94,20 @@ export class RepoIndex {
     return this.ids.has(id);
   }
 
+  /** The entry number of a blob, or -1: for walks over many blobs that need only pack and key set. */
+  find(id: string): number {
+    return this.ids.find(id);
+  }
+
+  packOf(n: number): string {
+    return this.packNames[this.fields[n * FIELDS]!]!;
+  }
+
+  /** The entry's key set, one shared object per key set. */
+  keysOf(n: number): { readonly scopeHash: string; readonly keyId: string } {
+    return this.keySets[this.fields[n * FIELDS + 5]!]!;
+  }
+
   /** Reads index objects not seen yet; index objects never change, so nothing is read twice. */
   refresh(): Promise<void> {
     this.refreshing ??= this.load().finally(() => (this.refreshing = undefined));

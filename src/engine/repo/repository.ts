@@ -270,24 +270,28 @@ export class Repository {
   async objectsForSnapshot(id: string): Promise<{ key: string; size: number }[]> {
     const snap = await this.loadSnapshot(id);
     await Promise.all([this.ctx.index.refresh(), this.ctx.scopes.preload()]);
-    const indexes = new Set<string>();
-    const scopeKeys = new Set<string>();
+    const packs = new Set<string>();
+    const keySets = new Set<{ scopeHash: string; keyId: string }>();
     const reader = this.reader();
     const refs = async function* () {
       if (snap.treeRef) yield snap.treeRef;
       yield* allContentRefs(snap.tree, reader);
     };
+    const index = this.ctx.index;
     for await (const ref of refs()) {
       for (const blob of ref.blobs) {
-        const e = this.ctx.index.get(blob);
-        if (!e)
+        const n = index.find(blob);
+        if (n < 0)
           throw new CorruptionError(`snapshot ${id} names blob ${blob} that no index holds`, {
             object: snapshotKey(id),
           });
-        for (const ix of this.ctx.index.indexesOf.get(e.pack) ?? []) indexes.add(ix);
-        scopeKeys.add(this.ctx.scopes.storedIn(e.scopeHash, e.keyId));
+        packs.add(index.packOf(n));
+        keySets.add(index.keysOf(n));
       }
     }
+    const indexes = new Set<string>();
+    for (const p of packs) for (const ix of index.indexesOf.get(p) ?? []) indexes.add(ix);
+    const scopeKeys = new Set([...keySets].map((k) => this.ctx.scopes.storedIn(k.scopeHash, k.keyId)));
     const keys = new Set<string>([CONFIG_OBJECT, REPO_KEY_OBJECT, snapshotKey(id), ...indexes, ...scopeKeys]);
     for (const ix of indexes) for (const p of this.ctx.index.packsOf.get(ix) ?? []) keys.add(packKey(p));
     const sizes = new Map<string, number>();

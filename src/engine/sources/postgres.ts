@@ -174,18 +174,21 @@ function scopeOf(t: PgTableInfo, tenant: string | null): KeyScope {
 
 /**
  * One tenant and scope string per tenant for the whole backup, shared by every table's segments:
- * a wedding appears in a dozen tables, and the tree holds one segment per wedding and table.
+ * a wedding appears in a dozen tables, and a table has one segment per wedding.
  */
 class Interned {
-  private readonly seen = new Map<string, { tenant: string | null; scope: KeyScope }>();
+  private readonly seen = new Map<
+    PgTableInfo['scopeKind'],
+    Map<string | null, { tenant: string | null; scope: KeyScope }>
+  >();
 
   of(t: PgTableInfo, tenant: string | null): { tenant: string | null; scope: KeyScope } {
-    const scope = scopeOf(t, tenant);
-    const key = `${scope}\u0000${tenant ?? ''}`;
-    let hit = this.seen.get(key);
+    let kind = this.seen.get(t.scopeKind);
+    if (!kind) this.seen.set(t.scopeKind, (kind = new Map()));
+    let hit = kind.get(tenant);
     if (!hit) {
-      hit = { tenant, scope };
-      this.seen.set(key, hit);
+      hit = { tenant, scope: scopeOf(t, tenant) };
+      kind.set(tenant, hit);
     }
     return hit;
   }
