@@ -42,8 +42,11 @@ export function decodeIndex(
   return file.packs.map((p) => ({ id: p.id, blobs: p.blobs.map((b) => fromPacked(p.id, b)) }));
 }
 
-/** Per blob in RepoIndex: pack, offset, length, rawLength, flags, key set (both as numbers). */
-const FIELDS = 6;
+/** Per blob in RepoIndex: pack, offset, length, rawLength, flags, key set (both as numbers), state. */
+const FIELDS = 7;
+const STATE = 6;
+/** State: stored (an index object holds the blob), or the number of the writer that claimed it. */
+const STORED = 0;
 
 /**
  * The merged view of every index object read so far. Entries live in flat arrays (ids in an
@@ -69,12 +72,15 @@ export class RepoIndex {
     private readonly metaKey: Buffer,
   ) {}
 
+  /** Blobs held by index objects (claimed ones not counted). */
   get size(): number {
-    return this.ids.count;
+    let n = 0;
+    for (let i = 0; i < this.ids.count; i++) if (this.fields[i * FIELDS + STATE] === STORED) n++;
+    return n;
   }
 
   get(id: string): BlobEntry | undefined {
-    const n = this.ids.find(id);
+    const n = this.find(id);
     if (n < 0) return undefined;
     const f = this.fields.subarray(n * FIELDS, (n + 1) * FIELDS);
     const keys = this.keySets[f[5]!]!;
@@ -90,13 +96,35 @@ export class RepoIndex {
     };
   }
 
+  /** True when an index object holds the blob. */
   has(id: string | Buffer): boolean {
-    return this.ids.has(id);
+    return this.find(id) >= 0;
   }
 
-  /** The entry number of a blob, or -1: for walks over many blobs that need only pack and key set. */
-  find(id: string): number {
-    return this.ids.find(id);
+  /** The entry number of a stored blob, or -1: for walks over many blobs that need only pack and key set. */
+  find(id: string | Buffer): number {
+    const n = this.ids.find(id);
+    return n >= 0 && this.fields[n * FIELDS + STATE] === STORED ? n : -1;
+  }
+
+  /**
+   * A writer's dedup step, one table for the repository and every open write session: true when
+   * `writer` should store the blob (not stored, and not claimed by this writer before; a claim by
+   * another writer does not count, since that writer may still fail), false when it may refer to it.
+   * A claim ends when an index object lists the blob; a failed writer's claims stay and count for
+   * no one.
+   */
+  claim(id: Buffer, writer: number): boolean {
+    let n = this.ids.find(id);
+    if (n < 0) {
+      n = this.ids.add(id);
+      this.grow(n);
+    } else {
+      const state = this.fields[n * FIELDS + STATE]!;
+      if (state === STORED || state === writer) return false;
+    }
+    this.fields[n * FIELDS + STATE] = writer;
+    return true;
   }
 
   packOf(n: number): string {
@@ -138,16 +166,17 @@ export class RepoIndex {
       const list = this.indexesOf.get(p.id) ?? [];
       list.push(key);
       this.indexesOf.set(p.id, list);
-      for (const b of p.blobs) if (!this.ids.has(b.id)) this.put(b);
+      for (const b of p.blobs) this.put(b);
     }
   }
 
+  /** Records a blob as stored, unless an earlier index object holds it (the first entry wins). */
   private put(b: BlobEntry): void {
-    const n = this.ids.add(b.id);
-    if ((n + 1) * FIELDS > this.fields.length) {
-      const grown = new Uint32Array(this.fields.length * 2);
-      grown.set(this.fields);
-      this.fields = grown;
+    let n = this.ids.find(b.id);
+    if (n >= 0 && this.fields[n * FIELDS + STATE] === STORED) return;
+    if (n < 0) {
+      n = this.ids.add(b.id);
+      this.grow(n);
     }
     const keys = `${b.scopeHash}/${b.keyId}`;
     let keySet = this.keySetNumbers.get(keys);
@@ -160,6 +189,13 @@ export class RepoIndex {
       pack = this.packNames.push(b.pack) - 1;
       this.packNumbers.set(b.pack, pack);
     }
-    this.fields.set([pack, b.offset, b.length, b.rawLength, b.flags, keySet], n * FIELDS);
+    this.fields.set([pack, b.offset, b.length, b.rawLength, b.flags, keySet, STORED], n * FIELDS);
+  }
+
+  private grow(n: number): void {
+    if ((n + 1) * FIELDS <= this.fields.length) return;
+    const grown = new Uint32Array(this.fields.length * 2);
+    grown.set(this.fields);
+    this.fields = grown;
   }
 }

@@ -296,12 +296,14 @@ export class ScopeKeys {
     if (existing.length === 0) {
       // Two writers creating the same scope at once each make their own key id; both stay
       // valid (index entries name the key id), so a race wastes dedup, never data.
+      // both keys in one allocation: a backup holds a key set per wedding
+      const secret = randomBytes(64);
       const set: KeySet = {
         scope,
         scopeHash: hash,
         keyId: randomBytes(8).toString('hex'),
-        encKey: randomBytes(32),
-        idKey: randomBytes(32),
+        encKey: secret.subarray(0, 32),
+        idKey: secret.subarray(32),
       };
       this.fresh.push(set);
       this.loaded.set(scopeKeyName(hash, set.keyId), set);

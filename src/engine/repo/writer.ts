@@ -7,7 +7,6 @@ import { batchBuffers, packBuffers } from './buffers.js';
 import { blobAadPrefix, blobId, blobIdAsync, type BlobEntry } from './blob.js';
 import { chunkStream, type ChunkerParams } from './chunker.js';
 import { encodePool, type EncodePool } from './encode-pool.js';
-import { IdTable } from './id-table.js';
 import { encodeIndex, type RepoIndex } from './index.js';
 import type { KeySet, MetaKeys, ScopeKeys } from './keys.js';
 import { RepoLock } from './lock.js';
@@ -58,14 +57,17 @@ const emptyStats = (): WriteStats => ({
   blobsNew: 0,
 });
 
+/** Numbers the write sessions of this process (index claims name their session). */
+let writers = 0;
+
 export class RepoWriter implements ContentWriter {
   readonly stats: WriteStats = emptyStats();
   /** Pack and index objects this session wrote. */
   readonly written: { key: string; size: number }[] = [];
   private readonly opts: Required<WriterOptions>;
   private pack: PackBuilder;
-  /** Blob ids stored (or being stored) in this session: dedup before the index knows them. */
-  private readonly session = new IdTable();
+  /** This session's mark on the index entries of the blobs it stores, until they are indexed. */
+  private readonly claimant = ++writers;
   private readonly uploads = new Set<Promise<void>>();
   private unindexed: { id: string; blobs: BlobEntry[] }[] = [];
   private unindexedBlobs = 0;
@@ -189,9 +191,7 @@ export class RepoWriter implements ContentWriter {
   private claim(id: string, length: number): boolean {
     this.stats.bytesRead += length;
     this.stats.blobsTotal++;
-    const key = Buffer.from(id, 'hex');
-    if (this.session.has(key) || this.ctx.index.has(key)) return false;
-    this.session.add(key);
+    if (!this.ctx.index.claim(Buffer.from(id, 'hex'), this.claimant)) return false;
     this.stats.blobsNew++;
     this.stats.bytesNew += length;
     return true;
@@ -231,7 +231,6 @@ export class RepoWriter implements ContentWriter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.session.clear(); // the index knows every flushed blob now
     await Promise.allSettled([...this.encoding]);
     await this.packing.catch(() => undefined);
     await Promise.allSettled([...this.uploads]);

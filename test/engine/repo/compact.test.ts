@@ -70,6 +70,38 @@ describe('repository index in flat arrays', () => {
   });
 });
 
+describe('index claims (the dedup of open write sessions)', () => {
+  const entry = (hex: string, pack: string): BlobEntry => ({
+    id: hex,
+    pack,
+    offset: 0,
+    length: 10,
+    rawLength: 10,
+    flags: 0,
+    scopeHash: 's',
+    keyId: 'k',
+  });
+
+  it('lets each session store a blob once, counts nothing as stored until an index holds it', () => {
+    const index = new RepoIndex(undefined as never, Buffer.alloc(32));
+    const blob = randomBytes(32);
+    expect(index.claim(blob, 1)).toBe(true);
+    expect(index.claim(blob, 1)).toBe(false); // the same session already stores it
+    expect(index.claim(blob, 2)).toBe(true); // another session may not rely on session 1
+    expect(index.has(blob)).toBe(false);
+    expect(index.get(id(blob))).toBeUndefined();
+    expect(index.size).toBe(0);
+    index.add('index/a', [{ id: 'p1', blobs: [entry(id(blob), 'p1')] }]);
+    expect(index.has(blob)).toBe(true);
+    expect(index.get(id(blob))?.pack).toBe('p1');
+    expect(index.claim(blob, 3)).toBe(false);
+    // the second copy's index does not replace the first entry
+    index.add('index/b', [{ id: 'p2', blobs: [entry(id(blob), 'p2')] }]);
+    expect(index.get(id(blob))?.pack).toBe('p1');
+    expect(index.size).toBe(1);
+  });
+});
+
 /** Serves a stored list back in pieces of random sizes, cutting through lines and UTF-8 characters. */
 function rechunked(store: MemoryContent, seed: number): ContentReader {
   return {

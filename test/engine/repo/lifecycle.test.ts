@@ -46,6 +46,24 @@ describe('repository lifecycle', () => {
     expect(await fresh.check({ readData: true })).toEqual([]);
   });
 
+  it('a writer that fails in the same process leaves no claim behind: the next one stores the blobs', async () => {
+    const t = await repoFor();
+    const data = pseudoRandom(150_000, 32);
+    // claims every chunk, then closes without flushing: its packs are never indexed
+    const failed = t.repo.writer({ packSize: 1 << 30 });
+    await failed.write('wedding:6', streamOf(data));
+    await failed.close();
+    const w = t.repo.writer({ packSize: 20_000 });
+    const ref = await w.write('wedding:6', streamOf(data));
+    await w.flush();
+    await w.close();
+    expect(w.stats.blobsNew).toBe(w.stats.blobsTotal);
+    const snap = await t.repo.saveSnapshot({ type: 'full', tree: { ref }, stats: w.stats });
+    const fresh = await Repository.open(t.storage, t.masterKey);
+    const loaded = await fresh.loadSnapshot(snap.id);
+    expect((await readBack(fresh, (loaded.tree as { ref: typeof ref }).ref)).equals(data)).toBe(true);
+  });
+
   it('stores big trees as content and keeps snapshots listable by tag', async () => {
     const t = await repoFor();
     const tree = {
