@@ -69,12 +69,9 @@ function record(name: string, ours: Side, peer: Side, goal?: string): void {
   console.log(`${name}: ours ${ours.wall_s}s, ${peer.tool} ${peer.wall_s}s, ratio ${r.ratio}`);
 }
 
+// as users run it: the bin sets the allocator (bin/with-allocator) and execs node in the same process
 const wedvault = (args: string[], repoDir: string) =>
-  measure(
-    process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'index.ts'), ...args],
-    env(repoDir),
-  );
+  measure(path.join(ROOT, 'bin', 'wedvault'), args, env(repoDir));
 
 async function tables(url: string): Promise<string[]> {
   const c = new pg.Client({ connectionString: url });

@@ -13,12 +13,13 @@ import { startWorkers, stopWorkers } from '../../src/workers/run.js';
 import { createTestService, dbUrl, dropDatabase, waitFor, type TestService } from '../helpers/service.js';
 
 const run = promisify(execFile);
-const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'wedvault.mjs');
+// the installed command: bin/wedvault sets the allocator and runs bin/wedvault.mjs
+const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'wedvault');
 let svc: TestService;
 const extraDbs: string[] = [];
 
 async function wedvault(args: string[]) {
-  return run(process.execPath, [BIN, ...args], { env: { ...process.env, ...svc.env }, maxBuffer: 64 << 20 });
+  return run(BIN, args, { env: { ...process.env, ...svc.env }, maxBuffer: 64 << 20 });
 }
 
 async function counts(url: string): Promise<Record<string, number>> {
