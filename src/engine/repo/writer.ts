@@ -45,7 +45,7 @@ const DEFAULTS: Required<WriterOptions> = {
   encoders: 4,
   batchBytes: 1024 * 1024,
   indexEvery: 8,
-  indexBlobs: 16384,
+  indexBlobs: 65536,
   lock: true,
 };
 
