@@ -7,11 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { errorMessage } from '../errors.js';
 import type { ContentReader } from './api.js';
+import { readLines } from './repo/records.js';
 import type { Repository } from './repo/repository.js';
 import { restorePostgres } from './restore-postgres.js';
 import { restoreFiles, type FileEntry } from './sources/files.js';
@@ -50,16 +50,7 @@ async function backedUpTotal(reader: ContentReader, t: PgTable, column: string):
     if (v !== '\\N') total += toFixed12(v);
   };
   for await (const seg of tableSegments(reader, t)) {
-    // a segment ends with a whole row; its text is read in pieces, never whole
-    const decoder = new StringDecoder('utf8');
-    let rest = '';
-    for await (const chunk of reader.read(seg.ref)) {
-      const rows = (rest + decoder.write(chunk as Buffer)).split('\n');
-      rest = rows.pop()!;
-      for (const row of rows) if (row) add(row);
-    }
-    rest += decoder.end();
-    if (rest) add(rest);
+    for await (const row of readLines(reader, seg.ref)) if (row) add(row);
   }
   return total;
 }

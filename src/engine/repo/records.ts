@@ -66,24 +66,29 @@ export class RecordListWriter<T> {
   }
 }
 
-/** The records of a list, one at a time, in the order they were written. */
-export async function* readRecords<T>(reader: ContentReader, ref: ContentRef): AsyncGenerator<T> {
+/** The lines of a content (without their newlines), one at a time; the text is never held whole. */
+export async function* readLines(reader: ContentReader, ref: ContentRef): AsyncGenerator<string> {
   const decoder = new StringDecoder('utf8');
   let rest = '';
-  let line = 0;
-  const parse = (text: string): T => {
-    line++;
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new CorruptionError(`record list in ${ref.scope}: line ${line} is not JSON`);
-    }
-  };
   for await (const chunk of reader.read(ref)) {
     const lines = (rest + decoder.write(chunk as Buffer)).split('\n');
     rest = lines.pop()!;
-    for (const text of lines) if (text) yield parse(text);
+    yield* lines;
   }
   rest += decoder.end();
-  if (rest) yield parse(rest);
+  if (rest) yield rest;
+}
+
+/** The records of a list, one at a time, in the order they were written. */
+export async function* readRecords<T>(reader: ContentReader, ref: ContentRef): AsyncGenerator<T> {
+  let line = 0;
+  for await (const text of readLines(reader, ref)) {
+    line++;
+    if (!text) continue;
+    try {
+      yield JSON.parse(text) as T;
+    } catch {
+      throw new CorruptionError(`record list in ${ref.scope}: line ${line} is not JSON`);
+    }
+  }
 }
