@@ -50,18 +50,6 @@ export class IdTable {
     return n;
   }
 
-  /** The id of an entry, as hex. */
-  idOf(n: number): string {
-    return this.ids.toString('hex', n * ID_BYTES, (n + 1) * ID_BYTES);
-  }
-
-  clear(): void {
-    this.ids = Buffer.allocUnsafeSlow(0);
-    this.slots = new Int32Array(16);
-    this.tags = new Uint32Array(16);
-    this.count = 0;
-  }
-
   private place(tag: number, n: number): void {
     const mask = this.slots.length - 1;
     let slot = tag & mask;

@@ -44,6 +44,8 @@ export function decodeIndex(
 
 /** Per blob in RepoIndex: pack, offset, length, rawLength, flags, key set (both as numbers), state. */
 const FIELDS = 7;
+const PACK = 0;
+const KEY_SET = 5;
 const STATE = 6;
 /** State: stored (an index object holds the blob), or the number of the writer that claimed it. */
 const STORED = 0;
@@ -83,16 +85,16 @@ export class RepoIndex {
     const n = this.find(id);
     if (n < 0) return undefined;
     const f = this.fields.subarray(n * FIELDS, (n + 1) * FIELDS);
-    const keys = this.keySets[f[5]!]!;
+    const { scopeHash, keyId } = this.keysOf(n);
     return {
       id,
-      pack: this.packNames[f[0]!]!,
+      pack: this.packOf(n),
       offset: f[1]!,
       length: f[2]!,
       rawLength: f[3]!,
       flags: f[4]!,
-      scopeHash: keys.scopeHash,
-      keyId: keys.keyId,
+      scopeHash,
+      keyId,
     };
   }
 
@@ -128,12 +130,12 @@ export class RepoIndex {
   }
 
   packOf(n: number): string {
-    return this.packNames[this.fields[n * FIELDS]!]!;
+    return this.packNames[this.fields[n * FIELDS + PACK]!]!;
   }
 
   /** The entry's key set, one shared object per key set. */
   keysOf(n: number): { readonly scopeHash: string; readonly keyId: string } {
-    return this.keySets[this.fields[n * FIELDS + 5]!]!;
+    return this.keySets[this.fields[n * FIELDS + KEY_SET]!]!;
   }
 
   /** Reads index objects not seen yet; index objects never change, so nothing is read twice. */

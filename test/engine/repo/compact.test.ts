@@ -31,7 +31,7 @@ describe('blob id table', () => {
           expect(table.has(hex)).toBe(set.has(hex));
         }
         expect(table.count).toBe(set.size);
-        [...set].forEach((hex, n) => expect(table.idOf(n)).toBe(hex));
+        [...set].forEach((hex, n) => expect(table.find(hex)).toBe(n));
       }),
     );
   });
