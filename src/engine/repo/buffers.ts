@@ -5,6 +5,8 @@
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
+  /** Buffers allocated so far (not found in the pool). */
+  created = 0;
 
   constructor(
     /** Buffers kept for reuse. */
@@ -17,6 +19,7 @@ export class BufferPool {
   take(size: number): Buffer {
     const i = this.free.findIndex((b) => b.length >= size);
     if (i >= 0) return this.free.splice(i, 1)[0]!;
+    this.created++;
     return Buffer.allocUnsafeSlow(size);
   }
 

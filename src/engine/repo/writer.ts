@@ -262,42 +262,50 @@ export class RepoWriter implements ContentWriter {
     compress: boolean,
   ): Promise<void> {
     const capacity = this.opts.batchBytes + this.ctx.chunker.minSize;
-    // Other writes run while dispatch() waits: check for room again after every wait, and copy
+    // Other writes run while this one waits: check for room again after every wait, and copy
     // with no wait between the last check and the copy.
     for (;;) {
-      if (!this.batchBuf || (this.batch.length === 0 && this.batchBuf.length < length)) {
-        // a big chunk gets a batch buffer of its own size
+      this.throwIfFailed();
+      if (!this.batchBuf) {
+        // Backpressure before a new batch buffer, not after filling one: every write waiting
+        // here would otherwise hold a full batch (dozens of tables' segments wait at once).
+        if (this.encoding.size >= this.pool.threads * 2) {
+          await Promise.race(this.encoding);
+          continue;
+        }
         this.batchBuf = batchBuffers.take(Math.max(capacity, length));
         this.batchSize = 0;
+      } else if (this.batch.length === 0 && this.batchBuf.length < length) {
+        // a big chunk gets a batch buffer of its own size
+        batchBuffers.give(this.batchBuf);
+        this.batchBuf = batchBuffers.take(length);
       }
       if (this.batchSize + length <= this.batchBuf.length) break;
-      await this.dispatch();
+      this.dispatch();
     }
     const start = this.batchSize;
     for (const p of parts) this.batchSize += p.copy(this.batchBuf, this.batchSize);
     if (this.batchSize - start !== length) throw new FatalError('writer: blob length changed while queued');
     this.batch.push({ keys, id, length, compress });
-    if (this.batchSize >= this.opts.batchBytes || this.batch.length >= 1024) await this.dispatch();
+    if (this.batchSize >= this.opts.batchBytes || this.batch.length >= 1024) this.dispatch();
   }
 
   /** Sends the open batch and waits until every queued blob is in a pack. */
   private async settle(): Promise<void> {
-    await this.dispatch();
+    this.dispatch();
     while (this.encoding.size > 0) await Promise.allSettled([...this.encoding]);
     this.throwIfFailed();
     await this.packing;
   }
 
-  private async dispatch(): Promise<void> {
+  /** Sends the open batch to a thread; store() keeps the batches in flight to two per thread. */
+  private dispatch(): void {
     const items = this.batch;
     const data = this.batchBuf;
     if (items.length === 0 || !data) return;
     this.batch = [];
     this.batchBuf = undefined;
     this.batchSize = 0;
-    // Backpressure: two batches per thread in flight, the rest of the backup waits.
-    while (this.encoding.size >= this.pool.threads * 2) await Promise.race(this.encoding);
-    this.throwIfFailed();
     const done = this.pool
       .encode(
         data,

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchBuffers } from '../../../src/engine/repo/buffers.js';
+import { encodePool } from '../../../src/engine/repo/encode-pool.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
 import { newRepo, pseudoRandom, randomBytes, readBack, streamOf, type TestRepo } from './helpers.js';
 
@@ -55,6 +57,19 @@ describe('repository round trip', () => {
     for (const [i, d] of streams.entries()) expect((await readBack(reopened, refs[i]!)).equals(d)).toBe(true);
     for (const [i, d] of small.entries())
       expect((await readBack(reopened, smallRefs[i]!)).equals(d)).toBe(true);
+  });
+
+  it('holds no more batch buffers than the threads have room for, however many writes wait', async () => {
+    const w = t.repo.writer({ packSize: 64 * 1024, batchBytes: 16 * 1024 });
+    const before = batchBuffers.created;
+    const data = Array.from({ length: 400 }, (_, i) => pseudoRandom(1500 + (i % 50) * 30, 900 + i));
+    const refs = await Promise.all(data.map((d, i) => w.writeBuffer(`wedding:${i % 40}`, d)));
+    await w.flush();
+    await w.close();
+    // two batches per thread in flight and one filling (a waiting write used to hold a full batch each)
+    expect(batchBuffers.created - before).toBeLessThanOrEqual(encodePool().threads * 2 + 1);
+    const reopened = await Repository.open(t.storage, t.masterKey);
+    for (const [i, d] of data.entries()) expect((await readBack(reopened, refs[i]!)).equals(d)).toBe(true);
   });
 
   it('a file encoded on a thread makes the very blobs a streamed write makes', async () => {
