@@ -23,6 +23,16 @@ export class BufferPool {
     return Buffer.allocUnsafeSlow(size);
   }
 
+  /** Buffers kept for reuse now. */
+  get kept(): number {
+    return this.free.length;
+  }
+
+  /** Lets go of the kept buffers (no writer is open: a 12 MiB pack buffer should not outlive its backup). */
+  clear(): void {
+    this.free.length = 0;
+  }
+
   /** Gives a buffer back; the caller must hold no view into it any more. */
   give(buffer: ArrayBuffer | Buffer): void {
     const b = Buffer.isBuffer(buffer) ? buffer : Buffer.from(buffer);

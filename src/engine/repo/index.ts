@@ -62,6 +62,7 @@ export class RepoIndex {
   private readonly packNumbers = new Map<string, number>();
   private readonly keySets: { scopeHash: string; keyId: string }[] = [];
   private readonly keySetNumbers = new Map<string, number>();
+  private readonly otherKeySets = new Map<string, number>();
   /** Index object → the packs it lists; pack → the index objects listing it. */
   readonly packsOf = new Map<string, string[]>();
   readonly indexesOf = new Map<string, string[]>();
@@ -180,18 +181,31 @@ export class RepoIndex {
       n = this.ids.add(b.id);
       this.grow(n);
     }
-    const keys = `${b.scopeHash}/${b.keyId}`;
-    let keySet = this.keySetNumbers.get(keys);
-    if (keySet === undefined) {
-      keySet = this.keySets.push({ scopeHash: b.scopeHash, keyId: b.keyId }) - 1;
-      this.keySetNumbers.set(keys, keySet);
-    }
+    const keySet = this.keySetNumber(b.scopeHash, b.keyId);
     let pack = this.packNumbers.get(b.pack);
     if (pack === undefined) {
       pack = this.packNames.push(b.pack) - 1;
       this.packNumbers.set(b.pack, pack);
     }
     this.fields.set([pack, b.offset, b.length, b.rawLength, b.flags, keySet, STORED], n * FIELDS);
+  }
+
+  /**
+   * The number of a key set: by scope hash for the scope's first key set (the blob entry's own
+   * string is the map key, so a backup of every wedding makes no string per key set), by
+   * hash and key id for any other.
+   */
+  private keySetNumber(scopeHash: string, keyId: string): number {
+    const first = this.keySetNumbers.get(scopeHash);
+    if (first !== undefined && this.keySets[first]!.keyId === keyId) return first;
+    const other = `${scopeHash}/${keyId}`;
+    let n = first === undefined ? undefined : this.otherKeySets.get(other);
+    if (n === undefined) {
+      n = this.keySets.push({ scopeHash, keyId }) - 1;
+      if (first === undefined) this.keySetNumbers.set(scopeHash, n);
+      else this.otherKeySets.set(other, n);
+    }
+    return n;
   }
 
   private grow(n: number): void {

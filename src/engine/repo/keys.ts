@@ -1,5 +1,5 @@
 /** The key hierarchy: master key → repository key (keys/repo) → one data key set per key scope (keys/scopes/…). */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { ConfigError, CorruptionError, NotFoundError, WrongKeyError } from '../../errors.js';
 import { getBuffer, type Storage } from '../../storage/types.js';
 import type { KeyScope } from '../api.js';
@@ -156,16 +156,25 @@ export function openBundle(keys: WrapKeys, object: string, bytes: Buffer): KeySe
  * scope (crypto-shredding) removes its key sets from every bundle and object: see eraseScope().
  */
 export class ScopeKeys {
-  private readonly byScope = new Map<KeyScope, Promise<KeySet>>();
+  /** The key set each scope is written with, once known. */
+  private readonly byScope = new Map<KeyScope, KeySet>();
+  /** Scopes whose key set is being looked up or created. */
+  private readonly finding = new Map<KeyScope, Promise<KeySet>>();
+  /**
+   * Key sets opened from bundles or created in this session, by scope hash (usually one each).
+   * Keyed by the set's own hash string: a backup touching every wedding adds no string per set.
+   */
+  private readonly loaded = new Map<string, KeySet[]>();
+  /** Key sets read from their own objects (keys/scopes/…), by object name. */
   private readonly byObject = new Map<string, Promise<KeySet>>();
-  /** Key name → the bundle object holding it. */
-  private readonly bundled = new Map<string, string>();
-  /** Key sets opened from bundles or created in this session, by key name. */
-  private readonly loaded = new Map<string, KeySet>();
+  /** The bundle object holding each bundled key set. */
+  private readonly bundled = new Map<KeySet, string>();
   /** Created in this session and not yet in a bundle. */
   private fresh: KeySet[] = [];
   /** Bundles that did not open: a key missing while one of these exists is reported as its damage. */
   private readonly damaged: { object: string; error: Error }[] = [];
+  /** Key ids of keys/scopes/<hash>/<keyId> objects (the layout before bundles), by scope hash. */
+  private single: Promise<Map<string, string[]>> | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -176,23 +185,32 @@ export class ScopeKeys {
     return hashOfScope(this.keys, scope);
   }
 
-  /** The key set to write a scope with; created on first use. */
-  forScope(scope: KeyScope): Promise<KeySet> {
-    let p = this.byScope.get(scope);
+  /** The key set to write a scope with; created on first use. No promise once it is known. */
+  forScope(scope: KeyScope): KeySet | Promise<KeySet> {
+    const known = this.byScope.get(scope);
+    if (known) return known;
+    let p = this.finding.get(scope);
     if (!p) {
-      p = this.findOrCreate(scope);
-      p.catch(() => this.byScope.delete(scope));
-      this.byScope.set(scope, p);
+      p = this.findOrCreate(scope).then((set) => {
+        this.byScope.set(scope, set);
+        return set;
+      });
+      const settled = () => this.finding.delete(scope);
+      p.then(settled, settled);
+      this.finding.set(scope, p);
     }
     return p;
   }
 
   /** The key set an index entry names; NotFoundError once the scope has been erased. */
-  byRef(scopeHash: string, keyId: string): Promise<KeySet> {
+  async byRef(scopeHash: string, keyId: string): Promise<KeySet> {
+    await this.preload();
+    const set = this.loadedSet(scopeHash, keyId);
+    if (set) return set;
     const object = scopeKeyName(scopeHash, keyId);
     let p = this.byObject.get(object);
     if (!p) {
-      p = this.preload().then(() => this.loaded.get(object) ?? this.load(object, scopeHash, keyId));
+      p = this.load(object, scopeHash, keyId);
       p.catch(() => this.byObject.delete(object));
       this.byObject.set(object, p);
     }
@@ -201,21 +219,30 @@ export class ScopeKeys {
 
   /** The object a key set is stored in: its bundle, or its own object. Call after preload(). */
   storedIn(scopeHash: string, keyId: string): string {
-    const name = scopeKeyName(scopeHash, keyId);
-    return this.bundled.get(name) ?? name;
+    const set = this.loadedSet(scopeHash, keyId);
+    return (set && this.bundled.get(set)) ?? scopeKeyName(scopeHash, keyId);
+  }
+
+  private loadedSet(scopeHash: string, keyId: string): KeySet | undefined {
+    return this.loaded.get(scopeHash)?.find((k) => k.keyId === keyId);
+  }
+
+  private addLoaded(set: KeySet): void {
+    const list = this.loaded.get(set.scopeHash);
+    if (list) list.push(set);
+    else this.loaded.set(set.scopeHash, [set]);
   }
 
   /**
    * Lists every scope key and opens every bundle once, so that a backup touching thousands of
    * weddings does not list (and, on object stores, pay a request) per wedding.
    */
-  preload(): Promise<void> {
-    this.known ??= (async () => {
-      const known = new Map<string, string[]>();
-      const note = (hash: string, keyId: string) => known.set(hash, [...(known.get(hash) ?? []), keyId]);
+  async preload(): Promise<void> {
+    await (this.single ??= (async () => {
+      const single = new Map<string, string[]>();
       for await (const o of this.storage.list(SCOPE_KEYS_PREFIX)) {
         const [hash, keyId] = o.key.slice(SCOPE_KEYS_PREFIX.length).split('/');
-        if (hash && keyId) note(hash, keyId);
+        if (hash && keyId) single.set(hash, [...(single.get(hash) ?? []), keyId]);
       }
       for await (const o of this.storage.list(SCOPE_BUNDLES_PREFIX)) {
         let sets: KeySet[];
@@ -227,18 +254,15 @@ export class ScopeKeys {
           continue;
         }
         for (const set of sets) {
-          const name = scopeKeyName(set.scopeHash, set.keyId);
-          this.bundled.set(name, o.key);
-          this.loaded.set(name, set);
-          note(set.scopeHash, set.keyId);
+          // a set loaded before (a bundle rewritten by an erasure holds it now) keeps its object
+          const had = this.loadedSet(set.scopeHash, set.keyId);
+          if (!had) this.addLoaded(set);
+          this.bundled.set(had ?? set, o.key);
         }
       }
-      return known;
-    })();
-    return this.known.then(() => undefined);
+      return single;
+    })());
   }
-
-  private known: Promise<Map<string, string[]>> | undefined;
 
   /** Seals the key sets created since the last call into one bundle; before an index names their blobs. */
   async persist(): Promise<{ key: string; size: number } | undefined> {
@@ -253,7 +277,7 @@ export class ScopeKeys {
       this.fresh.unshift(...sets);
       throw err;
     }
-    for (const set of sets) this.bundled.set(scopeKeyName(set.scopeHash, set.keyId), object);
+    for (const set of sets) this.bundled.set(set, object);
     return { key: object, size: bytes.length };
   }
 
@@ -279,25 +303,29 @@ export class ScopeKeys {
       await this.storage.delete(o.key);
       removed.push(o.key);
     }
-    for (const map of [this.byObject, this.loaded, this.bundled]) {
-      for (const name of [...map.keys()])
-        if (name.startsWith(`${SCOPE_KEYS_PREFIX}${hash}/`)) map.delete(name);
-    }
+    for (const set of this.loaded.get(hash) ?? []) this.bundled.delete(set);
+    this.loaded.delete(hash);
+    for (const name of [...this.byObject.keys()])
+      if (name.startsWith(`${SCOPE_KEYS_PREFIX}${hash}/`)) this.byObject.delete(name);
     this.fresh = this.fresh.filter((k) => k.scopeHash !== hash);
     this.byScope.delete(scope);
-    this.known = undefined;
+    this.single = undefined;
     return removed;
   }
 
   private async findOrCreate(scope: KeyScope): Promise<KeySet> {
     const hash = this.scopeHash(scope);
     await this.preload();
-    const existing = [...((await this.known!).get(hash) ?? [])];
-    if (existing.length === 0) {
+    const keyIds = [
+      ...(this.loaded.get(hash) ?? []).map((k) => k.keyId),
+      ...((await this.single!).get(hash) ?? []),
+    ];
+    if (keyIds.length === 0) {
       // Two writers creating the same scope at once each make their own key id; both stay
       // valid (index entries name the key id), so a race wastes dedup, never data.
-      // both keys in one allocation: a backup holds a key set per wedding
-      const secret = randomBytes(64);
+      // Both keys in one 64-byte piece of Node's shared buffer pool: a backup holds a key set
+      // per wedding, and a buffer of its own costs more than the key.
+      const secret = randomFillSync(Buffer.allocUnsafe(64));
       const set: KeySet = {
         scope,
         scopeHash: hash,
@@ -306,10 +334,11 @@ export class ScopeKeys {
         idKey: secret.subarray(32),
       };
       this.fresh.push(set);
-      this.loaded.set(scopeKeyName(hash, set.keyId), set);
+      this.addLoaded(set);
       return set;
     }
-    const keyId = existing.sort()[0]!;
+    // every writer picks the same key set of a scope that has several
+    const keyId = keyIds.sort()[0]!;
     const set = await this.byRef(hash, keyId);
     if (set.scope !== scope) {
       throw new CorruptionError(`scope key ${hash}/${keyId} belongs to another scope`, {

@@ -59,6 +59,8 @@ const emptyStats = (): WriteStats => ({
 
 /** Numbers the write sessions of this process (index claims name their session). */
 let writers = 0;
+/** Write sessions not closed yet: the last to close empties the buffer pools. */
+let open = 0;
 
 export class RepoWriter implements ContentWriter {
   readonly stats: WriteStats = emptyStats();
@@ -90,6 +92,7 @@ export class RepoWriter implements ContentWriter {
   ) {
     this.opts = { ...DEFAULTS, ...options };
     this.pack = this.newPack();
+    open++;
   }
 
   /** Chunks one stream; chunks never span two write calls, so each call is its own boundary. */
@@ -234,6 +237,10 @@ export class RepoWriter implements ContentWriter {
     await Promise.allSettled([...this.encoding]);
     await this.packing.catch(() => undefined);
     await Promise.allSettled([...this.uploads]);
+    if (--open === 0) {
+      packBuffers.clear();
+      batchBuffers.clear();
+    }
     await this.lock?.release();
   }
 

@@ -56,8 +56,9 @@ describe('repository index in flat arrays', () => {
         length: 999,
         rawLength: 4321 + n,
         flags: n % 2,
-        scopeHash: id(randomBytes(16)).slice(0, n % 3 === 0 ? 32 : 8),
-        keyId: n % 7 === 0 ? 'k1' : 'k2',
+        // scopes with one key set and scopes with several
+        scopeHash: n % 3 === 0 ? id(randomBytes(16)) : ['aa', 'bb'][n % 2]!,
+        keyId: n % 7 === 0 ? 'k1' : n % 5 === 0 ? 'k3' : 'k2',
       }));
       entries.push(...blobs);
       index.add(`index/${p}`, [{ id: pack, blobs }]);

@@ -128,6 +128,36 @@ describe('repository lifecycle', () => {
     expect(await repo.check({ readData: true })).toEqual([]);
   });
 
+  it('two sessions creating one scope key at once both stay readable; later ones agree on one', async () => {
+    const t = await repoFor();
+    const other = await Repository.open(t.storage, t.masterKey);
+    const [a, b, c] = [61, 62, 63].map((seed) => pseudoRandom(20_000, seed));
+    const w1 = t.repo.writer();
+    const w2 = other.writer();
+    const [r1, r2] = await Promise.all([
+      w1.write('wedding:5', streamOf(a!)),
+      w2.write('wedding:5', streamOf(b!)),
+    ]);
+    await Promise.all([w1.flush(), w2.flush()]);
+    await Promise.all([w1.close(), w2.close()]);
+    expect(await t.repo.listObjects('keys/bundles/')).toHaveLength(2); // a key set each
+    const later = await Promise.all([1, 2].map(() => Repository.open(t.storage, t.masterKey)));
+    const refs = [];
+    for (const repo of later) {
+      const w = repo.writer();
+      refs.push(await w.write('wedding:5', streamOf(c!)));
+      await w.flush();
+      await w.close();
+    }
+    expect(refs[0]!.blobs).toEqual(refs[1]!.blobs); // same key set chosen, so the same blob ids
+    expect((await readBack(later[0]!, r1)).equals(a!)).toBe(true);
+    expect((await readBack(later[0]!, r2)).equals(b!)).toBe(true);
+    expect(await later[1]!.check({ readData: true })).toEqual([]);
+    expect(await later[1]!.eraseScope('wedding:5')).toHaveLength(2);
+    const after = await Repository.open(t.storage, t.masterKey);
+    for (const ref of [r1, r2, refs[0]!]) await expect(readBack(after, ref)).rejects.toThrow(NotFoundError);
+  });
+
   it('locks: an exclusive lock blocks writers, expired locks are ignored and removed', async () => {
     const t = await repoFor();
     const ex = await RepoLock.acquire(t.storage, { exclusive: true });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchBuffers } from '../../../src/engine/repo/buffers.js';
+import { batchBuffers, packBuffers } from '../../../src/engine/repo/buffers.js';
 import { encodePool } from '../../../src/engine/repo/encode-pool.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
 import { newRepo, pseudoRandom, randomBytes, readBack, streamOf, type TestRepo } from './helpers.js';
@@ -68,6 +68,8 @@ describe('repository round trip', () => {
     await w.close();
     // two batches per thread in flight and one filling (a waiting write used to hold a full batch each)
     expect(batchBuffers.created - before).toBeLessThanOrEqual(encodePool().threads * 2 + 1);
+    // the last writer to close lets go of the pools: a 12 MiB pack buffer must not outlive its backup
+    expect([batchBuffers.kept, packBuffers.kept]).toEqual([0, 0]);
     const reopened = await Repository.open(t.storage, t.masterKey);
     for (const [i, d] of data.entries()) expect((await readBack(reopened, refs[i]!)).equals(d)).toBe(true);
   });
