@@ -323,15 +323,13 @@ export class ScopeKeys {
     if (keyIds.length === 0) {
       // Two writers creating the same scope at once each make their own key id; both stay
       // valid (index entries name the key id), so a race wastes dedup, never data.
-      // Both keys in one 64-byte piece of Node's shared buffer pool: a backup holds a key set
-      // per wedding, and a buffer of its own costs more than the key.
-      const secret = randomFillSync(Buffer.allocUnsafe(64));
+      const secret = this.newSecret();
       const set: KeySet = {
         scope,
         scopeHash: hash,
-        keyId: randomBytes(8).toString('hex'),
+        keyId: secret.toString('hex', 64, 72),
         encKey: secret.subarray(0, 32),
-        idKey: secret.subarray(32),
+        idKey: secret.subarray(32, 64),
       };
       this.fresh.push(set);
       this.addLoaded(set);
@@ -347,6 +345,22 @@ export class ScopeKeys {
     }
     return set;
   }
+
+  /**
+   * 72 fresh random bytes (two keys and a key id) from a slab filled 256 key sets at a time: a
+   * backup creates a key set per wedding, and a CSPRNG call and a buffer each cost more than the keys.
+   */
+  private newSecret(): Buffer {
+    if (this.slabAt + 72 > this.slab.length) {
+      this.slab = randomFillSync(Buffer.allocUnsafeSlow(72 * 256));
+      this.slabAt = 0;
+    }
+    this.slabAt += 72;
+    return this.slab.subarray(this.slabAt - 72, this.slabAt);
+  }
+
+  private slab = Buffer.alloc(0);
+  private slabAt = 0;
 
   private async load(object: string, scopeHash: string, keyId: string): Promise<KeySet> {
     let sealed: Buffer;

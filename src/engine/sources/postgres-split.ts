@@ -16,8 +16,9 @@ export interface Run {
  * the input chunk ends; the caller merges consecutive runs of one tenant. COPY text escapes
  * newlines and tabs inside values, so a raw '\n' always ends a row and a raw '\t' ends a field.
  *
- * Per row it costs two or three native `indexOf` calls and a byte comparison with the previous
- * row's tenant field: a string is only decoded when the tenant changes.
+ * Per row it costs a native `indexOf` for the newline, a scan of the fields up to the tenant's and
+ * a byte comparison with the previous row's tenant field: a string is only decoded when the tenant
+ * changes.
  */
 export class TenantSplitter {
   private carry: Buffer | undefined;
@@ -74,15 +75,14 @@ export class TenantSplitter {
     if (this.column === undefined) return null;
     let from = start;
     for (let i = 0; i < this.column; i++) {
-      const tab = buf.indexOf(TAB, from);
-      if (tab < 0 || tab >= end) return null;
+      const tab = tabIn(buf, from, end);
+      if (tab === end) return null;
       from = tab + 1;
     }
-    let to = buf.indexOf(TAB, from);
-    if (to < 0 || to > end) to = end;
+    const to = tabIn(buf, from, end);
     const len = to - from;
     // same bytes as the previous row: same tenant (the common case, no allocation)
-    if (this.lastRaw && len === this.lastRaw.length && buf.compare(this.lastRaw, 0, len, from, to) === 0)
+    if (this.lastRaw && len === this.lastRaw.length && sameBytes(buf, from, this.lastRaw))
       return this.lastTenant;
     const raw = Buffer.from(buf.subarray(from, to));
     this.lastRaw = raw;
@@ -94,6 +94,22 @@ export class TenantSplitter {
           : raw.toString('utf8');
     return this.lastTenant;
   }
+}
+
+/** The first tab in buf[from, end), or end: a loop, since the fields before a tenant key are short. */
+function tabIn(buf: Buffer, from: number, end: number): number {
+  let i = from;
+  while (i < end && buf[i] !== TAB) i++;
+  return i;
+}
+
+/**
+ * `raw` equals the bytes of `buf` at `from`: a loop, since a tenant field is a few bytes and
+ * Buffer.compare's native call costs more than the comparison (once per row of every table).
+ */
+function sameBytes(buf: Buffer, from: number, raw: Buffer): boolean {
+  for (let i = raw.length - 1; i >= 0; i--) if (buf[from + i] !== raw[i]) return false;
+  return true;
 }
 
 const SIMPLE: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
