@@ -71,18 +71,44 @@ function checkSealed(entry: BlobEntry, data: Buffer, object: string): void {
     throw blobFailure(entry, object, `has unknown flags ${entry.flags}`);
 }
 
-/** Blobs this big are opened on an encoder thread by decodeBlobAsync(). */
+/** Blobs this big are opened on an encoder thread each; smaller ones in batches (decodeBlobAsync()). */
 const THREAD_DECODE = 64 * 1024;
+/** A batch of small blobs goes to a thread at this many blobs or bytes, or at the end of the tick. */
+const BATCH_BLOBS = 256;
+const BATCH_BYTES = 1 << 20;
 
-/** decodeBlob(), on an encoder thread for big blobs (files' chunks), here for small ones. */
+interface Queued {
+  keys: KeySet;
+  entry: BlobEntry;
+  data: Buffer;
+  object: string;
+  resolve: (plain: Buffer) => void;
+  reject: (err: unknown) => void;
+}
+let queued: Queued[] = [];
+let queuedBytes = 0;
+let flushing: NodeJS.Immediate | undefined;
+
+/**
+ * decodeBlob() on the encoder threads: a big blob alone, small ones gathered into batches (one
+ * message for many blobs), so a restore opens its hundreds of thousands of segments off the main
+ * thread. Same checks and same errors as decodeBlob().
+ */
 export async function decodeBlobAsync(
   keys: KeySet,
   entry: BlobEntry,
   data: Buffer,
   object: string,
 ): Promise<Buffer> {
-  if (data.length < THREAD_DECODE) return decodeBlob(keys, entry, data, object);
   checkSealed(entry, data, object);
+  if (data.length < THREAD_DECODE) {
+    return new Promise<Buffer>((resolve, reject) => {
+      queued.push({ keys, entry, data, object, resolve, reject });
+      queuedBytes += data.length;
+      if (queued.length >= BATCH_BLOBS || queuedBytes >= BATCH_BYTES) sendQueued();
+      else flushing ??= setImmediate(sendQueued);
+    });
+  }
   const out = await encodePool().decode({
     sealed: data,
     encKey: keys.encKey,
@@ -94,6 +120,39 @@ export async function decodeBlobAsync(
   });
   if (!Buffer.isBuffer(out)) throw blobFailure(entry, object, out.corrupt);
   return out;
+}
+
+function sendQueued(): void {
+  if (flushing) clearImmediate(flushing);
+  flushing = undefined;
+  const batch = queued;
+  queued = [];
+  queuedBytes = 0;
+  if (batch.length === 0) return;
+  // a throw while the batch is built rejects its blobs, never escapes the immediate
+  Promise.resolve()
+    .then(() =>
+      encodePool().decodeBatch(
+        batch.map((q) => ({
+          sealed: q.data,
+          encKey: q.keys.encKey,
+          idKey: q.keys.idKey,
+          aadPrefix: blobAadPrefix(q.entry.id, q.keys),
+          flags: q.entry.flags,
+          rawLength: q.entry.rawLength,
+          id: q.entry.id,
+        })),
+      ),
+    )
+    .then(
+      (results) =>
+        results.forEach((r, i) => {
+          const q = batch[i]!;
+          if (Buffer.isBuffer(r)) q.resolve(r);
+          else q.reject(blobFailure(q.entry, q.object, r.corrupt));
+        }),
+      (err: unknown) => batch.forEach((q) => q.reject(err)),
+    );
 }
 
 /** Opens a blob read from `object` (its pack); every failure is a CorruptionError naming that object. */

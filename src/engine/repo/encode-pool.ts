@@ -35,8 +35,8 @@ interface Reply {
   tooBig?: boolean;
   /** Batch tasks: the batch buffer, handed back for reuse. */
   input?: ArrayBuffer;
-  /** Decode tasks: what is wrong with the blob. */
-  corrupt?: string;
+  /** Decode tasks: what is wrong with the blob (batches: with each blob, by position). */
+  corrupt?: string | (string | null | undefined)[];
   error?: string;
   code?: string;
 }
@@ -70,6 +70,20 @@ const WORKER_URL = new URL('./encode-worker.mjs', import.meta.url);
 const AAD_PREFIX_BYTES = 72;
 /** Per blob: u32 length ‖ u8 compress ‖ key (32) ‖ AAD prefix (72); encode-worker.mjs reads the same. */
 const META_BYTES = 4 + 1 + 32 + AAD_PREFIX_BYTES;
+/** Per blob to open: u32 sealed length ‖ u32 raw length ‖ u8 flags ‖ key (32) ‖ id key (32) ‖ AAD prefix (72) ‖ id (32). */
+const DECODE_META = 4 + 4 + 1 + 32 + 32 + AAD_PREFIX_BYTES + 32;
+
+export interface DecodeItem {
+  sealed: Buffer;
+  encKey: Buffer;
+  idKey: Buffer;
+  /** The blob's AAD without its flags byte. */
+  aadPrefix: Buffer;
+  flags: number;
+  rawLength: number;
+  /** The blob id, hex. */
+  id: string;
+}
 
 export class EncodePool {
   private readonly slots: Slot[] = [];
@@ -151,9 +165,53 @@ export class EncodePool {
     const data = own.buffer as ArrayBuffer;
     const { sealed: _sealed, encKey, ...rest } = task;
     const reply = await this.send(slot, seq, { ...rest, key: encKey, seq, kind: 'decode', data }, [data]);
-    if (reply.corrupt) return { corrupt: reply.corrupt };
+    if (typeof reply.corrupt === 'string') return { corrupt: reply.corrupt };
     if (!reply.data) throw new FatalError('decoder: reply without data');
     return Buffer.from(reply.data);
+  }
+
+  /**
+   * Opens many small sealed blobs on one thread, in one message: each result is the plaintext or
+   * what is wrong with the blob (as decodeBlob() words it). Length and flags are checked by the caller.
+   */
+  async decodeBatch(items: DecodeItem[]): Promise<(Buffer | { corrupt: string })[]> {
+    const slot = this.pick();
+    const seq = ++this.seq;
+    let size = 0;
+    for (const item of items) size += item.sealed.length;
+    const data = Buffer.allocUnsafeSlow(size);
+    const meta = Buffer.allocUnsafeSlow(items.length * DECODE_META);
+    let at = 0;
+    items.forEach((item, n) => {
+      const r = n * DECODE_META;
+      if (item.encKey.length !== 32 || item.idKey.length !== 32 || item.aadPrefix.length !== AAD_PREFIX_BYTES)
+        throw new FatalError('decoder: unexpected key or AAD length');
+      at += item.sealed.copy(data, at);
+      meta.writeUInt32LE(item.sealed.length, r);
+      meta.writeUInt32LE(item.rawLength, r + 4);
+      meta[r + 8] = item.flags;
+      item.encKey.copy(meta, r + 9);
+      item.idKey.copy(meta, r + 41);
+      item.aadPrefix.copy(meta, r + 73);
+      meta.write(item.id, r + 145, 32, 'hex');
+    });
+    const transfer = [data.buffer as ArrayBuffer, meta.buffer as ArrayBuffer];
+    const reply = await this.send(
+      slot,
+      seq,
+      { kind: 'decodeBatch', seq, data: transfer[0], meta: transfer[1], count: items.length },
+      transfer,
+    );
+    if (!reply.data || !reply.lengths) throw new FatalError('decoder: reply without data');
+    const out = Buffer.from(reply.data);
+    let from = 0;
+    return items.map((_, i) => {
+      const corrupt = reply.corrupt?.[i];
+      if (corrupt !== undefined && corrupt !== null) return { corrupt };
+      const len = reply.lengths![i]!;
+      from += len;
+      return out.subarray(from - len, from);
+    });
   }
 
   private send(slot: Slot, seq: number, message: object, transfer: ArrayBuffer[]): Promise<Reply> {

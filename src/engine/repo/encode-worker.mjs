@@ -1,9 +1,11 @@
 /**
- * Encoder thread for src/engine/repo/encode-pool.ts. Two kinds of task:
+ * Encoder thread for src/engine/repo/encode-pool.ts. Its tasks:
  * - a batch of blobs: zstd (kept only when it shrinks the blob) then AES-256-GCM each;
  * - a whole small file: read, chunked (the same chunker as the main thread), each chunk's id
  *   (HMAC-SHA256 under the scope's id key) computed and the chunk encoded, so files are read and
- *   hashed on these threads instead of the main one.
+ *   hashed on these threads instead of the main one;
+ * - blobs to open (decrypt, decompress, check against their id): one big blob, or a batch of small
+ *   ones, so that a restore's hundreds of thousands of segments are not opened on the main thread.
  * Plain JavaScript so it loads the same under tsx, vitest and a build. The sealed format is
  * crypto.seal()'s: nonce ‖ ciphertext ‖ tag, and the AAD is the blob's AAD prefix followed by the
  * flags byte.
@@ -145,11 +147,9 @@ function file({ seq, path, limit, params, gear, idKey, encKey, scopeHash, keyId,
 
 /**
  * Opens one sealed blob as blob.ts decodeBlob() does (the caller has checked length and flags):
- * replies with the plaintext, or with what is wrong with it.
+ * the plaintext, or a string saying what is wrong with it.
  */
-function decode({ seq, data, key, idKey, aad, flags, rawLength, id }) {
-  const sealed = Buffer.from(data);
-  const fail = (corrupt) => parentPort.postMessage({ seq, corrupt });
+function open1(sealed, key, idKey, aad, flags, rawLength, id) {
   const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, NONCE));
   d.setAAD(aad);
   d.setAuthTag(sealed.subarray(sealed.length - 16));
@@ -157,28 +157,80 @@ function decode({ seq, data, key, idKey, aad, flags, rawLength, id }) {
   try {
     body = Buffer.concat([d.update(sealed.subarray(NONCE, sealed.length - 16)), d.final()]);
   } catch {
-    return fail('fails authentication');
+    return 'fails authentication';
   }
   let plain = body;
   if (flags & FLAG_ZSTD) {
     try {
       plain = decompressor.decompress(body);
     } catch {
-      return fail('does not decompress');
+      return 'does not decompress';
     }
   }
-  if (plain.length !== rawLength) return fail('has the wrong plaintext length');
+  if (plain.length !== rawLength) return 'has the wrong plaintext length';
   const mac = createHmac('sha256', idKey).update(plain).digest();
-  if (!timingSafeEqual(mac, Buffer.from(id, 'hex'))) return fail('does not match its id');
+  if (!timingSafeEqual(mac, id)) return 'does not match its id';
+  return plain;
+}
+
+/** One big blob: replies with its plaintext or with what is wrong with it. */
+function decode({ seq, data, key, idKey, aad, flags, rawLength, id }) {
+  const plain = open1(Buffer.from(data), key, idKey, aad, flags, rawLength, Buffer.from(id, 'hex'));
+  if (typeof plain === 'string') return parentPort.postMessage({ seq, corrupt: plain });
   const out = Buffer.allocUnsafeSlow(plain.length);
   plain.copy(out);
   parentPort.postMessage({ seq, data: out.buffer }, [out.buffer]);
 }
 
+/**
+ * Many small blobs (a restore's segments), sealed bytes back to back in `data`, one fixed record
+ * each in `meta` (encode-pool.ts DECODE_META): replies with the plaintexts back to back, their
+ * lengths, and what is wrong with each one that fails (undefined for the others).
+ */
+function decodeBatch({ seq, data, meta, count }) {
+  const input = Buffer.from(data);
+  const m = Buffer.from(meta);
+  const lengths = new Uint32Array(count);
+  const corrupt = [];
+  const parts = [];
+  let total = 0;
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const r = i * DECODE_META;
+    const sealedLength = m.readUInt32LE(r);
+    const rawLength = m.readUInt32LE(r + 4);
+    const flags = m[r + 8];
+    const aad = Buffer.concat([m.subarray(r + 73, r + 73 + 72), Buffer.from([flags])]);
+    const plain = open1(
+      input.subarray(at, at + sealedLength),
+      m.subarray(r + 9, r + 41),
+      m.subarray(r + 41, r + 73),
+      aad,
+      flags,
+      rawLength,
+      m.subarray(r + 145, r + 177),
+    );
+    at += sealedLength;
+    if (typeof plain === 'string') {
+      corrupt[i] = plain;
+      continue;
+    }
+    parts.push(plain);
+    lengths[i] = plain.length;
+    total += plain.length;
+  }
+  const out = joined(parts, total);
+  parentPort.postMessage({ seq, data: out.buffer, lengths, corrupt }, [out.buffer, lengths.buffer]);
+}
+
+/** Per blob of a decode batch: u32 sealed length ‖ u32 raw length ‖ u8 flags ‖ key ‖ id key ‖ AAD prefix (72) ‖ id (32). */
+const DECODE_META = 4 + 4 + 1 + 32 + 32 + 72 + 32;
+
 parentPort.on('message', (task) => {
   try {
     if (task.kind === 'file') file(task);
     else if (task.kind === 'decode') decode(task);
+    else if (task.kind === 'decodeBatch') decodeBatch(task);
     else batch(task);
   } catch (err) {
     parentPort.postMessage({ seq: task.seq, error: String(err?.stack ?? err), code: err?.code });

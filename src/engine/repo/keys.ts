@@ -181,9 +181,17 @@ export class ScopeKeys {
     private readonly keys: MetaKeys,
   ) {}
 
+  /** The hashed name of a scope; recent ones remembered (a restore asks once per segment). */
   scopeHash(scope: KeyScope): string {
-    return hashOfScope(this.keys, scope);
+    const known = this.byScope.get(scope)?.scopeHash ?? this.recentHashes.get(scope);
+    if (known !== undefined) return known;
+    const hash = hashOfScope(this.keys, scope);
+    if (this.recentHashes.size >= 4096) this.recentHashes.clear();
+    this.recentHashes.set(scope, hash);
+    return hash;
   }
+
+  private readonly recentHashes = new Map<KeyScope, string>();
 
   /** The key set to write a scope with; created on first use. No promise once it is known. */
   forScope(scope: KeyScope): KeySet | Promise<KeySet> {

@@ -133,6 +133,36 @@ describe('corruption and keys', () => {
     }
   });
 
+  it('small blobs opened together in batches: a flipped byte fails its own blob only', async () => {
+    const s = await newRepo();
+    try {
+      const w = s.repo.writer();
+      const datas = Array.from({ length: 300 }, (_, i) => pseudoRandom(1000, 300 + i));
+      // more blobs than one batch holds, all read at once
+      const refs = await Promise.all(
+        datas.map((d, i) => w.writeBuffer(`wedding:${i % 3}`, d, { compress: false })),
+      );
+      await w.flush();
+      await w.close();
+      const [pack] = (await s.repo.listObjects('data/')).map((o) => o.key);
+      const packFile = path.join(s.dir, ...pack!.split('/'));
+      const bad = await readFile(packFile);
+      bad[137 * (1000 + 28) + 20]! ^= 0x10; // inside one sealed blob (1000 bytes + nonce and tag)
+      await writeFile(packFile, bad);
+      const repo = await Repository.open(s.storage, s.masterKey);
+      const results = await Promise.allSettled(refs.map((r) => readBack(repo, r)));
+      const failed = results.filter((r) => r.status === 'rejected');
+      expect(failed).toHaveLength(1);
+      expect(failed[0]!.reason).toBeInstanceOf(CorruptionError);
+      expect((failed[0]!.reason as CorruptionError).object).toBe(pack);
+      results.forEach((r, i) => {
+        if (r.status === 'fulfilled') expect(r.value.equals(datas[i]!)).toBe(true);
+      });
+    } finally {
+      await s.cleanup();
+    }
+  });
+
   it('detects swapped blobs inside a pack and a pack stored under another pack’s name', async () => {
     const s = await newRepo();
     try {
