@@ -197,15 +197,31 @@ async function main(): Promise<void> {
     `${v.case}: ours ${v.ours.mb_per_s} MB/s, restic ${v.peer.mb_per_s} MB/s; quick ${v.quick.s_per_10k_objects}s per 10k objects`,
   );
 
-  console.log(
-    '\n| case | ours wall s | peer | peer wall s | ratio | goal | ours RSS MB | ours stored | peer stored |',
-  );
-  console.log('|---|---|---|---|---|---|---|---|---|');
-  for (const r of records) {
-    console.log(
-      `| ${r.case} | ${r.ours.wall_s} | ${r.peer.tool} | ${r.peer.wall_s} | ${r.ratio} | ${r.goal ?? ''} | ${r.ours.peak_rss_mb} | ${r.ours.stored_bytes ?? ''} | ${r.peer.stored_bytes ?? ''} |`,
-    );
+  const table = [
+    '| case | ours wall s | ours CPU s | ours peak RSS MB | ours stored B | peer | peer wall s | peer CPU s | peer stored B | ratio | goal |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...records.map(
+      (r) =>
+        `| ${r.case} | ${r.ours.wall_s} | ${r.ours.cpu_s} | ${r.ours.peak_rss_mb} | ${r.ours.stored_bytes ?? ''} | ${r.peer.tool} | ${r.peer.wall_s} | ${r.peer.cpu_s} | ${r.peer.stored_bytes ?? ''} | ${r.ratio} | ${r.goal ?? ''} |`,
+    ),
+  ].join('\n');
+  console.log(`\n${table}`);
+  writeReadmeTable(table);
+}
+
+/** Puts the table between the README's bench markers, so the README always shows the last run. */
+function writeReadmeTable(table: string): void {
+  const readme = path.join(ROOT, 'README.md');
+  const text = readFileSync(readme, 'utf8');
+  const [start, end] = ['<!-- bench:table:start -->', '<!-- bench:table:end -->'];
+  const from = text.indexOf(start);
+  const to = text.indexOf(end);
+  if (from < 0 || to < from) {
+    console.log('README.md has no bench markers: table not written there');
+    return;
   }
+  const stamp = `Scale ${SCALE} (files scale ${FILES_SCALE}), ${new Date().toISOString().slice(0, 10)}:`;
+  writeFileSync(readme, `${text.slice(0, from + start.length)}\n${stamp}\n\n${table}\n${text.slice(to)}`);
 }
 
 await main();
