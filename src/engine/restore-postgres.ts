@@ -221,7 +221,9 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
           loading++;
           try {
             counts.set(job.load, await copySegments(c, reader, job.load, pick));
-            queue.push(...(builds.get(job.load) ?? []).map((build) => ({ build })));
+            // its index builds go before the tables still waiting, as pg_restore does: they
+            // overlap the other connections' loads instead of all running at the end
+            queue.unshift(...(builds.get(job.load) ?? []).map((build) => ({ build })));
           } catch (err) {
             failed = true; // the other connections stop at their next job
             throw err;
