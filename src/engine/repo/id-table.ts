@@ -30,10 +30,6 @@ export class IdTable {
     }
   }
 
-  has(id: string | Buffer): boolean {
-    return this.find(id) >= 0;
-  }
-
   /** Adds an id not yet in the table; its entry number (the count before). */
   add(id: string | Buffer): number {
     const key = typeof id === 'string' ? Buffer.from(id, 'hex') : id;

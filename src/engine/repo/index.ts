@@ -99,11 +99,6 @@ export class RepoIndex {
     };
   }
 
-  /** True when an index object holds the blob. */
-  has(id: string | Buffer): boolean {
-    return this.find(id) >= 0;
-  }
-
   /** The entry number of a stored blob, or -1: for walks over many blobs that need only pack and key set. */
   find(id: string | Buffer): number {
     const n = this.ids.find(id);
@@ -197,13 +192,17 @@ export class RepoIndex {
    */
   private keySetNumber(scopeHash: string, keyId: string): number {
     const first = this.keySetNumbers.get(scopeHash);
-    if (first !== undefined && this.keySets[first]!.keyId === keyId) return first;
+    if (first === undefined) {
+      const n = this.keySets.push({ scopeHash, keyId }) - 1;
+      this.keySetNumbers.set(scopeHash, n);
+      return n;
+    }
+    if (this.keySets[first]!.keyId === keyId) return first;
     const other = `${scopeHash}/${keyId}`;
-    let n = first === undefined ? undefined : this.otherKeySets.get(other);
+    let n = this.otherKeySets.get(other);
     if (n === undefined) {
       n = this.keySets.push({ scopeHash, keyId }) - 1;
-      if (first === undefined) this.keySetNumbers.set(scopeHash, n);
-      else this.otherKeySets.set(other, n);
+      this.otherKeySets.set(other, n);
     }
     return n;
   }

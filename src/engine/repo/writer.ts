@@ -72,7 +72,6 @@ export class RepoWriter implements ContentWriter {
   private readonly claimant = ++writers;
   private readonly uploads = new Set<Promise<void>>();
   private unindexed: { id: string; blobs: BlobEntry[] }[] = [];
-  private unindexedBlobs = 0;
   private readonly pool: EncodePool = encodePool();
   /** Blobs waiting for the next batch to the encoder threads; their bytes are in batchBuf. */
   private batch: { keys: KeySet; id: string; length: number; compress: boolean }[] = [];
@@ -356,8 +355,8 @@ export class RepoWriter implements ContentWriter {
       packBuffers.give(bytes.buffer as ArrayBuffer); // stored: nothing reads these bytes again
       this.written.push({ key, size: bytes.length });
       this.unindexed.push({ id, blobs });
-      this.unindexedBlobs += blobs.length;
-      if (this.unindexed.length >= this.opts.indexEvery || this.unindexedBlobs >= this.opts.indexBlobs)
+      const waiting = this.unindexed.reduce((n, p) => n + p.blobs.length, 0);
+      if (this.unindexed.length >= this.opts.indexEvery || waiting >= this.opts.indexBlobs)
         await this.writeIndex();
     })();
     const tracked = upload
@@ -378,7 +377,6 @@ export class RepoWriter implements ContentWriter {
     const packs = this.unindexed;
     if (packs.length === 0) return;
     this.unindexed = [];
-    this.unindexedBlobs = 0;
     const { key, bytes } = encodeIndex(this.ctx.meta.meta, packs);
     await this.ctx.storage.put(key, bytes, { size: bytes.length });
     this.written.push({ key, size: bytes.length });
