@@ -59,6 +59,11 @@ export interface ContentWriter {
 export interface ContentReader {
   /** Streams the plaintext back, verifying every blob; CorruptionError names the object at fault. */
   read(ref: ContentRef): Readable;
+  /**
+   * Writes the content to a new file at `target` (created exclusively, mode 0600) by a faster path
+   * where the reader has one; false when it has not, and nothing was done.
+   */
+  writeFile?(ref: ContentRef, target: string): Promise<boolean>;
 }
 
 /** Writes bytes already in memory (whole or in parts), by the writer's fast path where it has one. */

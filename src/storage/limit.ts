@@ -78,6 +78,10 @@ export class LimitedStorage implements Storage {
     if (!inner.usage) return undefined;
     return () => this.run(() => inner.usage!());
   }
+
+  get localFile(): Storage['localFile'] {
+    return this.inner.localFile?.bind(this.inner);
+  }
 }
 
 export function withLimit(storage: Storage, opts: LimitOptions): Storage {

@@ -78,6 +78,10 @@ export class LocalStorage implements Storage {
     return path.join(this.root, ...key.split('/'));
   }
 
+  localFile(key: string): string {
+    return this.file(key);
+  }
+
   async put(key: string, body: Buffer | Readable, opts: PutOptions = {}): Promise<void> {
     const dest = this.file(key);
     await this.ensureDir(path.dirname(dest));

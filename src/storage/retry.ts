@@ -107,6 +107,10 @@ export class RetryStorage implements Storage {
     if (!inner.usage) return undefined;
     return () => this.retry('usage', undefined, () => inner.usage!());
   }
+
+  get localFile(): Storage['localFile'] {
+    return this.inner.localFile?.bind(this.inner);
+  }
 }
 
 export function withRetry(storage: Storage, opts?: RetryOptions): Storage {

@@ -37,6 +37,11 @@ export interface Storage {
   delete(key: string): Promise<void>;
   /** Used and free bytes where the store can tell. */
   usage?(): Promise<{ usedBytes?: number; freeBytes?: number }>;
+  /**
+   * Where the object is kept as a plain file on this machine, for readers that read it themselves
+   * (a restore's threads read blobs from pack files). Only stores over a local directory have it.
+   */
+  localFile?(key: string): string;
 }
 
 export async function readAll(stream: Readable): Promise<Buffer> {

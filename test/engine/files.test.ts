@@ -22,6 +22,7 @@ import {
   scopeMapper,
   type FileEntry,
 } from '../../src/engine/sources/files.js';
+import { Repository } from '../../src/engine/repo/repository.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { getBuffer } from '../../src/storage/types.js';
 import { newRepo, pseudoRandom, tempDir as makeTemp, type TestRepo } from './repo/helpers.js';
@@ -124,6 +125,17 @@ describe('files source', () => {
     );
     expect(result.files).toBe(5);
     expect(await snapshotTree(out)).toEqual(await snapshotTree(src));
+    // A repository that is not on this machine's disk streams its blobs through the main thread
+    // instead of having them read from the pack files on the encoder threads: the same tree.
+    const remote = Object.assign(Object.create(t.storage) as LocalStorage, { localFile: undefined });
+    const viaStore = await Repository.open(remote, t.masterKey);
+    const reader = viaStore.reader();
+    expect(await reader.writeFile(photo.ref!, path.join(out, 'unused'))).toBe(false);
+    const out2 = await tempDir('wv-out-');
+    await restoreFiles(reader, (loaded.tree as { files: { main: FileEntry[] } }).files.main, {
+      targetDir: out2,
+    });
+    expect(await snapshotTree(out2)).toEqual(await snapshotTree(src));
 
     // Second backup against the parent: nothing read; after one change, only that file.
     const w2 = t.repo.writer();

@@ -1,7 +1,7 @@
 /** Blob encoding: id = HMAC of the plaintext, zstd when it shrinks, AES-256-GCM bound to id, scope and flags. */
 import { webcrypto } from 'node:crypto';
 import zstd from 'zstd-napi';
-import { CorruptionError } from '../../errors.js';
+import { CorruptionError, NotFoundError } from '../../errors.js';
 import { equalBytes, hmac, open, SEAL_OVERHEAD } from './crypto.js';
 import { encodePool } from './encode-pool.js';
 import type { KeySet } from './keys.js';
@@ -62,13 +62,55 @@ export async function blobIdAsync(keys: KeySet, plaintext: Buffer): Promise<stri
 const blobFailure = (entry: BlobEntry, object: string, why: string) =>
   new CorruptionError(`${object}: blob ${entry.id.slice(0, 16)}… ${why}`, { object });
 
-/** What can be checked before opening: the length the index gives and flags this version knows. */
-function checkSealed(entry: BlobEntry, data: Buffer, object: string): void {
-  if (data.length !== entry.length || data.length < SEAL_OVERHEAD) {
-    throw blobFailure(entry, object, 'has the wrong length');
-  }
+/** What can be checked before reading: a length that can hold a sealed blob, flags this version knows. */
+function checkEntry(entry: BlobEntry, object: string): void {
+  if (entry.length < SEAL_OVERHEAD) throw blobFailure(entry, object, 'has the wrong length');
   if ((entry.flags & ~KNOWN_FLAGS) !== 0)
     throw blobFailure(entry, object, `has unknown flags ${entry.flags}`);
+}
+
+/** What can be checked before opening: the length the index gives and flags this version knows. */
+function checkSealed(entry: BlobEntry, data: Buffer, object: string): void {
+  if (data.length !== entry.length) throw blobFailure(entry, object, 'has the wrong length');
+  checkEntry(entry, object);
+}
+
+/** A blob of a file to restore, in a pack that is a plain file on this machine. */
+export interface LocalBlob {
+  keys: KeySet;
+  entry: BlobEntry;
+  /** The pack's object name, for errors. */
+  object: string;
+  packFile: string;
+}
+
+/**
+ * Restores a file on an encoder thread that reads its blobs out of local pack files: the bytes
+ * written, after the same checks as decodeBlob() on every blob and with the same errors (a missing
+ * pack is a NotFoundError, as a read of it would be).
+ */
+export async function restoreFileFromPacks(target: string, blobs: LocalBlob[]): Promise<number> {
+  for (const b of blobs) checkEntry(b.entry, b.object);
+  const r = await encodePool().restoreFile(
+    target,
+    blobs.map(({ keys, entry, packFile }) => ({
+      sealedLength: entry.length,
+      packFile,
+      offset: entry.offset,
+      encKey: keys.encKey,
+      idKey: keys.idKey,
+      aadPrefix: blobAadPrefix(entry.id, keys),
+      flags: entry.flags,
+      rawLength: entry.rawLength,
+      id: entry.id,
+    })),
+  );
+  if ('size' in r) return r.size;
+  const b = blobs[r.at]!;
+  if ('missing' in r) throw new NotFoundError(`pack ${b.object} is missing`);
+  if ('short' in r)
+    throw new CorruptionError(`${b.object}: shorter than its index says`, { object: b.object });
+  throw blobFailure(b.entry, b.object, r.corrupt);
 }
 
 /** Blobs this big are opened on an encoder thread each; smaller ones in batches (decodeBlobAsync()). */

@@ -37,6 +37,10 @@ interface Reply {
   input?: ArrayBuffer;
   /** Decode tasks: what is wrong with the blob (batches: with each blob, by position). */
   corrupt?: string | (string | null | undefined)[];
+  /** File restores: the failing blob's position, and whether its pack was missing or short. */
+  at?: number;
+  missing?: number;
+  short?: number;
   error?: string;
   code?: string;
 }
@@ -72,6 +76,8 @@ const AAD_PREFIX_BYTES = 72;
 const META_BYTES = 4 + 1 + 32 + AAD_PREFIX_BYTES;
 /** Per blob to open: u32 sealed length ‖ u32 raw length ‖ u8 flags ‖ key (32) ‖ id key (32) ‖ AAD prefix (72) ‖ id (32). */
 const DECODE_META = 4 + 4 + 1 + 32 + 32 + AAD_PREFIX_BYTES + 32;
+/** Per blob of a file to restore: a decode record ‖ u32 pack number ‖ u32 offset in the pack. */
+const RESTORE_META = DECODE_META + 8;
 
 export interface DecodeItem {
   sealed: Buffer;
@@ -84,6 +90,20 @@ export interface DecodeItem {
   /** The blob id, hex. */
   id: string;
 }
+
+/** A blob of a file to restore: where it lies in a pack file, and how to open it. */
+export interface LocalBlobItem extends Omit<DecodeItem, 'sealed'> {
+  sealedLength: number;
+  packFile: string;
+  offset: number;
+}
+
+/** How restoring a file on a thread went: its size, or the blob that failed (by position) and why. */
+export type RestoredFile =
+  | { size: number }
+  | { at: number; missing: true }
+  | { at: number; short: true }
+  | { at: number; corrupt: string };
 
 export class EncodePool {
   private readonly slots: Slot[] = [];
@@ -183,17 +203,8 @@ export class EncodePool {
     const meta = Buffer.allocUnsafeSlow(items.length * DECODE_META);
     let at = 0;
     items.forEach((item, n) => {
-      const r = n * DECODE_META;
-      if (item.encKey.length !== 32 || item.idKey.length !== 32 || item.aadPrefix.length !== AAD_PREFIX_BYTES)
-        throw new FatalError('decoder: unexpected key or AAD length');
+      writeDecodeRecord(meta, n * DECODE_META, item, item.sealed.length);
       at += item.sealed.copy(data, at);
-      meta.writeUInt32LE(item.sealed.length, r);
-      meta.writeUInt32LE(item.rawLength, r + 4);
-      meta[r + 8] = item.flags;
-      item.encKey.copy(meta, r + 9);
-      item.idKey.copy(meta, r + 41);
-      item.aadPrefix.copy(meta, r + 73);
-      meta.write(item.id, r + 145, 32, 'hex');
     });
     const transfer = [data.buffer as ArrayBuffer, meta.buffer as ArrayBuffer];
     const reply = await this.send(
@@ -212,6 +223,38 @@ export class EncodePool {
       from += len;
       return out.subarray(from - len, from);
     });
+  }
+
+  /**
+   * Writes a new file (exclusively created, mode 0600) from blobs the thread reads from local pack
+   * files itself and opens as decodeBlob() does; an unfinished file is removed.
+   */
+  async restoreFile(target: string, items: LocalBlobItem[]): Promise<RestoredFile> {
+    const slot = this.pick();
+    const seq = ++this.seq;
+    const packs: string[] = [];
+    const packNo = new Map<string, number>();
+    const meta = Buffer.allocUnsafeSlow(items.length * RESTORE_META);
+    items.forEach((item, n) => {
+      const r = n * RESTORE_META;
+      writeDecodeRecord(meta, r, item, item.sealedLength);
+      let p = packNo.get(item.packFile);
+      if (p === undefined) packNo.set(item.packFile, (p = packs.push(item.packFile) - 1));
+      meta.writeUInt32LE(p, r + DECODE_META);
+      meta.writeUInt32LE(item.offset, r + DECODE_META + 4);
+    });
+    const buffer = meta.buffer as ArrayBuffer;
+    const reply = await this.send(
+      slot,
+      seq,
+      { kind: 'restoreFile', seq, target, packs, meta: buffer, count: items.length },
+      [buffer],
+    );
+    if (reply.missing !== undefined) return { at: reply.missing, missing: true };
+    if (reply.short !== undefined) return { at: reply.short, short: true };
+    if (typeof reply.corrupt === 'string') return { at: reply.at ?? 0, corrupt: reply.corrupt };
+    if (reply.size === undefined) throw new FatalError('restore thread: reply without a size');
+    return { size: reply.size };
   }
 
   private send(slot: Slot, seq: number, message: object, transfer: ArrayBuffer[]): Promise<Reply> {
@@ -277,6 +320,24 @@ export class EncodePool {
       w.reject(err);
     }
   }
+}
+
+/** One blob's decode record (DECODE_META bytes at `r`). */
+function writeDecodeRecord(
+  meta: Buffer,
+  r: number,
+  item: Omit<DecodeItem, 'sealed'>,
+  sealedLength: number,
+): void {
+  if (item.encKey.length !== 32 || item.idKey.length !== 32 || item.aadPrefix.length !== AAD_PREFIX_BYTES)
+    throw new FatalError('decoder: unexpected key or AAD length');
+  meta.writeUInt32LE(sealedLength, r);
+  meta.writeUInt32LE(item.rawLength, r + 4);
+  meta[r + 8] = item.flags;
+  item.encKey.copy(meta, r + 9);
+  item.idKey.copy(meta, r + 41);
+  item.aadPrefix.copy(meta, r + 73);
+  meta.write(item.id, r + 145, 32, 'hex');
 }
 
 /** The sealed blobs of a reply, in order. */

@@ -5,14 +5,16 @@
  *   (HMAC-SHA256 under the scope's id key) computed and the chunk encoded, so files are read and
  *   hashed on these threads instead of the main one;
  * - blobs to open (decrypt, decompress, check against their id): one big blob, or a batch of small
- *   ones, so that a restore's hundreds of thousands of segments are not opened on the main thread.
+ *   ones, so that a restore's hundreds of thousands of segments are not opened on the main thread;
+ * - a file to restore from a local repository: its blobs read from their pack files, opened and
+ *   written to the new file here, so file restores never pass their bytes through the main thread.
  * Plain JavaScript so it loads the same under tsx, vitest and a build. The sealed format is
  * crypto.seal()'s: nonce ‖ ciphertext ‖ tag, and the AAD is the blob's AAD prefix followed by the
  * flags byte.
  */
 import { Buffer } from 'node:buffer';
 import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import zstd from 'zstd-napi';
 import { Chunker } from './chunker-core.mjs';
@@ -155,7 +157,9 @@ function open1(sealed, key, idKey, aad, flags, rawLength, id) {
   d.setAuthTag(sealed.subarray(sealed.length - 16));
   let body;
   try {
-    body = Buffer.concat([d.update(sealed.subarray(NONCE, sealed.length - 16)), d.final()]);
+    body = d.update(sealed.subarray(NONCE, sealed.length - 16));
+    const tail = d.final(); // empty for GCM: no second copy of the body for it
+    if (tail.length > 0) body = Buffer.concat([body, tail]);
   } catch {
     return 'fails authentication';
   }
@@ -177,8 +181,11 @@ function open1(sealed, key, idKey, aad, flags, rawLength, id) {
 function decode({ seq, data, key, idKey, aad, flags, rawLength, id }) {
   const plain = open1(Buffer.from(data), key, idKey, aad, flags, rawLength, Buffer.from(id, 'hex'));
   if (typeof plain === 'string') return parentPort.postMessage({ seq, corrupt: plain });
-  const out = Buffer.allocUnsafeSlow(plain.length);
-  plain.copy(out);
+  let out = plain;
+  if (plain.byteOffset !== 0 || plain.buffer.byteLength !== plain.length) {
+    out = Buffer.allocUnsafeSlow(plain.length); // a view into a bigger buffer: send a copy of its own
+    plain.copy(out);
+  }
   parentPort.postMessage({ seq, data: out.buffer }, [out.buffer]);
 }
 
@@ -223,14 +230,81 @@ function decodeBatch({ seq, data, meta, count }) {
   parentPort.postMessage({ seq, data: out.buffer, lengths, corrupt }, [out.buffer, lengths.buffer]);
 }
 
+/**
+ * One file of a restore from a local repository: each blob read from its pack file, opened as
+ * open1() does, and written in order to a new file at `target` (created exclusively, mode 0600, so
+ * nothing already there is written through). `meta` holds a decode record per blob followed by
+ * u32 pack (an index into `packs`) ‖ u32 offset. Replies with the bytes written, or with the
+ * position of the blob that failed and why (its pack missing, shorter than the index says, or what
+ * open1() found); a file left unfinished is removed.
+ */
+function restoreFile({ seq, target, packs, meta, count }) {
+  const m = Buffer.from(meta);
+  const fds = new Map();
+  let out;
+  let reply;
+  try {
+    out = openSync(target, 'wx', 0o600);
+    reply = writeBlobs(out, m, count, packs, fds);
+  } finally {
+    for (const fd of fds.values()) closeSync(fd);
+    if (out !== undefined) {
+      closeSync(out);
+      if (reply?.size === undefined) unlinkSync(target);
+    }
+  }
+  // only once the file is closed (or gone): the caller may look at it as soon as this arrives
+  parentPort.postMessage({ seq, ...reply });
+}
+
+function writeBlobs(out, m, count, packs, fds) {
+  let size = 0;
+  let sealed = Buffer.alloc(0);
+  for (let i = 0; i < count; i++) {
+    const r = i * RESTORE_META;
+    const sealedLength = m.readUInt32LE(r);
+    const pack = m.readUInt32LE(r + DECODE_META);
+    let fd = fds.get(pack);
+    if (fd === undefined) {
+      try {
+        fd = openSync(packs[pack], 'r');
+      } catch (err) {
+        if (err?.code === 'ENOENT') return { missing: i };
+        throw err;
+      }
+      fds.set(pack, fd);
+    }
+    if (sealed.length < sealedLength) sealed = Buffer.allocUnsafeSlow(Math.max(sealedLength, 1 << 20));
+    const got = readSync(fd, sealed, 0, sealedLength, m.readUInt32LE(r + DECODE_META + 4));
+    if (got !== sealedLength) return { short: i };
+    const flags = m[r + 8];
+    const plain = open1(
+      sealed.subarray(0, sealedLength),
+      m.subarray(r + 9, r + 41),
+      m.subarray(r + 41, r + 73),
+      Buffer.concat([m.subarray(r + 73, r + 145), Buffer.from([flags])]),
+      flags,
+      m.readUInt32LE(r + 4),
+      m.subarray(r + 145, r + 177),
+    );
+    if (typeof plain === 'string') return { corrupt: plain, at: i };
+    for (let at = 0; at < plain.length;) at += writeSync(out, plain, at);
+    size += plain.length;
+  }
+  return { size };
+}
+
 /** Per blob of a decode batch: u32 sealed length ‖ u32 raw length ‖ u8 flags ‖ key ‖ id key ‖ AAD prefix (72) ‖ id (32). */
 const DECODE_META = 4 + 4 + 1 + 32 + 32 + 72 + 32;
+/** Per blob of a file to restore: a decode record ‖ u32 pack ‖ u32 offset in it. */
+const RESTORE_META = DECODE_META + 8;
 
 parentPort.on('message', (task) => {
   try {
     if (task.kind === 'file') file(task);
     else if (task.kind === 'decode') decode(task);
     else if (task.kind === 'decodeBatch') decodeBatch(task);
+    else if (task.kind === 'restoreFile') restoreFile(task);
     else batch(task);
   } catch (err) {
     parentPort.postMessage({ seq: task.seq, error: String(err?.stack ?? err), code: err?.code });

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { CorruptionError, NotFoundError, ValidationError } from '../../errors.js';
 import { getBuffer } from '../../storage/types.js';
 import type { ContentReader, ContentRef } from '../api.js';
-import { decodeBlobAsync, type BlobEntry } from './blob.js';
+import { decodeBlobAsync, restoreFileFromPacks, type BlobEntry, type LocalBlob } from './blob.js';
 import { INDEX_PREFIX } from './index.js';
 import { packKey } from './pack.js';
 import type { RepoContext } from './writer.js';
@@ -47,6 +47,27 @@ export class RepoReader implements ContentReader {
     return Buffer.concat(parts);
   }
 
+  /**
+   * Restores content into a new file at `target` on an encoder thread, which reads the blobs from
+   * their pack files itself: false, with nothing done, when the repository is not on this machine's
+   * disk (the caller streams read() instead).
+   */
+  async writeFile(ref: ContentRef, target: string): Promise<boolean> {
+    const storage = this.ctx.storage;
+    if (!storage.localFile) return false;
+    const scopeHash = this.ctx.scopes.scopeHash(ref.scope);
+    const blobs: LocalBlob[] = [];
+    for (const id of ref.blobs) {
+      const entry = await this.entry(id, scopeHash);
+      const object = packKey(entry.pack);
+      const keys = await this.ctx.scopes.byRef(entry.scopeHash, entry.keyId);
+      blobs.push({ keys, entry, object, packFile: storage.localFile(object) });
+    }
+    const size = await restoreFileFromPacks(target, blobs);
+    if (size !== ref.size) this.wrongSize(ref, size);
+    return true;
+  }
+
   async *blobs(ref: ContentRef): AsyncGenerator<Buffer> {
     const scopeHash = this.ctx.scopes.scopeHash(ref.scope);
     const queue: Promise<Buffer>[] = [];
@@ -62,21 +83,18 @@ export class RepoReader implements ContentReader {
       total += blob.length;
       yield blob;
     }
-    if (total !== ref.size) {
-      throw new CorruptionError(`content of ${ref.size} bytes restored as ${total} bytes`, {
-        object: this.holderOf(ref.blobs[0]),
-      });
-    }
+    if (total !== ref.size) this.wrongSize(ref, total);
+  }
+
+  private wrongSize(ref: ContentRef, size: number): never {
+    throw new CorruptionError(`content of ${ref.size} bytes restored as ${size} bytes`, {
+      object: this.holderOf(ref.blobs[0]),
+    });
   }
 
   async readBlob(id: string, scopeHash?: string): Promise<Buffer> {
-    const entry = await this.entry(id);
+    const entry = await this.entry(id, scopeHash);
     const object = packKey(entry.pack);
-    if (scopeHash && entry.scopeHash !== scopeHash) {
-      throw new CorruptionError(`blob ${id} is indexed under another key scope`, {
-        object: this.holderOf(id),
-      });
-    }
     const keys = await this.ctx.scopes.byRef(entry.scopeHash, entry.keyId);
     let data: Buffer;
     try {
@@ -112,11 +130,17 @@ export class RepoReader implements ContentReader {
     return p;
   }
 
-  private async entry(id: string): Promise<BlobEntry> {
+  /** The blob's index entry; with a scope, an entry under another scope is corruption. */
+  private async entry(id: string, scopeHash?: string): Promise<BlobEntry> {
     let entry = this.ctx.index.get(id);
     if (!entry) {
       await this.ctx.index.refresh();
       entry = this.ctx.index.get(id);
+    }
+    if (entry && scopeHash && entry.scopeHash !== scopeHash) {
+      throw new CorruptionError(`blob ${id} is indexed under another key scope`, {
+        object: this.holderOf(id),
+      });
     }
     if (entry) return entry;
     // A damaged index is the likely reason a named blob cannot be found.

@@ -172,7 +172,9 @@ export async function restoreFiles(
           if (!e.ref) throw new ValidationError(`file entry ${e.path} has no content reference`);
           await mkdir(path.dirname(abs), { recursive: true });
           await rm(abs, { force: true }); // never write through a link that was already there
-          await pipeline(reader.read(e.ref), createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
+          if (!(await reader.writeFile?.(e.ref, abs))) {
+            await pipeline(reader.read(e.ref), createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
+          }
           await chmod(abs, e.mode);
           await utimes(abs, e.mtimeMs / 1000, e.mtimeMs / 1000);
           files++;

@@ -1,8 +1,9 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CorruptionError, WrongKeyError } from '../../../src/errors.js';
+import { CorruptionError, NotFoundError, WrongKeyError } from '../../../src/errors.js';
 import type { ContentRef } from '../../../src/engine/api.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
 import { newRepo, pseudoRandom, randomBytes, readBack, streamOf, type TestRepo } from './helpers.js';
@@ -21,6 +22,27 @@ async function readOrCorruption(
   } catch (err) {
     expect(err).toBeInstanceOf(CorruptionError);
     expect((err as CorruptionError).object).toBe(object);
+    return 'error';
+  }
+}
+
+/** The same through a file restore on an encoder thread (blobs read from the pack file there). */
+async function writtenOrCorruption(
+  repo: Repository,
+  ref: ContentRef,
+  original: Buffer,
+  object: string,
+  target: string,
+): Promise<'ok' | 'error'> {
+  await rm(target, { force: true });
+  try {
+    expect(await repo.reader().writeFile(ref, target)).toBe(true);
+    expect((await readFile(target)).equals(original)).toBe(true);
+    return 'ok';
+  } catch (err) {
+    expect(err).toBeInstanceOf(CorruptionError);
+    expect((err as CorruptionError).object).toBe(object);
+    expect(existsSync(target)).toBe(false); // nothing half-restored is left behind
     return 'error';
   }
 }
@@ -72,13 +94,45 @@ describe('corruption and keys', () => {
       fc.asyncProperty(fc.integer({ min: 0, max: size - 1 }), fc.integer({ min: 0, max: 7 }), (pos, bit) =>
         withFlippedBit(pack!, pos, bit, async () => {
           const repo = await Repository.open(t.storage, t.masterKey);
-          await readOrCorruption(repo, ref, data, pack!);
+          const streamed = await readOrCorruption(repo, ref, data, pack!);
+          expect(await writtenOrCorruption(repo, ref, data, pack!, path.join(t.dir, 'restored'))).toBe(
+            streamed,
+          );
           const problems = await repo.check({ readData: true });
           expect(problems.map((p) => [p.object, p.kind])).toContainEqual([pack, 'corrupt']);
         }),
       ),
       { numRuns: 60 },
     );
+  });
+
+  it('a file restore on a thread: a missing pack is NotFoundError, a cut one CorruptionError, nothing left behind', async () => {
+    const [pack] = await objects('data/');
+    const target = path.join(t.dir, 'restored-cut');
+    const orig = await readFile(file(pack!));
+    try {
+      await writeFile(file(pack!), orig.subarray(0, orig.length >> 1));
+      const repo = await Repository.open(t.storage, t.masterKey);
+      await expect(repo.reader().writeFile(ref, target)).rejects.toThrow(
+        expect.objectContaining({
+          constructor: CorruptionError,
+          object: pack,
+          message: expect.stringMatching(/shorter than its index says/),
+        }),
+      );
+      expect(existsSync(target)).toBe(false);
+      await rm(file(pack!));
+      await expect(repo.reader().writeFile(ref, target)).rejects.toThrow(NotFoundError);
+      expect(existsSync(target)).toBe(false);
+    } finally {
+      await writeFile(file(pack!), orig);
+    }
+    const repo = await Repository.open(t.storage, t.masterKey);
+    expect(await repo.reader().writeFile(ref, target)).toBe(true);
+    expect((await readFile(target)).equals(data)).toBe(true);
+    // never written through whatever is already there
+    await expect(repo.reader().writeFile(ref, target)).rejects.toThrow(/EEXIST/);
+    expect((await readFile(target)).equals(data)).toBe(true);
   });
 
   it('a flipped bit in an index: CorruptionError naming the index; check reports it', async () => {
