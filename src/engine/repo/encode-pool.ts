@@ -62,7 +62,13 @@ export interface FileTask {
 export interface EncodedFile {
   size: number;
   blobs: (Encoded & { id: string; rawLength: number })[];
+  /** Hands the blobs' buffer back for the next file once they are copied where they go. */
+  release(): void;
 }
+
+/** Reply buffers of file tasks kept for reuse (each up to SPARE_MAX bytes). */
+const SPARES = 4;
+const SPARE_MAX = 16 << 20;
 
 interface Slot {
   worker: Worker;
@@ -112,6 +118,8 @@ export class EncodePool {
     { slot: Slot; resolve: (r: Reply) => void; reject: (e: Error) => void }
   >();
   private seq = 0;
+  /** File tasks write their sealed blobs into one of these instead of a new buffer each. */
+  private readonly spares: ArrayBuffer[] = [];
 
   constructor(readonly threads = Math.max(1, availableParallelism())) {}
 
@@ -157,12 +165,20 @@ export class EncodePool {
   async encodeFile(task: FileTask): Promise<EncodedFile | undefined> {
     const slot = this.pick();
     const seq = ++this.seq;
-    const reply = await this.send(slot, seq, { ...task, seq, kind: 'file' }, []);
+    const spare = this.spares.pop();
+    const reply = await this.send(slot, seq, { ...task, seq, kind: 'file', spare }, spare ? [spare] : []);
     if (reply.tooBig) return undefined;
     const ids = reply.ids ?? [];
     const raw = reply.raw ?? new Uint32Array(0);
     const blobs = split(reply).map((e, i) => ({ ...e, id: ids[i]!, rawLength: raw[i]! }));
-    return { size: reply.size ?? 0, blobs };
+    const data = reply.data!;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      if (this.spares.length < SPARES && data.byteLength <= SPARE_MAX) this.spares.push(data);
+    };
+    return { size: reply.size ?? 0, blobs, release };
   }
 
   /**

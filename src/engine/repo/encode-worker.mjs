@@ -14,7 +14,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
-import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import zstd from 'zstd-napi';
 import { Chunker } from './chunker-core.mjs';
@@ -60,8 +60,10 @@ function seal(plain, key, aadPrefix, compress, parts) {
   return [NONCE + head.length + tail.length + 16, flags];
 }
 
-function joined(parts, total) {
-  const out = Buffer.allocUnsafeSlow(total);
+/** The parts back to back in one transferable buffer: `spare` when it is big enough. */
+function joined(parts, total, spare) {
+  const out =
+    spare && spare.byteLength >= total ? Buffer.from(spare, 0, total) : Buffer.allocUnsafeSlow(total);
   let at = 0;
   for (const p of parts) at += p.copy(out, at);
   return out;
@@ -98,9 +100,33 @@ function batch({ seq, data, meta, count }) {
   ]);
 }
 
-const READ_BLOCK = 4 << 20;
+/** The file being encoded, read whole: one buffer per thread, kept while files fit in this much. */
+let fileBuffer = Buffer.alloc(0);
+const KEEP_FILE_BUFFER = 8 << 20;
 
-function file({ seq, path, limit, params, gear, idKey, encKey, scopeHash, keyId, compress }) {
+/** The whole file (a view of fileBuffer or of a buffer of its own), or undefined past `limit` bytes. */
+function readWhole(fd, limit) {
+  const want = fstatSync(fd).size + 1; // one byte more than stat says shows a file that grew
+  let buf = fileBuffer;
+  if (buf.length < want) buf = Buffer.allocUnsafeSlow(Math.min(Math.max(want, 1 << 20), limit + 1));
+  let size = 0;
+  for (;;) {
+    if (size === buf.length) {
+      if (size > limit) return undefined;
+      const bigger = Buffer.allocUnsafeSlow(Math.min(buf.length * 2, limit + 1));
+      buf.copy(bigger, 0, 0, size);
+      buf = bigger;
+    }
+    const n = readSync(fd, buf, size, buf.length - size, null);
+    if (n === 0) break;
+    size += n;
+  }
+  if (size > limit) return undefined;
+  if (buf.length <= KEEP_FILE_BUFFER) fileBuffer = buf;
+  return buf.subarray(0, size);
+}
+
+function file({ seq, path, limit, params, gear, idKey, encKey, scopeHash, keyId, compress, spare }) {
   const chunker = new Chunker(params, gear);
   const tag = Buffer.concat([Buffer.from(scopeHash, 'hex'), Buffer.from(keyId, 'hex')]);
   const parts = [];
@@ -109,7 +135,6 @@ function file({ seq, path, limit, params, gear, idKey, encKey, scopeHash, keyId,
   const lengths = [];
   const flags = [];
   let total = 0;
-  let size = 0;
   const take = (chunk) => {
     const id = createHmac('sha256', idKey).update(chunk).digest();
     const [length, f] = seal(chunk, encKey, Buffer.concat([AAD_HEAD, id, tag]), compress, parts);
@@ -120,22 +145,19 @@ function file({ seq, path, limit, params, gear, idKey, encKey, scopeHash, keyId,
     total += length;
   };
   const fd = openSync(path, 'r');
+  let whole;
   try {
-    for (;;) {
-      const block = Buffer.allocUnsafe(READ_BLOCK);
-      const n = readSync(fd, block, 0, READ_BLOCK, null);
-      if (n === 0) break;
-      size += n;
-      // it grew past what this thread takes on: the caller streams it instead
-      if (size > limit) return parentPort.postMessage({ seq, tooBig: true });
-      for (const chunk of chunker.push(block.subarray(0, n))) take(chunk);
-    }
+    whole = readWhole(fd, limit);
   } finally {
     closeSync(fd);
   }
+  // it grew past what this thread takes on: the caller streams it instead
+  if (!whole) return parentPort.postMessage({ seq, tooBig: true });
+  const size = whole.length;
+  for (const chunk of chunker.push(whole)) take(chunk);
   const tail = chunker.finish();
   if (tail) take(tail);
-  const out = joined(parts, total);
+  const out = joined(parts, total, spare);
   const l = Uint32Array.from(lengths);
   const r = Uint32Array.from(raw);
   const f = Uint8Array.from(flags);

@@ -176,6 +176,7 @@ export class RepoWriter implements ContentWriter {
     if (!encoded) return undefined;
     const fresh = encoded.blobs.filter((b) => this.claim(b.id, b.rawLength));
     await this.packAll(fresh.map((b) => ({ ...b, keys })));
+    encoded.release(); // its blobs are in the pack now
     return { scope, blobs: encoded.blobs.map((b) => b.id), size: encoded.size };
   }
 

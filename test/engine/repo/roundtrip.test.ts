@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ContentRef } from '../../../src/engine/api.js';
 import { batchBuffers, packBuffers } from '../../../src/engine/repo/buffers.js';
 import { encodePool } from '../../../src/engine/repo/encode-pool.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
@@ -94,10 +95,24 @@ describe('repository round trip', () => {
       await expect(w.writeFile('wedding:9', path.join(dir, 'gone.jpg'), 1000)).rejects.toMatchObject({
         code: 'ENOENT',
       });
+      // a thread reads each file whole into a buffer it keeps, and writes blobs into buffers handed
+      // back by earlier files: bigger, smaller and much bigger files after one another, and a file
+      // exactly at the limit, still make the streamed blobs
+      const photos: [Buffer, ContentRef][] = [];
+      for (const [n, size] of [3 << 20, 200_000, 9 << 20, 1 << 20].entries()) {
+        const bytes = pseudoRandom(size, 70 + n);
+        const f = path.join(dir, `photo-${n}.jpg`);
+        writeFileSync(f, bytes);
+        const ref = await w.writeFile('wedding:9', f, size);
+        expect(ref).toEqual(await w.write('wedding:9', streamOf(bytes, 65536)));
+        expect(await w.writeFile('wedding:9', f, size - 1)).toBeUndefined();
+        photos.push([bytes, ref!]);
+      }
       await w.flush();
       await w.close();
       const reopened = await Repository.open(t.storage, t.masterKey);
       expect((await readBack(reopened, threaded!)).equals(data)).toBe(true);
+      for (const [bytes, ref] of photos) expect((await readBack(reopened, ref)).equals(bytes)).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
