@@ -64,6 +64,8 @@ export interface ContentReader {
    * where the reader has one; false when it has not, and nothing was done.
    */
   writeFile?(ref: ContentRef, target: string): Promise<boolean>;
+  /** The whole content in memory, without a stream, where the reader can: for small contents. */
+  readBuffer?(ref: ContentRef): Promise<Buffer>;
 }
 
 /** Writes bytes already in memory (whole or in parts), by the writer's fast path where it has one. */

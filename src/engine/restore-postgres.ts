@@ -42,6 +42,8 @@ const PREFETCH = 32;
 const SMALL_SEGMENT = 1 << 20;
 
 async function collect(reader: ContentReader, ref: ContentRef): Promise<Buffer> {
+  // a stream per segment costs more than a segment's few kilobytes of rows
+  if (reader.readBuffer) return reader.readBuffer(ref);
   const parts: Buffer[] = [];
   for await (const c of reader.read(ref)) parts.push(c as Buffer);
   return Buffer.concat(parts);
@@ -130,17 +132,48 @@ async function* coalesce(pieces: AsyncIterable<Buffer>, size = 256 * 1024): Asyn
   if (length > 0) yield Buffer.concat(parts, length);
 }
 
-/** COPYs a table's picked segments; the rows it sent (0, and no COPY, when none are picked). */
+/**
+ * COPYs a table's picked segments; the rows it sent (0, and no COPY, when none are picked). With
+ * `freeze`, into a table this restore made: emptied in the same transaction and loaded with COPY
+ * FREEZE, so its rows are written frozen and all-visible (the index builds, foreign-key checks and
+ * first reads that follow need no commit-status lookup per row). Partitioned tables load without it.
+ */
 async function copySegments(
   c: pg.ClientBase,
   reader: ContentReader,
   t: PgTable,
   pick: Pick,
+  freeze = false,
 ): Promise<number> {
   const segs = await picked(reader, t, pick);
   if (!segs) return 0;
   const counted = { rows: 0 };
-  await pipeline(coalesce(segmentBytes(reader, segs, counted)), c.query(copyFrom(copyStatement(t))));
+  const plain = async () =>
+    pipeline(coalesce(segmentBytes(reader, segs, counted)), c.query(copyFrom(copyStatement(t))));
+  if (!freeze) {
+    await plain();
+    return counted.rows;
+  }
+  const kind = await c.query<{ relkind: string }>(
+    'SELECT relkind FROM pg_catalog.pg_class WHERE oid = $1::regclass',
+    [qualified(t)],
+  );
+  if (kind.rows[0]?.relkind !== 'r') {
+    await plain();
+    return counted.rows;
+  }
+  await c.query('BEGIN');
+  try {
+    await c.query(`TRUNCATE ONLY ${qualified(t)}`);
+    await pipeline(
+      coalesce(segmentBytes(reader, segs, counted)),
+      c.query(copyFrom(`${copyStatement(t)} WITH (FREEZE)`)),
+    );
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
   return counted.rows;
 }
 
@@ -220,7 +253,7 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
           }
           loading++;
           try {
-            counts.set(job.load, await copySegments(c, reader, job.load, pick));
+            counts.set(job.load, await copySegments(c, reader, job.load, pick, true));
             // its index builds go before the tables still waiting, as pg_restore does: they
             // overlap the other connections' loads instead of all running at the end
             queue.unshift(...(builds.get(job.load) ?? []).map((build) => ({ build })));

@@ -127,6 +127,15 @@ describe('the seeded wedding database', () => {
     expect((await schemaObjects(target.url)).length).toBeGreaterThan(25);
     const seq = 'SELECT last_value::text AS v FROM guests_guest_id_seq';
     expect(await query(target.url, seq)).toEqual(await query(source.url, seq));
+    // loaded with COPY FREEZE into the tables the restore made: every page is frozen already
+    await query(target.url, 'CREATE EXTENSION IF NOT EXISTS pg_visibility');
+    const frozen = await query<{ pages: number; thawed: number }>(
+      target.url,
+      `SELECT count(*)::int AS pages, (count(*) FILTER (WHERE NOT all_frozen))::int AS thawed
+         FROM pg_visibility_map('guests')`,
+    );
+    expect(frozen[0]!.pages).toBeGreaterThan(0);
+    expect(frozen[0]!.thawed).toBe(0);
   });
 
   it('refuses to overwrite a database that holds tables, unless told to', async () => {

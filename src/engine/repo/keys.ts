@@ -181,12 +181,16 @@ export class ScopeKeys {
     private readonly keys: MetaKeys,
   ) {}
 
-  /** The hashed name of a scope; recent ones remembered (a restore asks once per segment). */
+  /**
+   * The hashed name of a scope; recent ones remembered. A restore asks once per segment, going
+   * through every wedding once per table, so the memory must hold them all (an HMAC each, ~100 bytes
+   * each remembered) or it forgets each one before it is asked again.
+   */
   scopeHash(scope: KeyScope): string {
     const known = this.byScope.get(scope)?.scopeHash ?? this.recentHashes.get(scope);
     if (known !== undefined) return known;
     const hash = hashOfScope(this.keys, scope);
-    if (this.recentHashes.size >= 4096) this.recentHashes.clear();
+    if (this.recentHashes.size >= 1 << 17) this.recentHashes.clear();
     this.recentHashes.set(scope, hash);
     return hash;
   }

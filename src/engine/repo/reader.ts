@@ -42,6 +42,12 @@ export class RepoReader implements ContentReader {
 
   /** The whole content in memory: for small things such as a snapshot's tree. */
   async readBuffer(ref: ContentRef): Promise<Buffer> {
+    if (ref.blobs.length === 1) {
+      // most database segments: one blob, read without the generator
+      const blob = await this.readBlob(ref.blobs[0]!, this.ctx.scopes.scopeHash(ref.scope));
+      if (blob.length !== ref.size) this.wrongSize(ref, blob.length);
+      return blob;
+    }
     const parts: Buffer[] = [];
     for await (const b of this.blobs(ref)) parts.push(b);
     return Buffer.concat(parts);
