@@ -279,9 +279,11 @@ function restoreFile({ seq, target, packs, meta, count }) {
   parentPort.postMessage({ seq, ...reply });
 }
 
+/** Sealed blobs read from packs: one buffer per thread, kept while blobs fit in KEEP_FILE_BUFFER. */
+let sealedBuffer = Buffer.alloc(0);
+
 function writeBlobs(out, m, count, packs, fds) {
   let size = 0;
-  let sealed = Buffer.alloc(0);
   for (let i = 0; i < count; i++) {
     const r = i * RESTORE_META;
     const sealedLength = m.readUInt32LE(r);
@@ -296,7 +298,11 @@ function writeBlobs(out, m, count, packs, fds) {
       }
       fds.set(pack, fd);
     }
-    if (sealed.length < sealedLength) sealed = Buffer.allocUnsafeSlow(Math.max(sealedLength, 1 << 20));
+    let sealed = sealedBuffer;
+    if (sealed.length < sealedLength) {
+      sealed = Buffer.allocUnsafeSlow(Math.max(sealedLength, 1 << 20));
+      if (sealed.length <= KEEP_FILE_BUFFER) sealedBuffer = sealed;
+    }
     const got = readSync(fd, sealed, 0, sealedLength, m.readUInt32LE(r + DECODE_META + 4));
     if (got !== sealedLength) return { short: i };
     const flags = m[r + 8];
