@@ -56,14 +56,20 @@ export interface ContentWriter {
   readonly stats: WriteStats;
 }
 
+/** What a restored file is given once written: its permission bits and modification time. */
+export interface FileAttrs {
+  mode: number;
+  mtimeMs: number;
+}
+
 export interface ContentReader {
   /** Streams the plaintext back, verifying every blob; CorruptionError names the object at fault. */
   read(ref: ContentRef): Readable;
   /**
-   * Writes the content to a new file at `target` (created exclusively, mode 0600) by a faster path
-   * where the reader has one; false when it has not, and nothing was done.
+   * Writes the content to a new file at `target` (created exclusively, mode 0600, then given
+   * `attrs`) by a faster path where the reader has one; false when it has not, and nothing was done.
    */
-  writeFile?(ref: ContentRef, target: string): Promise<boolean>;
+  writeFile?(ref: ContentRef, target: string, attrs?: FileAttrs): Promise<boolean>;
   /** The whole content in memory, without a stream, where the reader can: for small contents. */
   readBuffer?(ref: ContentRef): Promise<Buffer>;
 }

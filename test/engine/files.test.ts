@@ -125,6 +125,17 @@ describe('files source', () => {
     );
     expect(result.files).toBe(5);
     expect(await snapshotTree(out)).toEqual(await snapshotTree(src));
+    // Restoring again over the same tree replaces every file; a link planted where a file goes is
+    // replaced too, never written through.
+    const victim = path.join(await tempDir('wv-victim-'), 'victim.txt');
+    await writeFile(victim, 'untouched');
+    await rm(path.join(out, 'weddings/42/docs/seating.csv'));
+    await symlink(victim, path.join(out, 'weddings/42/docs/seating.csv'));
+    await restoreFiles(t.repo.reader(), (loaded.tree as { files: { main: FileEntry[] } }).files.main, {
+      targetDir: out,
+    });
+    expect(await readFile(victim, 'utf8')).toBe('untouched');
+    expect(await snapshotTree(out)).toEqual(await snapshotTree(src));
     // A repository that is not on this machine's disk streams its blobs through the main thread
     // instead of having them read from the pack files on the encoder threads: the same tree.
     const remote = Object.assign(Object.create(t.storage) as LocalStorage, { localFile: undefined });

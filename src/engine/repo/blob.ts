@@ -3,6 +3,7 @@ import { webcrypto } from 'node:crypto';
 import zstd from 'zstd-napi';
 import { CorruptionError, NotFoundError } from '../../errors.js';
 import { equalBytes, hmac, open, SEAL_OVERHEAD } from './crypto.js';
+import type { FileAttrs } from '../api.js';
 import { encodePool } from './encode-pool.js';
 import type { KeySet } from './keys.js';
 
@@ -89,7 +90,11 @@ export interface LocalBlob {
  * written, after the same checks as decodeBlob() on every blob and with the same errors (a missing
  * pack is a NotFoundError, as a read of it would be).
  */
-export async function restoreFileFromPacks(target: string, blobs: LocalBlob[]): Promise<number> {
+export async function restoreFileFromPacks(
+  target: string,
+  blobs: LocalBlob[],
+  attrs?: FileAttrs,
+): Promise<number> {
   for (const b of blobs) checkEntry(b.entry, b.object);
   const r = await encodePool().restoreFile(
     target,
@@ -104,6 +109,7 @@ export async function restoreFileFromPacks(target: string, blobs: LocalBlob[]): 
       rawLength: entry.rawLength,
       id: entry.id,
     })),
+    attrs,
   );
   if ('size' in r) return r.size;
   const b = blobs[r.at]!;

@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FatalError } from '../../errors.js';
+import type { FileAttrs } from '../api.js';
 import { batchBuffers } from './buffers.js';
 
 export interface EncodeItem {
@@ -242,10 +243,10 @@ export class EncodePool {
   }
 
   /**
-   * Writes a new file (exclusively created, mode 0600) from blobs the thread reads from local pack
-   * files itself and opens as decodeBlob() does; an unfinished file is removed.
+   * Writes a new file (exclusively created, mode 0600, then given `attrs`) from blobs the thread
+   * reads from local pack files itself and opens as decodeBlob() does; an unfinished file is removed.
    */
-  async restoreFile(target: string, items: LocalBlobItem[]): Promise<RestoredFile> {
+  async restoreFile(target: string, items: LocalBlobItem[], attrs?: FileAttrs): Promise<RestoredFile> {
     const slot = this.pick();
     const seq = ++this.seq;
     const packs: string[] = [];
@@ -263,7 +264,16 @@ export class EncodePool {
     const reply = await this.send(
       slot,
       seq,
-      { kind: 'restoreFile', seq, target, packs, meta: buffer, count: items.length },
+      {
+        kind: 'restoreFile',
+        seq,
+        target,
+        packs,
+        meta: buffer,
+        count: items.length,
+        mode: attrs?.mode,
+        mtime: attrs ? attrs.mtimeMs / 1000 : undefined,
+      },
       [buffer],
     );
     if (reply.missing !== undefined) return { at: reply.missing, missing: true };

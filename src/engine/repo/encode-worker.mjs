@@ -14,7 +14,16 @@
  */
 import { Buffer } from 'node:buffer';
 import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fchmodSync,
+  fstatSync,
+  futimesSync,
+  openSync,
+  readSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import zstd from 'zstd-napi';
 import { Chunker } from './chunker-core.mjs';
@@ -255,12 +264,12 @@ function decodeBatch({ seq, data, meta, count }) {
 /**
  * One file of a restore from a local repository: each blob read from its pack file, opened as
  * open1() does, and written in order to a new file at `target` (created exclusively, mode 0600, so
- * nothing already there is written through). `meta` holds a decode record per blob followed by
+ * nothing already there is written through), then given `mode` and `mtime` (seconds) when set. `meta` holds a decode record per blob followed by
  * u32 pack (an index into `packs`) ‖ u32 offset. Replies with the bytes written, or with the
  * position of the blob that failed and why (its pack missing, shorter than the index says, or what
  * open1() found); a file left unfinished is removed.
  */
-function restoreFile({ seq, target, packs, meta, count }) {
+function restoreFile({ seq, target, packs, meta, count, mode, mtime }) {
   const m = Buffer.from(meta);
   const fds = new Map();
   let out;
@@ -268,6 +277,10 @@ function restoreFile({ seq, target, packs, meta, count }) {
   try {
     out = openSync(target, 'wx', 0o600);
     reply = writeBlobs(out, m, count, packs, fds);
+    if (reply.size !== undefined && mode !== undefined) {
+      fchmodSync(out, mode);
+      futimesSync(out, mtime, mtime);
+    }
   } finally {
     for (const fd of fds.values()) closeSync(fd);
     if (out !== undefined) {

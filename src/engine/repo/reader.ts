@@ -2,7 +2,7 @@
 import { Readable } from 'node:stream';
 import { CorruptionError, NotFoundError, ValidationError } from '../../errors.js';
 import { getBuffer } from '../../storage/types.js';
-import type { ContentReader, ContentRef } from '../api.js';
+import type { ContentReader, ContentRef, FileAttrs } from '../api.js';
 import { decodeBlobAsync, restoreFileFromPacks, type BlobEntry, type LocalBlob } from './blob.js';
 import { INDEX_PREFIX } from './index.js';
 import { packKey } from './pack.js';
@@ -58,7 +58,7 @@ export class RepoReader implements ContentReader {
    * their pack files itself: false, with nothing done, when the repository is not on this machine's
    * disk (the caller streams read() instead).
    */
-  async writeFile(ref: ContentRef, target: string): Promise<boolean> {
+  async writeFile(ref: ContentRef, target: string, attrs?: FileAttrs): Promise<boolean> {
     const storage = this.ctx.storage;
     if (!storage.localFile) return false;
     const scopeHash = this.ctx.scopes.scopeHash(ref.scope);
@@ -69,7 +69,7 @@ export class RepoReader implements ContentReader {
       const keys = await this.ctx.scopes.byRef(entry.scopeHash, entry.keyId);
       blobs.push({ keys, entry, object, packFile: storage.localFile(object) });
     }
-    const size = await restoreFileFromPacks(target, blobs);
+    const size = await restoreFileFromPacks(target, blobs, attrs);
     if (size !== ref.size) this.wrongSize(ref, size);
     return true;
   }

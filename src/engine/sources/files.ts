@@ -160,7 +160,12 @@ export async function restoreFiles(
   const root = path.resolve(opts.targetDir);
   const planned = entries.map((e) => ({ e, abs: safeJoin(root, e.path) }));
   await mkdir(root, { recursive: true });
-  for (const { e, abs } of planned) if (e.type === 'dir') await mkdir(abs, { recursive: true });
+  const made = new Set([root]);
+  for (const { e, abs } of planned) {
+    if (e.type !== 'dir') continue;
+    await mkdir(abs, { recursive: true });
+    made.add(abs);
+  }
   const limit = pLimit(opts.concurrency ?? 4);
   let files = 0;
   let bytes = 0;
@@ -169,16 +174,33 @@ export async function restoreFiles(
       .filter(({ e }) => e.type === 'file')
       .map(({ e, abs }) =>
         limit(async () => {
-          if (!e.ref) throw new ValidationError(`file entry ${e.path} has no content reference`);
-          await mkdir(path.dirname(abs), { recursive: true });
-          await rm(abs, { force: true }); // never write through a link that was already there
-          if (!(await reader.writeFile?.(e.ref, abs))) {
-            await pipeline(reader.read(e.ref), createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
+          const ref = e.ref;
+          if (!ref) throw new ValidationError(`file entry ${e.path} has no content reference`);
+          const dir = path.dirname(abs);
+          if (!made.has(dir)) {
+            await mkdir(dir, { recursive: true });
+            made.add(dir);
           }
-          await chmod(abs, e.mode);
-          await utimes(abs, e.mtimeMs / 1000, e.mtimeMs / 1000);
+          // The file is created exclusively: whatever is already there (a link above all) is
+          // removed first, never written through.
+          const attrs = { mode: e.mode, mtimeMs: e.mtimeMs };
+          const onThread = async () => {
+            try {
+              return (await reader.writeFile?.(ref, abs, attrs)) ?? false;
+            } catch (err) {
+              if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+            }
+            await rm(abs, { force: true });
+            return (await reader.writeFile?.(ref, abs, attrs)) ?? false;
+          };
+          if (!(await onThread())) {
+            await rm(abs, { force: true });
+            await pipeline(reader.read(ref), createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
+            await chmod(abs, e.mode);
+            await utimes(abs, e.mtimeMs / 1000, e.mtimeMs / 1000);
+          }
           files++;
-          bytes += e.ref.size;
+          bytes += ref.size;
         }),
       ),
   );
