@@ -27,7 +27,9 @@ export interface ContextOptions {
 export async function createContext(config: Config, opts: ContextOptions = {}): Promise<AppContext> {
   const log = opts.log ?? createLogger(config.logLevel);
   await ensureDatabase(config.databaseUrl);
-  const db = createPool(config.databaseUrl);
+  const db = createPool(config.databaseUrl, 10, (err) =>
+    log.warn({ err }, 'catalog connection closed by the server while idle; the pool opens a new one'),
+  );
   if (opts.migrate !== false) await migrate(db);
   const storages = new Map<string, Storage>();
   for (const t of config.targets) {

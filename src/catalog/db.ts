@@ -27,6 +27,13 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
-export function createPool(url: string, max = 10): Db {
-  return new pg.Pool({ connectionString: url, max });
+/**
+ * The server may cut an idle pooled connection (a restart, an administrator, a dropped database):
+ * the pool then drops that connection and reports the error here. Without a listener the report
+ * would be an uncaught exception that ends the process.
+ */
+export function createPool(url: string, max = 10, onIdleError: (err: Error) => void = () => undefined): Db {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on('error', onIdleError);
+  return pool;
 }
