@@ -148,27 +148,25 @@ async function copySegments(
   const segs = await picked(reader, t, pick);
   if (!segs) return 0;
   const counted = { rows: 0 };
-  const plain = async () =>
-    pipeline(coalesce(segmentBytes(reader, segs, counted)), c.query(copyFrom(copyStatement(t))));
-  if (!freeze) {
-    await plain();
-    return counted.rows;
-  }
-  const kind = await c.query<{ relkind: string }>(
-    'SELECT relkind FROM pg_catalog.pg_class WHERE oid = $1::regclass',
-    [qualified(t)],
-  );
-  if (kind.rows[0]?.relkind !== 'r') {
-    await plain();
+  const copy = (options = '') =>
+    pipeline(
+      coalesce(segmentBytes(reader, segs, counted)),
+      c.query(copyFrom(`${copyStatement(t)}${options}`)),
+    );
+  const kind = async () =>
+    (
+      await c.query<{ relkind: string }>('SELECT relkind FROM pg_catalog.pg_class WHERE oid = $1::regclass', [
+        qualified(t),
+      ])
+    ).rows[0]?.relkind;
+  if (!freeze || (await kind()) !== 'r') {
+    await copy();
     return counted.rows;
   }
   await c.query('BEGIN');
   try {
     await c.query(`TRUNCATE ONLY ${qualified(t)}`);
-    await pipeline(
-      coalesce(segmentBytes(reader, segs, counted)),
-      c.query(copyFrom(`${copyStatement(t)} WITH (FREEZE)`)),
-    );
+    await copy(' WITH (FREEZE)');
     await c.query('COMMIT');
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined);

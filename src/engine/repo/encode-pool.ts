@@ -40,8 +40,8 @@ interface Reply {
   corrupt?: string | (string | null | undefined)[];
   /** File restores: the failing blob's position, and whether its pack was missing or short. */
   at?: number;
-  missing?: number;
-  short?: number;
+  missing?: true;
+  short?: true;
   error?: string;
   code?: string;
 }
@@ -276,11 +276,13 @@ export class EncodePool {
       },
       [buffer],
     );
-    if (reply.missing !== undefined) return { at: reply.missing, missing: true };
-    if (reply.short !== undefined) return { at: reply.short, short: true };
-    if (typeof reply.corrupt === 'string') return { at: reply.at ?? 0, corrupt: reply.corrupt };
-    if (reply.size === undefined) throw new FatalError('restore thread: reply without a size');
-    return { size: reply.size };
+    if (reply.size !== undefined) return { size: reply.size };
+    const at = reply.at;
+    if (at === undefined) throw new FatalError('restore thread: reply without a size');
+    if (reply.missing) return { at, missing: true };
+    if (reply.short) return { at, short: true };
+    if (typeof reply.corrupt !== 'string') throw new FatalError('restore thread: failure without a reason');
+    return { at, corrupt: reply.corrupt };
   }
 
   private send(slot: Slot, seq: number, message: object, transfer: ArrayBuffer[]): Promise<Reply> {

@@ -208,6 +208,20 @@ function open1(sealed, key, idKey, aad, flags, rawLength, id) {
   return plain;
 }
 
+/** open1() with what a decode record at `r` in `m` says (encode-pool.ts writeDecodeRecord()). */
+function openRecord(m, r, sealed) {
+  const flags = m[r + 8];
+  return open1(
+    sealed,
+    m.subarray(r + 9, r + 41),
+    m.subarray(r + 41, r + 73),
+    Buffer.concat([m.subarray(r + 73, r + 145), Buffer.from([flags])]),
+    flags,
+    m.readUInt32LE(r + 4),
+    m.subarray(r + 145, r + 177),
+  );
+}
+
 /** One big blob: replies with its plaintext or with what is wrong with it. */
 function decode({ seq, data, key, idKey, aad, flags, rawLength, id }) {
   const plain = open1(Buffer.from(data), key, idKey, aad, flags, rawLength, Buffer.from(id, 'hex'));
@@ -236,18 +250,7 @@ function decodeBatch({ seq, data, meta, count }) {
   for (let i = 0; i < count; i++) {
     const r = i * DECODE_META;
     const sealedLength = m.readUInt32LE(r);
-    const rawLength = m.readUInt32LE(r + 4);
-    const flags = m[r + 8];
-    const aad = Buffer.concat([m.subarray(r + 73, r + 73 + 72), Buffer.from([flags])]);
-    const plain = open1(
-      input.subarray(at, at + sealedLength),
-      m.subarray(r + 9, r + 41),
-      m.subarray(r + 41, r + 73),
-      aad,
-      flags,
-      rawLength,
-      m.subarray(r + 145, r + 177),
-    );
+    const plain = openRecord(m, r, input.subarray(at, at + sealedLength));
     at += sealedLength;
     if (typeof plain === 'string') {
       corrupt[i] = plain;
@@ -264,10 +267,11 @@ function decodeBatch({ seq, data, meta, count }) {
 /**
  * One file of a restore from a local repository: each blob read from its pack file, opened as
  * open1() does, and written in order to a new file at `target` (created exclusively, mode 0600, so
- * nothing already there is written through), then given `mode` and `mtime` (seconds) when set. `meta` holds a decode record per blob followed by
- * u32 pack (an index into `packs`) ‖ u32 offset. Replies with the bytes written, or with the
- * position of the blob that failed and why (its pack missing, shorter than the index says, or what
- * open1() found); a file left unfinished is removed.
+ * nothing already there is written through), then given `mode` and `mtime` (seconds) when set.
+ * `meta` holds a decode record per blob followed by u32 pack (an index into `packs`) ‖ u32 offset.
+ * Replies with the bytes written, or with the position of the blob that failed (`at`) and why (its
+ * pack missing, shorter than the index says, or what open1() found); a file left unfinished is
+ * removed.
  */
 function restoreFile({ seq, target, packs, meta, count, mode, mtime }) {
   const m = Buffer.from(meta);
@@ -306,7 +310,7 @@ function writeBlobs(out, m, count, packs, fds) {
       try {
         fd = openSync(packs[pack], 'r');
       } catch (err) {
-        if (err?.code === 'ENOENT') return { missing: i };
+        if (err?.code === 'ENOENT') return { at: i, missing: true };
         throw err;
       }
       fds.set(pack, fd);
@@ -317,18 +321,9 @@ function writeBlobs(out, m, count, packs, fds) {
       if (sealed.length <= KEEP_FILE_BUFFER) sealedBuffer = sealed;
     }
     const got = readSync(fd, sealed, 0, sealedLength, m.readUInt32LE(r + DECODE_META + 4));
-    if (got !== sealedLength) return { short: i };
-    const flags = m[r + 8];
-    const plain = open1(
-      sealed.subarray(0, sealedLength),
-      m.subarray(r + 9, r + 41),
-      m.subarray(r + 41, r + 73),
-      Buffer.concat([m.subarray(r + 73, r + 145), Buffer.from([flags])]),
-      flags,
-      m.readUInt32LE(r + 4),
-      m.subarray(r + 145, r + 177),
-    );
-    if (typeof plain === 'string') return { corrupt: plain, at: i };
+    if (got !== sealedLength) return { at: i, short: true };
+    const plain = openRecord(m, r, sealed.subarray(0, sealedLength));
+    if (typeof plain === 'string') return { at: i, corrupt: plain };
     for (let at = 0; at < plain.length;) at += writeSync(out, plain, at);
     size += plain.length;
   }
