@@ -20,6 +20,8 @@ export interface PostgresSourceConfig {
   ceremonyDate: string;
   supplierKey: string | undefined;
   excludeTables: string[];
+  /** Keep a logical replication slot per backup, so incrementals read only changed rows. */
+  changeSlot: boolean;
 }
 
 export interface Config {
@@ -178,6 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ceremonyDate: e.WEDVAULT_CEREMONY_DATE ?? pg.ceremonyDate ?? 'weddings.wedding_date',
         supplierKey: pg.supplierKey,
         excludeTables: pg.excludeTables ?? [],
+        changeSlot: e.WEDVAULT_CHANGE_SLOT ? e.WEDVAULT_CHANGE_SLOT === 'on' : (pg.changeSlot ?? false),
       },
       files,
     },

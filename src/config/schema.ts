@@ -74,6 +74,8 @@ export const postgresSourceSchema = z.object({
   /** Tables whose tenant column names a supplier, not a wedding. */
   supplierKey: z.string().optional(),
   excludeTables: z.array(z.string()).default([]),
+  /** Keep a logical replication slot per backup (wal_level = logical): incrementals read only changed rows. */
+  changeSlot: z.boolean().optional(),
 });
 
 export const fileConfigSchema = z.object({
@@ -130,6 +132,8 @@ export const envSchema = z.object({
     .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
     .optional(),
   WEDVAULT_KEY_FILE: z.string().optional(),
+  /** on: every database backup keeps a logical replication slot for the next incremental. */
+  WEDVAULT_CHANGE_SLOT: z.enum(['on', 'off']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a job's lock lives without renewal: a killed worker's job is retried after about this long. */
   WEDVAULT_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),

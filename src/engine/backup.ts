@@ -6,6 +6,7 @@ import type { Storage } from '../storage/types.js';
 import type { WriteStats } from './api.js';
 import { Repository } from './repo/repository.js';
 import { backupFiles, backupFilesFromStorage } from './sources/files.js';
+import { dropChangeSlot } from './sources/postgres-changes.js';
 import type { PgTree } from './sources/postgres.js';
 
 export interface BackupInput {
@@ -79,13 +80,21 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   let consistentTime: Date | undefined;
   let lsn: string | undefined;
   let files = 0;
+  const source = input.sources.postgres;
+  // the last database backup: an incremental reads only what changed since; its change slot, if
+  // any, is dropped once this snapshot is saved (this backup's slot takes over)
+  const previous = components.includes('database') ? await lastDatabaseTree(repo) : undefined;
+  let slot: string | undefined;
   try {
     if (components.includes('database')) {
-      if (!input.sources.postgres.url) throw new ConfigError('SOURCE_DATABASE_URL is not set');
+      if (!source.url) throw new ConfigError('SOURCE_DATABASE_URL is not set');
       const { backupPostgres } = await import('./sources/postgres.js');
-      // an incremental reads only the tables that changed since the last database backup
-      const since = input.type === 'incremental' ? await lastDatabaseTree(repo) : undefined;
-      const pgTree = await backupPostgres(writer, { ...input.sources.postgres, parent: since });
+      const pgTree = await backupPostgres(writer, {
+        ...source,
+        parent: input.type === 'incremental' ? previous : undefined,
+        slotPrefix: `wedvault_${repo.id.slice(0, 12)}_`,
+      });
+      slot = pgTree.changes?.slot;
       tree.postgres = pgTree;
       consistentTime = new Date(pgTree.snapshotTime);
       lsn = pgTree.lsn;
@@ -120,6 +129,9 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
       tree.files = out;
     }
     await writer.flush();
+  } catch (err) {
+    if (slot) await dropChangeSlot(source.url, slot).catch(() => undefined);
+    throw err;
   } finally {
     await writer.close?.();
   }
@@ -135,6 +147,8 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
       ...(input.weddingId ? { wedding: input.weddingId } : {}),
     },
   });
+  const stale = previous?.changes?.slot;
+  if (stale && stale !== slot) await dropChangeSlot(source.url, stale).catch(() => undefined);
   input.onProgress?.(1, writer.stats.bytesRead);
   return describe(repo, snap, false, { files, consistentTime, lsn });
 }

@@ -12,7 +12,8 @@ import { ConflictError, ValidationError } from '../errors.js';
 import type { ContentReader, ContentRef } from './api.js';
 import { prepareDatabase, psql, runParallel, splitPostData, withClient } from './restore-postgres-target.js';
 import { foreignKeyOrder, qualified } from './sources/postgres-catalog.js';
-import { tableSegments, type PgTable, type PgTree, type Segment } from './sources/postgres.js';
+import type { PgTable, PgTree, Segment } from './sources/postgres.js';
+import { collect, picked, tableBytes, type Pick } from './table-rows.js';
 
 export type { PgTree } from './sources/postgres.js';
 
@@ -36,77 +37,6 @@ export interface PostgresRestoreOptions {
 export interface PostgresRestoreResult {
   tables: number;
   rows: number;
-}
-
-const PREFETCH = 32;
-const SMALL_SEGMENT = 1 << 20;
-
-async function collect(reader: ContentReader, ref: ContentRef): Promise<Buffer> {
-  // a stream per segment costs more than a segment's few kilobytes of rows
-  if (reader.readBuffer) return reader.readBuffer(ref);
-  const parts: Buffer[] = [];
-  for await (const c of reader.read(ref)) parts.push(c as Buffer);
-  return Buffer.concat(parts);
-}
-
-/** Which of a table's segments a restore takes; null: none of the table. */
-type Pick = (t: PgTable) => ((s: Segment) => boolean) | null;
-
-/**
- * The picked segments of a table, read from its record list one at a time; undefined when there
- * are none (known after reading up to the first one).
- */
-async function picked(
-  reader: ContentReader,
-  t: PgTable,
-  pick: Pick,
-): Promise<AsyncIterable<Segment> | undefined> {
-  const take = pick(t);
-  if (!take) return undefined;
-  const it = (async function* () {
-    for await (const s of tableSegments(reader, t)) if (take(s)) yield s;
-  })();
-  const first = await it.next();
-  if (first.done) return undefined;
-  return (async function* () {
-    yield first.value;
-    yield* it;
-  })();
-}
-
-/** A table's segments as one byte stream; small segments are fetched ahead, in order, so reads overlap. */
-async function* segmentBytes(
-  reader: ContentReader,
-  segments: AsyncIterable<Segment>,
-  counted: { rows: number },
-): AsyncGenerator<Buffer> {
-  const source = segments[Symbol.asyncIterator]();
-  const ahead: (Promise<Buffer> | Segment)[] = [];
-  let ended = false;
-  const fill = async () => {
-    while (!ended && ahead.length < PREFETCH) {
-      const next = await source.next();
-      if (next.done) {
-        ended = true;
-        break;
-      }
-      const seg = next.value;
-      counted.rows += seg.rows;
-      if (seg.ref.size > SMALL_SEGMENT) ahead.push(seg);
-      else {
-        const p = collect(reader, seg.ref);
-        p.catch(() => undefined); // awaited below, in order
-        ahead.push(p);
-      }
-    }
-  };
-  await fill();
-  while (ahead.length > 0) {
-    const item = ahead.shift()!;
-    if (item instanceof Promise) yield await item;
-    else for await (const chunk of reader.read(item.ref)) yield chunk as Buffer;
-    await fill();
-  }
 }
 
 const copyStatement = (t: PgTable) =>
@@ -150,7 +80,7 @@ async function copySegments(
   const counted = { rows: 0 };
   const copy = (options = '') =>
     pipeline(
-      coalesce(segmentBytes(reader, segs, counted)),
+      coalesce(tableBytes(reader, t, segs, counted)),
       c.query(copyFrom(`${copyStatement(t)}${options}`)),
     );
   const kind = async () =>
@@ -330,12 +260,9 @@ async function writeSql(reader: ContentReader, tree: PgTree, out: Writable, pick
     const segs = await picked(reader, t, pick);
     if (!segs) continue;
     await write(`${copyStatement(t)};\n`);
-    let rows = 0;
-    for await (const seg of segs) {
-      await copyAll(seg.ref);
-      rows += seg.rows;
-    }
-    counts.set(t, rows);
+    const counted = { rows: 0 };
+    for await (const rows of tableBytes(reader, t, segs, counted)) await write(rows);
+    counts.set(t, counted.rows);
     await write('\\.\n\n');
   }
   if (whole) {

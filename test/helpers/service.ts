@@ -23,6 +23,11 @@ export async function dropDatabase(name: string): Promise<void> {
   const c = new pg.Client({ connectionString: PG_ADMIN_URL });
   await c.connect();
   try {
+    // a database with a replication slot cannot be dropped, even WITH (FORCE)
+    await c.query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`,
+      [name],
+    );
     await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`);
   } finally {
     await c.end();

@@ -30,6 +30,15 @@ import {
   type SequenceValue,
   childConnection,
 } from './postgres-catalog.js';
+import {
+  createChangeSlot,
+  dropChangeSlot,
+  dropStaleSlots,
+  readChanges,
+  tableKey,
+  type ChangeSlot,
+  type TableChanges,
+} from './postgres-changes.js';
 import { TenantSplitter } from './postgres-split.js';
 import { readRecords, RecordListWriter } from '../repo/records.js';
 
@@ -40,10 +49,30 @@ export interface Segment {
   ref: ContentRef;
 }
 
+/**
+ * The rows of a table that changed since the previous backup, as the change slot reported them:
+ * their keys, and the rows with those keys as they are in this snapshot (a deleted row's key has no
+ * row). A restore drops every older row whose key a later delta names.
+ */
+export interface TableDelta {
+  /** COPY text of the changed keys (the primary key's columns), one per line. */
+  keys: ContentRef;
+  keyCount: number;
+  /** The changed rows present in this snapshot, in dump order, as a record list of segments. */
+  segmentList: ContentRef;
+  rows: number;
+  bytes: number;
+}
+
 export interface PgTable extends PgTableInfo {
   rowCount: number;
-  /** SHA-256 of the table's COPY text in dump order. */
-  digest: string;
+  /** SHA-256 of the table's COPY text in dump order; absent when the table carries deltas. */
+  digest?: string;
+  /**
+   * Changes since the base (the segments below), oldest first. The table's rows are the base's
+   * and each delta's, minus rows whose key a later delta names.
+   */
+  deltas?: TableDelta[];
   /** The segments in dump order, as a record list (one JSON Segment per line). */
   segmentList?: ContentRef;
   /** Snapshots written before record lists hold the segments inline. */
@@ -72,6 +101,8 @@ export interface PgTree {
   tenants: { id: string; ceremonyDate: string | null }[];
   /** pg_current_snapshot() of the backup: which transactions' rows it holds. */
   xidSnapshot?: string;
+  /** The change slot created with this backup's snapshot: the next backup reads its changes there. */
+  changes?: { slot: string; lsn: string };
 }
 
 export interface PostgresBackupOptions extends SchemaSettings {
@@ -84,7 +115,18 @@ export interface PostgresBackupOptions extends SchemaSettings {
   sortMemory?: string;
   /** The last backup of this database: tables unchanged since it are not read again. */
   parent?: PgTree | undefined;
+  /**
+   * Create a logical replication slot with the backup's snapshot (needs wal_level = logical), so
+   * the next backup learns which rows changed instead of reading changed tables whole.
+   */
+  changeSlot?: boolean;
+  /** Slot names start with this (a repository's slots are told apart from others'). */
+  slotPrefix?: string;
 }
+
+/** Deltas a table carries before it is read whole again, and the share of its rows they may name. */
+const MAX_DELTAS = 16;
+const MAX_DELTA_SHARE = 0.25;
 
 /** Change marks of every table, read in the backup's snapshot (see PgTable.marks). */
 async function readMarks(client: pg.ClientBase): Promise<Map<string, string>> {
@@ -200,6 +242,7 @@ async function copyTable(
   writer: ContentWriter,
   inFlight: number,
   interned: Interned,
+  query = dumpQuery(t),
 ): Promise<PgTable> {
   const column = t.tenantColumn ? t.columns.findIndex((c) => c.name === t.tenantColumn) : -1;
   const splitter = new TenantSplitter(column >= 0 ? column : undefined);
@@ -274,7 +317,7 @@ async function copyTable(
   };
 
   try {
-    const source = client.query(copyTo(`COPY (${dumpQuery(t)}) TO STDOUT`));
+    const source = client.query(copyTo(`COPY (${query}) TO STDOUT`));
     for await (const chunk of source as AsyncIterable<Buffer>) {
       digest.update(chunk);
       for (const run of splitter.push(chunk)) {
@@ -302,14 +345,82 @@ async function copyTable(
   return { ...t, rowCount, digest: digest.digest('hex'), segmentList, bytes };
 }
 
-/** What an unchanged table carries over from the parent backup: its segments are the parent's. */
-const pick = (t: PgTable): Pick<PgTable, 'rowCount' | 'digest' | 'segmentList' | 'segments' | 'bytes'> => ({
+/** What an unchanged table carries over from the parent backup: its segments (and deltas) are the parent's. */
+const pick = (
+  t: PgTable,
+): Pick<PgTable, 'rowCount' | 'digest' | 'segmentList' | 'segments' | 'bytes' | 'deltas'> => ({
   rowCount: t.rowCount,
   digest: t.digest,
   segmentList: t.segmentList,
   segments: t.segments,
   bytes: t.bytes,
+  deltas: t.deltas,
 });
+
+/** A PostgreSQL array literal of texts. */
+const textArray = (values: string[]): string =>
+  `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(',')}}`;
+
+/**
+ * A table's changed rows as a delta on its parent: the keys the change slot named (written as
+ * PostgreSQL prints them, so a restore compares them with the key fields of older rows), the rows
+ * with those keys in this snapshot, and the table's row count.
+ */
+async function deltaTable(
+  client: pg.ClientBase,
+  t: PgTableInfo,
+  before: PgTable,
+  changed: string[][],
+  writer: ContentWriter,
+  inFlight: number,
+  interned: Interned,
+): Promise<PgTable> {
+  const keyTypes = t.primaryKey.map((k) => t.columns.find((c) => c.name === k)!.type);
+  const keys = `SELECT ${t.primaryKey.map((k, j) => `CAST(k.c${j} AS ${keyTypes[j]}) AS ${pg.escapeIdentifier(k)}`).join(', ')}
+      FROM unnest(${t.primaryKey.map((_, j) => `${pg.escapeLiteral(textArray(changed.map((v) => v[j]!)))}::text[]`).join(', ')})
+        AS k(${t.primaryKey.map((_, j) => `c${j}`).join(', ')})`;
+  const keyList = t.primaryKey.map((k) => pg.escapeIdentifier(k)).join(', ');
+  const keyRef = await writer.write(
+    PLATFORM_SCOPE,
+    client.query(copyTo(`COPY (SELECT * FROM (${keys}) k ORDER BY ${keyList}) TO STDOUT`)),
+    { compress: true },
+  );
+  const cols = t.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
+  const order = [...new Set([...(t.tenantColumn ? [t.tenantColumn] : []), ...t.primaryKey])]
+    .map((c) => pg.escapeIdentifier(c))
+    .join(', ');
+  const rows = await copyTable(
+    client,
+    t,
+    writer,
+    inFlight,
+    interned,
+    `SELECT ${cols} FROM ${qualified(t)} WHERE (${keyList}) IN (${keys}) ORDER BY ${order}`,
+  );
+  const count = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${qualified(t)}`);
+  const delta: TableDelta = {
+    keys: keyRef,
+    keyCount: changed.length,
+    segmentList: rows.segmentList!,
+    rows: rows.rowCount,
+    bytes: rows.bytes ?? 0,
+  };
+  const { digest: _replaced, ...base } = pick(before);
+  return { ...t, ...base, rowCount: Number(count.rows[0]!.n), deltas: [...(before.deltas ?? []), delta] };
+}
+
+/** Same relation and same files (no rewrite: VACUUM FULL, CLUSTER, SET UNLOGGED, a column type change). */
+function sameStorage(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b) return false;
+  const files = (m: string) => {
+    const [oid, rest = ''] = m.split('|');
+    return `${oid}|${rest
+      .split(',')
+      .map((x) => x.split(':')[0])
+      .join(',')}`;
+  };
+  return files(a) === files(b);
+}
 
 /** A table's segments in dump order, one at a time: from its record list, or inline in older snapshots. */
 export async function* tableSegments(reader: ContentReader, t: PgTable): AsyncGenerator<Segment> {
@@ -343,9 +454,18 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     throw new TransientError(`source database unreachable: ${(err as Error).message}`, { cause: err });
   }
   const workers: pg.Client[] = [];
+  let changeSlot: ChangeSlot | undefined;
+  let finished = false;
   try {
-    // The coordinator's transaction keeps the exported snapshot alive until every worker is done.
+    if (opts.changeSlot) {
+      await dropStaleSlots(coordinator, opts.slotPrefix ?? 'wedvault_', opts.parent?.changes?.slot);
+      changeSlot = await createChangeSlot(opts.url, opts.slotPrefix);
+    }
+    // The coordinator's transaction keeps the exported snapshot alive until every worker is done
+    // (with a change slot, the slot's replication connection does, and every session imports it).
     await coordinator.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    if (changeSlot)
+      await coordinator.query(`SET TRANSACTION SNAPSHOT ${pg.escapeLiteral(changeSlot.snapshot)}`);
     const head = await coordinator.query<{
       snapshot: string;
       time: Date;
@@ -354,7 +474,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       db: string;
       xids: string;
     }>(
-      `SELECT pg_export_snapshot() AS snapshot, now() AS time, pg_current_wal_lsn()::text AS lsn,
+      `SELECT ${changeSlot ? pg.escapeLiteral(changeSlot.snapshot) : 'pg_export_snapshot()'} AS snapshot, now() AS time, pg_current_wal_lsn()::text AS lsn,
               current_setting('server_version') AS version, current_database() AS db,
               pg_current_snapshot()::text AS xids`,
     );
@@ -399,11 +519,51 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     const marks = await readMarks(coordinator);
     const parentTables = new Map((opts.parent?.tables ?? []).map((p) => [qualified(p), p]));
     const parentSnapshot = opts.parent?.xidSnapshot;
+    const changes =
+      changeSlot && opts.parent?.changes
+        ? await changesSince(opts.url, opts.parent.changes.slot, changeSlot.lsn, tables)
+        : undefined;
+    const logged = changes ? await plainLoggedTables(coordinator) : new Set<string>();
     await Promise.all(
       workers.map(async (client) => {
         for (let job = queue.shift(); job; job = queue.shift()) {
           const mark = marks.get(qualified(job.t));
           const before = parentTables.get(qualified(job.t));
+          // The change slot says which rows changed: tables it names no row of are the parent's,
+          // a few changed rows make a delta. Tables it cannot speak for (partitioned, unlogged,
+          // rewritten, without a key) go the way below.
+          if (
+            changes &&
+            before &&
+            logged.has(qualified(job.t)) &&
+            job.t.primaryKey.length > 0 &&
+            sameShape(before, job.t) &&
+            sameStorage(before.marks, mark)
+          ) {
+            const changed = changes.get(tableKey(job.t.schema, job.t.name));
+            if (!changed) {
+              done[job.i] = { ...job.t, ...pick(before), marks: mark, reused: true };
+              continue;
+            }
+            const named = (before.deltas ?? []).reduce((n, d) => n + d.keyCount, changed.keys.size);
+            if (
+              !changed.whole &&
+              (before.deltas?.length ?? 0) < MAX_DELTAS &&
+              named <= Math.max(1, before.rowCount) * MAX_DELTA_SHARE
+            ) {
+              const table = await deltaTable(
+                client,
+                job.t,
+                before,
+                [...changed.keys.values()],
+                writer,
+                opts.inFlight ?? 32,
+                interned,
+              );
+              done[job.i] = { ...table, marks: mark };
+              continue;
+            }
+          }
           if (
             before &&
             parentSnapshot &&
@@ -419,6 +579,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       }),
     );
     const [preData, postData] = await schema;
+    finished = true;
     return {
       kind: 'postgres',
       database: db,
@@ -430,9 +591,42 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       tables: done,
       tenants,
       xidSnapshot: xids,
+      ...(changeSlot ? { changes: { slot: changeSlot.slot, lsn: changeSlot.lsn } } : {}),
     };
   } finally {
     await Promise.all(workers.map((w) => w.end().catch(() => undefined)));
+    await changeSlot?.close();
+    // a failed backup's slot would hold WAL for nothing; a finished one's is the next backup's
+    if (changeSlot && !finished) await dropChangeSlot(opts.url, changeSlot.slot).catch(() => undefined);
     await coordinator.end().catch(() => undefined);
   }
+}
+
+/** The changes the parent's slot holds up to `upto`; undefined when that slot is gone. */
+async function changesSince(
+  url: string,
+  slot: string,
+  upto: string,
+  tables: PgTableInfo[],
+): Promise<Map<string, TableChanges> | undefined> {
+  const keys = new Map(tables.map((t) => [tableKey(t.schema, t.name), t.primaryKey]));
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await readChanges(c, slot, upto, (table) => {
+      const k = keys.get(table);
+      return k && k.length > 0 ? k : undefined;
+    });
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/** Plain (not partitioned), logged tables: the only ones whose every row change the slot sees. */
+async function plainLoggedTables(client: pg.ClientBase): Promise<Set<string>> {
+  const { rows } = await client.query<{ schema: string; name: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND NOT c.relispartition`,
+  );
+  return new Set(rows.map((r) => qualified(r)));
 }
