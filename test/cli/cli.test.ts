@@ -64,6 +64,42 @@ describe('wedvault CLI', () => {
     expect(ls).toContain('weddings/7/vows.txt');
   }, 120_000);
 
+  it('with change slots on, an incremental stores changed rows and the source keeps one slot', async () => {
+    const source = svc.config.sources.postgres.url;
+    const slots = async () => {
+      const c = new pg.Client({ connectionString: source });
+      await c.connect();
+      const { rows } = await c.query<{ s: string }>(
+        'SELECT slot_name AS s FROM pg_replication_slots WHERE database = current_database()',
+      );
+      await c.end();
+      return rows.map((r) => r.s);
+    };
+    const on = { ...process.env, ...svc.env, WEDVAULT_CHANGE_SLOT: 'on' };
+    const backup = async (type: string) =>
+      JSON.parse(
+        (await run(BIN, ['backup', '--type', type, '--components', 'database', '--json'], { env: on })).stdout,
+      ).recoveryPointId as string;
+    await backup('full');
+    const [first] = await slots();
+    expect(first).toMatch(/^wedvault_/);
+    const c = new pg.Client({ connectionString: source });
+    await c.connect();
+    await c.query(`UPDATE guests SET dietary = 'slot' WHERE guest_id % 20 = 0`);
+    await c.end();
+    const inc = await backup('incremental');
+    const [second, ...more] = await slots();
+    expect(more).toEqual([]);
+    expect(second).not.toBe(first);
+    const whole = `wv_test_cli_delta_${randomBytes(3).toString('hex')}`;
+    extraDbs.push(whole);
+    await wedvault(['restore', inc, '--target-database', dbUrl(whole)]);
+    expect(await counts(dbUrl(whole))).toEqual(await counts(source));
+    // slots off again: the next backup drops the last slot
+    await wedvault(['backup', '--type', 'incremental', '--components', 'database']);
+    expect(await slots()).toEqual([]);
+  }, 120_000);
+
   it('restores the database, one wedding, and files', async () => {
     const whole = `wv_test_cli_whole_${randomBytes(3).toString('hex')}`;
     const one = `wv_test_cli_one_${randomBytes(3).toString('hex')}`;

@@ -214,6 +214,15 @@ it('without the parent slot, or with slots off, an incremental reads changed tab
   expect(table(inc.tree, 'guests').digest).toMatch(/^[0-9a-f]{64}$/);
   await restoresExactly(inc.tree, 'pgchg_noslot');
 
+  // a backup that fails after creating its slot drops it
+  const before = await slots();
+  const w = repo.writer();
+  await expect(backupPostgres(w, { ...settings(), parent: inc.tree, sortMemory: 'a lot' })).rejects.toThrow(
+    /work_mem/,
+  );
+  await w.close();
+  expect(await slots()).toEqual(before);
+
   const off = await backup(inc.tree, { changeSlot: false });
   expect(off.tree.changes).toBeUndefined();
   for (const s of await slots()) await query(PG_ADMIN_URL, 'SELECT pg_drop_replication_slot($1)', [s]);

@@ -26,6 +26,12 @@ export interface ChangeSlot {
 /** What changed in one table: the changed rows' keys (each the key columns' text), or everything. */
 export interface TableChanges {
   keys: Map<string, string[]>;
+  /**
+   * How many of the keys were there in the previous backup's snapshot: a key's first change in
+   * the stream is an update or delete of it (an insert, or the new key of an update that changed
+   * the key, means it was not).
+   */
+  existed: number;
   /** A truncation, a delete without its key, a key the stream cannot give: read the whole table. */
   whole: boolean;
 }
@@ -129,7 +135,7 @@ export async function readChanges(
   const out = new Map<string, TableChanges>();
   const of = (key: string) => {
     let t = out.get(key);
-    if (!t) out.set(key, (t = { keys: new Map(), whole: false }));
+    if (!t) out.set(key, (t = { keys: new Map(), existed: 0, whole: false }));
     return t;
   };
   const take = (data: string) => {
@@ -153,11 +159,16 @@ export async function readChanges(
           t.keys.clear();
           break;
         }
-        t.keys.set(JSON.stringify(values), values as string[]);
+        const id = JSON.stringify(values);
+        if (t.keys.has(id)) continue;
+        t.keys.set(id, values as string[]);
+        // the tuple an update or delete names by its old key, or an update's only (same) key
+        if (tuple === change.old || (change.action === 'UPDATE' && !change.old)) t.existed++;
       }
       // past this many changed rows the table is read whole anyway: keep memory bounded
       if (t.keys.size > maxKeys) {
         t.whole = true;
+        t.existed = 0;
         t.keys.clear();
       }
     }

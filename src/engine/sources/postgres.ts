@@ -370,11 +370,12 @@ async function deltaTable(
   client: pg.ClientBase,
   t: PgTableInfo,
   before: PgTable,
-  changed: string[][],
+  changes: TableChanges,
   writer: ContentWriter,
   inFlight: number,
   interned: Interned,
 ): Promise<PgTable> {
+  const changed = [...changes.keys.values()];
   const keyTypes = t.primaryKey.map((k) => t.columns.find((c) => c.name === k)!.type);
   const keys = `SELECT ${t.primaryKey.map((k, j) => `CAST(k.c${j} AS ${keyTypes[j]}) AS ${pg.escapeIdentifier(k)}`).join(', ')}
       FROM unnest(${t.primaryKey.map((_, j) => `${pg.escapeLiteral(textArray(changed.map((v) => v[j]!)))}::text[]`).join(', ')})
@@ -397,7 +398,10 @@ async function deltaTable(
     interned,
     `SELECT ${cols} FROM ${qualified(t)} WHERE (${keyList}) IN (${keys}) ORDER BY ${order}`,
   );
-  const count = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${qualified(t)}`);
+  // the parent's rows, less those whose key changed, plus the changed rows there now
+  const rowCount = before.rowCount - changes.existed + rows.rowCount;
+  if (rowCount < 0)
+    throw new CorruptionError(`${t.schema}.${t.name}: the change stream names rows the parent did not hold`);
   const delta: TableDelta = {
     keys: keyRef,
     keyCount: changed.length,
@@ -406,7 +410,7 @@ async function deltaTable(
     bytes: rows.bytes ?? 0,
   };
   const { digest: _replaced, ...base } = pick(before);
-  return { ...t, ...base, rowCount: Number(count.rows[0]!.n), deltas: [...(before.deltas ?? []), delta] };
+  return { ...t, ...base, rowCount, deltas: [...(before.deltas ?? []), delta] };
 }
 
 /** Same relation and same files (no rewrite: VACUUM FULL, CLUSTER, SET UNLOGGED, a column type change). */
@@ -432,13 +436,18 @@ export async function* tableSegments(reader: ContentReader, t: PgTable): AsyncGe
 async function withSnapshot(url: string, snapshot: string, sortMemory: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  await c.query(`SET TRANSACTION SNAPSHOT ${pg.escapeLiteral(snapshot)}`);
-  // Sorting by (tenant, key) spills to disk at the default 4MB when no index gives the order.
-  await c.query(`SELECT set_config('work_mem', $1, true)`, [sortMemory]);
-  // Tables without any order keep heap order; a synchronised scan would start mid-table and
-  // rotate the output, so every chunk would look new to the next backup.
-  await c.query(`SELECT set_config('synchronize_seqscans', 'off', true)`);
+  try {
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await c.query(`SET TRANSACTION SNAPSHOT ${pg.escapeLiteral(snapshot)}`);
+    // Sorting by (tenant, key) spills to disk at the default 4MB when no index gives the order.
+    await c.query(`SELECT set_config('work_mem', $1, true)`, [sortMemory]);
+    // Tables without any order keep heap order; a synchronised scan would start mid-table and
+    // rotate the output, so every chunk would look new to the next backup.
+    await c.query(`SELECT set_config('synchronize_seqscans', 'off', true)`);
+  } catch (err) {
+    await c.end().catch(() => undefined);
+    throw err;
+  }
   return c;
 }
 
@@ -555,7 +564,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
                 client,
                 job.t,
                 before,
-                [...changed.keys.values()],
+                changed,
                 writer,
                 opts.inFlight ?? 32,
                 interned,
