@@ -78,7 +78,8 @@ describe('wedvault CLI', () => {
     const on = { ...process.env, ...svc.env, WEDVAULT_CHANGE_SLOT: 'on' };
     const backup = async (type: string) =>
       JSON.parse(
-        (await run(BIN, ['backup', '--type', type, '--components', 'database', '--json'], { env: on })).stdout,
+        (await run(BIN, ['backup', '--type', type, '--components', 'database', '--json'], { env: on }))
+          .stdout,
       ).recoveryPointId as string;
     await backup('full');
     const [first] = await slots();
