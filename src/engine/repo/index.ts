@@ -4,7 +4,8 @@ import { getBuffer, type Storage } from '../../storage/types.js';
 import type { BlobEntry } from './blob.js';
 import { open, seal, sha256Hex } from './crypto.js';
 import { IdTable } from './id-table.js';
-import { fromPacked, toPacked, type PackedBlob } from './pack.js';
+import { decodeTable, encodeTable, ENTRY_BYTES, groupEntries, type EntryTable } from './entries.js';
+import { fromPacked, JSON_TABLE, type PackedBlob } from './pack.js';
 
 export const INDEX_PREFIX = 'index/';
 const INDEX_AAD = 'wedvault-index-v1';
@@ -19,12 +20,31 @@ export function encodeIndex(
   metaKey: Buffer,
   packs: { id: string; blobs: BlobEntry[] }[],
 ): { key: string; bytes: Buffer } {
-  const file: IndexFile = {
-    version: 1,
-    packs: packs.map((p) => ({ id: p.id, blobs: p.blobs.map(toPacked) })),
-  };
-  const bytes = seal(metaKey, Buffer.from(JSON.stringify(file)), INDEX_AAD);
+  const bytes = seal(metaKey, encodeTable(packs.map((p) => ({ pack: p.id, blobs: p.blobs }))), INDEX_AAD);
   return { key: `${INDEX_PREFIX}${sha256Hex(bytes)}`, bytes };
+}
+
+/** An index object opened: a JSON (format 1) list of packs, or a binary (format 2) entry table. */
+function openIndex(
+  metaKey: Buffer,
+  key: string,
+  bytes: Buffer,
+): { packs: { id: string; blobs: BlobEntry[] }[] } | { table: EntryTable } {
+  if (sha256Hex(bytes) !== key.slice(INDEX_PREFIX.length)) {
+    throw new CorruptionError(`${key}: content does not match its name (SHA-256)`, { object: key });
+  }
+  const plain = open(metaKey, bytes, INDEX_AAD);
+  if (!plain) throw new CorruptionError(`${key}: fails authentication`, { object: key });
+  if (plain[0] !== JSON_TABLE) {
+    try {
+      return { table: decodeTable(plain, true) };
+    } catch (err) {
+      throw new CorruptionError(`${key}: malformed (${(err as Error).message})`, { object: key });
+    }
+  }
+  const file = JSON.parse(plain.toString('utf8')) as IndexFile;
+  if (file.version !== 1) throw new CorruptionError(`${key}: unknown index version`, { object: key });
+  return { packs: file.packs.map((p) => ({ id: p.id, blobs: p.blobs.map((b) => fromPacked(p.id, b)) })) };
 }
 
 export function decodeIndex(
@@ -32,14 +52,10 @@ export function decodeIndex(
   key: string,
   bytes: Buffer,
 ): { id: string; blobs: BlobEntry[] }[] {
-  if (sha256Hex(bytes) !== key.slice(INDEX_PREFIX.length)) {
-    throw new CorruptionError(`${key}: content does not match its name (SHA-256)`, { object: key });
-  }
-  const plain = open(metaKey, bytes, INDEX_AAD);
-  if (!plain) throw new CorruptionError(`${key}: fails authentication`, { object: key });
-  const file = JSON.parse(plain.toString('utf8')) as IndexFile;
-  if (file.version !== 1) throw new CorruptionError(`${key}: unknown index version`, { object: key });
-  return file.packs.map((p) => ({ id: p.id, blobs: p.blobs.map((b) => fromPacked(p.id, b)) }));
+  const opened = openIndex(metaKey, key, bytes);
+  if ('packs' in opened) return opened.packs;
+  const t = opened.table;
+  return t.groups.map((g, i) => ({ id: g.pack!, blobs: groupEntries(t, i, g.pack!) }));
 }
 
 /** Per blob in RepoIndex: pack, offset, length, rawLength, flags, key set (both as numbers), state. */
@@ -147,7 +163,9 @@ export class RepoIndex {
     }
     for (const key of keys) {
       try {
-        this.add(key, decodeIndex(this.metaKey, key, await getBuffer(this.storage, key)));
+        const opened = openIndex(this.metaKey, key, await getBuffer(this.storage, key));
+        if ('packs' in opened) this.add(key, opened.packs);
+        else this.addTable(key, opened.table);
       } catch (err) {
         if (!(err instanceof CorruptionError)) throw err;
         this.bad.set(key, err);
@@ -165,6 +183,43 @@ export class RepoIndex {
       list.push(key);
       this.indexesOf.set(p.id, list);
       for (const b of p.blobs) this.put(b);
+    }
+  }
+
+  /** A binary index object's entries, read in place: no object or hex string per entry. */
+  private addTable(key: string, t: EntryTable): void {
+    this.packsOf.set(
+      key,
+      t.groups.map((g) => g.pack!),
+    );
+    const keySets = t.keySets.map((k) => this.keySetNumber(k.scopeHash, k.keyId));
+    const b = t.bytes;
+    for (const g of t.groups) {
+      const list = this.indexesOf.get(g.pack!) ?? [];
+      list.push(key);
+      this.indexesOf.set(g.pack!, list);
+      let pack = this.packNumbers.get(g.pack!);
+      if (pack === undefined) {
+        pack = this.packNames.push(g.pack!) - 1;
+        this.packNumbers.set(g.pack!, pack);
+      }
+      for (let i = 0, p = g.at; i < g.count; i++, p += ENTRY_BYTES) {
+        const id = b.subarray(p, p + 32);
+        let n = this.ids.find(id);
+        if (n >= 0 && this.fields[n * FIELDS + STATE] === STORED) continue;
+        if (n < 0) {
+          n = this.ids.add(id);
+          this.grow(n);
+        }
+        const f = n * FIELDS;
+        this.fields[f + PACK] = pack;
+        this.fields[f + 1] = b.readUInt32LE(p + 32);
+        this.fields[f + 2] = b.readUInt32LE(p + 36);
+        this.fields[f + 3] = b.readUInt32LE(p + 40);
+        this.fields[f + 4] = b[p + 44]!;
+        this.fields[f + KEY_SET] = keySets[b.readUInt32LE(p + 45)]!;
+        this.fields[f + STATE] = STORED;
+      }
     }
   }
 

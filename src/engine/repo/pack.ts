@@ -5,11 +5,14 @@ import { getBuffer, type Storage } from '../../storage/types.js';
 import type { BlobEntry } from './blob.js';
 import { packBuffers } from './buffers.js';
 import { open, seal, sha256Hex } from './crypto.js';
+import { decodeTable, encodeTable, groupEntries } from './entries.js';
 
 export const DATA_PREFIX = 'data/';
 const MAGIC = Buffer.from('WVP1');
 const TRAILER_BYTES = 8; // u32 header length ‖ magic
 const HEADER_AAD = 'wedvault-pack-header-v1';
+/** The first byte of a format-1 (JSON) header or index. */
+export const JSON_TABLE = 0x7b;
 
 export const packKey = (id: string): string => `${DATA_PREFIX}${id.slice(0, 2)}/${id}`;
 export const packIdOf = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
@@ -54,8 +57,9 @@ export class PackBuilder {
    * would then hand out (and keep) the doubled size.
    */
   fits(length: number): boolean {
-    // a header entry is one JSON array of about 150 characters; sealing adds 28 bytes and the trailer 8
-    const header = (this.blobs.length + 1) * 192 + 1024;
+    // a header entry is 49 bytes, plus at most one key set (~100 bytes) of its own; sealing adds
+    // 28 bytes and the trailer 8
+    const header = (this.blobs.length + 1) * 160 + 1024;
     return this.size + length + header <= this.capacity;
   }
 
@@ -68,7 +72,8 @@ export class PackBuilder {
 
   /** Appends the sealed header and trailer; the pack id (SHA-256) is computed on the libuv pool. */
   async finish(metaKey: Buffer): Promise<{ id: string; bytes: Buffer; blobs: BlobEntry[] }> {
-    const header = seal(metaKey, Buffer.from(JSON.stringify({ version: 1, blobs: this.blobs })), HEADER_AAD);
+    const table = encodeTable([{ blobs: this.blobs.map((b) => fromPacked('', b)) }]);
+    const header = seal(metaKey, table, HEADER_AAD);
     const trailer = Buffer.alloc(TRAILER_BYTES);
     trailer.writeUInt32LE(header.length, 0);
     MAGIC.copy(trailer, 4);
@@ -104,10 +109,19 @@ export function parsePackHeader(metaKey: Buffer, key: string, tail: Buffer, pack
   const sealed = tail.subarray(tail.length - TRAILER_BYTES - headerLen, tail.length - TRAILER_BYTES);
   const plain = open(metaKey, sealed, HEADER_AAD);
   if (!plain) throw bad('header fails authentication');
-  const header = JSON.parse(plain.toString('utf8')) as { version: number; blobs: PackedBlob[] };
   const id = packIdOf(key);
   const dataEnd = packSize - TRAILER_BYTES - headerLen;
-  const entries = header.blobs.map((b) => fromPacked(id, b));
+  let entries: BlobEntry[];
+  if (plain[0] === JSON_TABLE) {
+    const header = JSON.parse(plain.toString('utf8')) as { version: number; blobs: PackedBlob[] };
+    entries = header.blobs.map((b) => fromPacked(id, b));
+  } else {
+    try {
+      entries = groupEntries(decodeTable(plain, false), 0, id);
+    } catch (err) {
+      throw bad(`header is malformed (${(err as Error).message})`);
+    }
+  }
   for (const e of entries) {
     if (e.offset < 0 || e.offset + e.length > dataEnd) throw bad(`blob ${e.id} lies outside the pack`);
   }

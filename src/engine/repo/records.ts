@@ -81,14 +81,32 @@ export async function* readLines(reader: ContentReader, ref: ContentRef): AsyncG
 
 /** The records of a list, one at a time, in the order they were written. */
 export async function* readRecords<T>(reader: ContentReader, ref: ContentRef): AsyncGenerator<T> {
+  for await (const batch of readRecordBatches<T>(reader, ref)) yield* batch;
+}
+
+/** The records of a list in order, as many at a time as one read of the list holds. */
+export async function* readRecordBatches<T>(reader: ContentReader, ref: ContentRef): AsyncGenerator<T[]> {
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
   let line = 0;
-  for await (const text of readLines(reader, ref)) {
-    line++;
-    if (!text) continue;
-    try {
-      yield JSON.parse(text) as T;
-    } catch {
-      throw new CorruptionError(`record list in ${ref.scope}: line ${line} is not JSON`);
+  const parse = (lines: string[]): T[] => {
+    const out: T[] = [];
+    for (const text of lines) {
+      line++;
+      if (!text) continue;
+      try {
+        out.push(JSON.parse(text) as T);
+      } catch {
+        throw new CorruptionError(`record list in ${ref.scope}: line ${line} is not JSON`);
+      }
     }
+    return out;
+  };
+  for await (const chunk of reader.read(ref)) {
+    const lines = (rest + decoder.write(chunk as Buffer)).split('\n');
+    rest = lines.pop()!;
+    yield parse(lines);
   }
+  rest += decoder.end();
+  if (rest) yield parse([rest]);
 }
