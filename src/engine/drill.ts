@@ -14,7 +14,7 @@ import type { ContentReader } from './api.js';
 import type { Repository } from './repo/repository.js';
 import { restorePostgres } from './restore-postgres.js';
 import { restoreFiles, type FileEntry } from './sources/files.js';
-import { dumpQuery, qualified } from './sources/postgres-catalog.js';
+import { dumpQuery, pinOutputSettings, qualified } from './sources/postgres-catalog.js';
 import type { PgTable, PgTree } from './sources/postgres.js';
 import { picked, tableBytes } from './table-rows.js';
 
@@ -122,6 +122,8 @@ async function checkDatabase(
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
+    // rows print as the backup printed them
+    await pinOutputSettings(c);
     for (const t of tree.tables) {
       const name = `${t.schema}.${t.name}`;
       let got = t.digest === undefined ? undefined : await tableDigest(c, t);

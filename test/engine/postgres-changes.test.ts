@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDrill } from '../../src/engine/drill.js';
 import { Repository } from '../../src/engine/repo/repository.js';
@@ -100,6 +101,18 @@ const slots = async () =>
     )
   ).map((r) => r.slot_name);
 
+/** The rows of the last statement of a multi-statement query. */
+async function lastResult(url: string, sql: string): Promise<unknown> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const results = (await c.query(sql)) as unknown as pg.QueryResult[];
+    return results.at(-1)!.rows;
+  } finally {
+    await c.end();
+  }
+}
+
 const table = (tree: PgTree, name: string) => tree.tables.find((t) => t.name === name)!;
 
 beforeAll(async () => {
@@ -114,6 +127,9 @@ beforeAll(async () => {
      INSERT INTO notes SELECT wedding_id, 'n' || wedding_id || E'\\t\\\\ ''é"\\n', '2026-05-01 10:00+02', 'x'
        FROM weddings`,
   );
+  // server defaults that print timestamps and dates otherwise than ISO/UTC (changed again below)
+  await query(PG_ADMIN_URL, `ALTER DATABASE ${source.name} SET TimeZone = 'America/New_York'`);
+  await query(PG_ADMIN_URL, `ALTER DATABASE ${source.name} SET DateStyle = 'SQL, DMY'`);
   repo = await Repository.openOrInit(new LocalStorage('pg', dir), masterKey);
 }, 120_000);
 
@@ -130,6 +146,8 @@ it('an incremental stores only the changed rows, and restores, whole or one wedd
   const [w1, w2] = (
     await query<{ id: string }>(source.url, 'SELECT wedding_id::text AS id FROM weddings ORDER BY 1 LIMIT 2')
   ).map((r) => r.id);
+  // keys read now must compare with rows read then, whatever the server's defaults became
+  await query(PG_ADMIN_URL, `ALTER DATABASE ${source.name} SET TimeZone = 'Asia/Tokyo'`);
   // updates, a delete, inserts, a guest moved to another wedding, a key changed, tricky keys
   await query(
     source.url,
@@ -174,8 +192,9 @@ it('an incremental stores only the changed rows, and restores, whole or one wedd
     dbs.push(one);
     await restorePostgres(repo.reader(), inc2.tree, { targetUrl: one.url, wedding: w });
     for (const t of ['guests', 'notes']) {
-      const sql = `SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) AS d FROM ${t} x WHERE wedding_id = ${w}`;
-      expect(await query(one.url, sql)).toEqual(await query(source.url, sql));
+      const sql = `SET TimeZone = 'UTC'; SET DateStyle = 'ISO';
+        SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) AS d FROM ${t} x WHERE wedding_id = ${w}`;
+      expect(await lastResult(one.url, sql)).toEqual(await lastResult(source.url, sql));
     }
   }
   // as an SQL script too

@@ -52,12 +52,19 @@ export async function tableDigests(url: string): Promise<Record<string, string>>
       WHERE schemaname NOT IN ('pg_catalog','information_schema') ORDER BY 1`,
   );
   const out: Record<string, string> = {};
-  for (const { t } of tables) {
-    const [r] = await query<{ d: string; n: string }>(
-      url,
-      `SELECT md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS d, count(*)::text AS n FROM ${t} x`,
-    );
-    out[t] = `${r!.n}:${r!.d}`;
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    // the same text for the same values whatever the database's own defaults
+    await c.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'`);
+    for (const { t } of tables) {
+      const { rows } = await c.query<{ d: string; n: string }>(
+        `SELECT md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS d, count(*)::text AS n FROM ${t} x`,
+      );
+      out[t] = `${rows[0]!.n}:${rows[0]!.d}`;
+    }
+  } finally {
+    await c.end();
   }
   return out;
 }

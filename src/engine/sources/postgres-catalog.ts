@@ -25,6 +25,27 @@ export interface SchemaSettings {
   excludeTables?: string[];
 }
 
+/**
+ * Output settings of every session that reads rows or keys as text (backups, change peeks, drills):
+ * pinned so the same value prints the same way whatever the server's defaults are, or were when an
+ * older backup ran (delta keys are compared as text with rows read then), and so a change stream's
+ * key values parse back as they were printed.
+ */
+const OUTPUT_SETTINGS: [string, string][] = [
+  ['DateStyle', 'ISO, MDY'],
+  ['IntervalStyle', 'postgres'],
+  ['TimeZone', 'UTC'],
+  ['extra_float_digits', '1'],
+  ['bytea_output', 'hex'],
+];
+
+export async function pinOutputSettings(client: pg.ClientBase): Promise<void> {
+  await client.query(
+    `SELECT ${OUTPUT_SETTINGS.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(', ')}`,
+    OUTPUT_SETTINGS.flat(),
+  );
+}
+
 export const qualified = (t: { schema: string; name: string }): string =>
   `${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.name)}`;
 

@@ -29,6 +29,7 @@ import {
   type SchemaSettings,
   type SequenceValue,
   childConnection,
+  pinOutputSettings,
 } from './postgres-catalog.js';
 import {
   createChangeSlot,
@@ -205,6 +206,12 @@ function schemaSection(source: string, snapshot: string, section: 'pre-data' | '
   child.on('close', (code) => {
     if (code === 0) out.end();
     else out.destroy(new TransientError(`pg_dump --section=${section} exited ${code}: ${stderr.trim()}`));
+  });
+  // A backup that failed elsewhere stops reading: pg_dump is stopped, and its error (the snapshot
+  // is gone) reaches nobody instead of ending the process.
+  out.on('error', () => undefined);
+  out.on('close', () => {
+    if (child.exitCode === null) child.kill();
   });
   return out;
 }
@@ -437,6 +444,7 @@ async function withSnapshot(url: string, snapshot: string, sortMemory: string): 
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
+    await pinOutputSettings(c);
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await c.query(`SET TRANSACTION SNAPSHOT ${pg.escapeLiteral(snapshot)}`);
     // Sorting by (tenant, key) spills to disk at the default 4MB when no index gives the order.
@@ -472,6 +480,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     }
     // The coordinator's transaction keeps the exported snapshot alive until every worker is done
     // (with a change slot, the slot's replication connection does, and every session imports it).
+    await pinOutputSettings(coordinator);
     await coordinator.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     if (changeSlot)
       await coordinator.query(`SET TRANSACTION SNAPSHOT ${pg.escapeLiteral(changeSlot.snapshot)}`);
@@ -622,6 +631,8 @@ async function changesSince(
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
+    // the output plugin prints key values in this session's settings: the copying sessions' ones
+    await pinOutputSettings(c);
     return await readChanges(c, slot, upto, (table) => {
       const k = keys.get(table);
       return k && k.length > 0 ? k : undefined;
