@@ -41,19 +41,24 @@ const hexBytes = (what: string, h: string, length?: number): Buffer => {
 };
 
 export function encodeTable(groups: { pack?: string; blobs: EntryFields[] }[]): Buffer {
-  const keySetNumbers = new Map<string, number>();
+  // key set numbers by scope hash, then key id: no string made per entry
+  const numbers = new Map<string, Map<string, number>>();
   const keySets: { scopeHash: string; keyId: string }[] = [];
-  let entries = 0;
-  for (const g of groups) {
-    for (const b of g.blobs) {
-      const k = `${b.scopeHash}/${b.keyId}`;
-      if (!keySetNumbers.has(k)) {
-        keySetNumbers.set(k, keySets.length);
-        keySets.push({ scopeHash: b.scopeHash, keyId: b.keyId });
-      }
+  const numberOf = (scopeHash: string, keyId: string): number => {
+    let byId = numbers.get(scopeHash);
+    if (!byId) numbers.set(scopeHash, (byId = new Map()));
+    let n = byId.get(keyId);
+    if (n === undefined) {
+      n = keySets.push({ scopeHash, keyId }) - 1;
+      byId.set(keyId, n);
     }
+    return n;
+  };
+  let entries = 0;
+  const sets = groups.map((g) => {
     entries += g.blobs.length;
-  }
+    return g.blobs.map((b) => numberOf(b.scopeHash, b.keyId));
+  });
   const keyIds = keySets.map((k) => Buffer.from(k.keyId, 'utf8'));
   const hashes = keySets.map((k) => hexBytes('a scope hash', k.scopeHash));
   const size =
@@ -74,16 +79,24 @@ export function encodeTable(groups: { pack?: string; blobs: EntryFields[] }[]): 
     p += keyIds[i]!.copy(out, p);
   }
   p = out.writeUInt32LE(groups.length, p);
-  for (const g of groups) {
-    if (g.pack !== undefined) p += hexBytes('a pack id', g.pack, 32).copy(out, p);
-    p = out.writeUInt32LE(g.blobs.length, p);
-    for (const b of g.blobs) {
-      p += hexBytes('a blob id', b.id, 32).copy(out, p);
+  const id32 = (what: string, hex: string) => {
+    // hex decoding stops at the first non-hex character: 32 bytes from 64 characters is exact
+    if (hex.length !== 64 || out.write(hex, p, 32, 'hex') !== 32) {
+      throw new RangeError(`${what} is not 32 bytes of hex: ${hex}`);
+    }
+    p += 32;
+  };
+  for (const [g, group] of groups.entries()) {
+    if (group.pack !== undefined) id32('a pack id', group.pack);
+    p = out.writeUInt32LE(group.blobs.length, p);
+    const numbered = sets[g]!;
+    for (const [i, b] of group.blobs.entries()) {
+      id32('a blob id', b.id);
       p = out.writeUInt32LE(b.offset, p);
       p = out.writeUInt32LE(b.length, p);
       p = out.writeUInt32LE(b.rawLength, p);
       p = out.writeUInt8(b.flags, p);
-      p = out.writeUInt32LE(keySetNumbers.get(`${b.scopeHash}/${b.keyId}`)!, p);
+      p = out.writeUInt32LE(numbered[i]!, p);
     }
   }
   return out;

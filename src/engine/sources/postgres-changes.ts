@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
+import { copyOut } from './copy-out.js';
 import { ConfigError, TransientError } from '../../errors.js';
 
 export interface ChangeSlot {
@@ -175,7 +175,7 @@ export async function readChanges(
   };
   // streamed: the stream can be long, and only the keys are kept
   const source = client.query(
-    copyTo(
+    copyOut(
       `COPY (SELECT data FROM pg_logical_slot_peek_changes(${pg.escapeLiteral(slot)}, ${pg.escapeLiteral(upto)}::pg_lsn,
          NULL, 'include-xids', '0', 'skip-empty-xacts', '1')) TO STDOUT`,
     ),

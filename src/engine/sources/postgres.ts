@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
+import { copyOut } from './copy-out.js';
 import { ConfigError, CorruptionError, FatalError, TransientError } from '../../errors.js';
 import {
   PLATFORM_SCOPE,
@@ -324,7 +324,7 @@ async function copyTable(
   };
 
   try {
-    const source = client.query(copyTo(`COPY (${query}) TO STDOUT`));
+    const source = client.query(copyOut(`COPY (${query}) TO STDOUT`));
     for await (const chunk of source as AsyncIterable<Buffer>) {
       digest.update(chunk);
       for (const run of splitter.push(chunk)) {
@@ -390,7 +390,7 @@ async function deltaTable(
   const keyList = t.primaryKey.map((k) => pg.escapeIdentifier(k)).join(', ');
   const keyRef = await writer.write(
     PLATFORM_SCOPE,
-    client.query(copyTo(`COPY (SELECT * FROM (${keys}) k ORDER BY ${keyList}) TO STDOUT`)),
+    client.query(copyOut(`COPY (SELECT * FROM (${keys}) k ORDER BY ${keyList}) TO STDOUT`)),
     { compress: true },
   );
   const cols = t.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
