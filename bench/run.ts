@@ -46,7 +46,19 @@ function env(repoDir: string): Record<string, string> {
     WEDVAULT_KEY_FILE: path.join(WORK, 'master.key'),
     DATABASE_URL: dbUrl('wv_bench_catalog'),
     LOG_LEVEL: 'warn',
+    // incrementals from the row-change stream (needs wal_level = logical)
+    WEDVAULT_CHANGE_SLOT: 'on',
   };
+}
+
+/** Drops the change slots on the bench source: a database with a slot cannot be dropped, and a slot holds WAL. */
+async function dropSlots(): Promise<void> {
+  const c = new pg.Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  await c.query(
+    `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = 'wv_bench_source' AND NOT active`,
+  );
+  await c.end();
 }
 
 async function du(p: string): Promise<number> {
@@ -96,6 +108,7 @@ async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   writeFileSync(path.join(WORK, 'master.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
 
+  await dropSlots();
   console.log(`seeding scale ${SCALE} (files scale ${FILES_SCALE})…`);
   await sh(
     `npm run --silent seed -- --scale ${SCALE} --files-scale ${FILES_SCALE} --database-url ${SOURCE} --files-dir ${FILES} --force`,
@@ -129,6 +142,8 @@ async function main(): Promise<void> {
     side(full, fullStored, 'our full backup'),
     '≤ 0.10 time, ≤ 0.03 bytes',
   );
+
+  await dropSlots();
 
   // Restore vs pg_restore -j2 of the same data.
   const c = new pg.Client({ connectionString: ADMIN_URL });
