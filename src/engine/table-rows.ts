@@ -109,7 +109,12 @@ export async function* tableBytes(
   const newest = await changedKeys(reader, t);
   const keyOf = rowKey(t);
   for (const l of levels) {
-    const keep = (key: string) => (newest.get(key) ?? -1) === l.level;
+    // a base row is kept when no delta names its key; a delta's row unless a later delta names it
+    // (a row always bears a key its own delta names; should its text differ, it is kept, not lost)
+    const keep =
+      l.level < 0
+        ? (key: string) => !newest.has(key)
+        : (key: string) => (newest.get(key) ?? l.level) <= l.level;
     yield* keepRows(segmentBytes(reader, l.segments, { rows: 0 }), keep, keyOf, counted, t);
   }
 }

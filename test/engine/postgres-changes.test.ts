@@ -215,9 +215,16 @@ it('an incremental stores only the changed rows, and restores, whole or one wedd
   const drill = await runDrill(repo, inc2.id, { scratchServerUrl: PG_ADMIN_URL });
   expect(drill.problems).toEqual([]);
 
-  // a truncated table is read whole again; the others keep their deltas
+  // a truncated table is read whole again, and so is one whose replica identity would not name
+  // a key an update leaves; the others keep their deltas
   await query(source.url, `TRUNCATE notes; INSERT INTO notes VALUES (${w1}, 'fresh', now(), 'z')`);
+  await query(
+    source.url,
+    `ALTER TABLE venues REPLICA IDENTITY NOTHING; UPDATE venues SET capacity = capacity + 1`,
+  );
   const inc3 = await backup(inc2.tree);
+  expect(table(inc3.tree, 'venues').reused).toBeUndefined();
+  expect(table(inc3.tree, 'venues').deltas).toBeUndefined();
   expect(table(inc3.tree, 'notes').deltas).toBeUndefined();
   expect(table(inc3.tree, 'notes').rowCount).toBe(1);
   expect(table(inc3.tree, 'guests').deltas).toHaveLength(2);

@@ -642,11 +642,15 @@ async function changesSince(
   }
 }
 
-/** Plain (not partitioned), logged tables: the only ones whose every row change the slot sees. */
+/**
+ * Plain (not partitioned), logged tables whose replica identity is their primary key or the whole
+ * row: the only ones whose every row change the slot sees with the old key (with NOTHING, or an
+ * index other than the key, an update that changes the key would not say which key it left).
+ */
 async function plainLoggedTables(client: pg.ClientBase): Promise<Set<string>> {
   const { rows } = await client.query<{ schema: string; name: string }>(
     `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND NOT c.relispartition`,
+      WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND NOT c.relispartition AND c.relreplident IN ('d', 'f')`,
   );
   return new Set(rows.map((r) => qualified(r)));
 }
