@@ -138,10 +138,11 @@ export async function upsertReplica(
   db: Db,
   r: Pick<Replica, 'recoveryPointId' | 'target' | 'state'> & Partial<Replica>,
 ): Promise<void> {
+  // the casts: COALESCE with a literal 0 would make the byte counts integer (over 2 GiB fails)
   await db.query(
     `INSERT INTO replicas (recovery_point_id, target, state, objects, bytes, copied_objects, copied_bytes, checksum, error,
         replicated_at, verified_at)
-     VALUES ($1,$2,$3,COALESCE($4,0),COALESCE($5,0),COALESCE($6,0),COALESCE($7,0),$8,$9,
+     VALUES ($1,$2,$3,COALESCE($4::integer,0),COALESCE($5::bigint,0),COALESCE($6::integer,0),COALESCE($7::bigint,0),$8,$9,
         CASE WHEN $3 IN ('replicated','verified') THEN now() END, CASE WHEN $3 = 'verified' THEN now() END)
      ON CONFLICT (recovery_point_id, target) DO UPDATE SET
         state = EXCLUDED.state,
