@@ -397,13 +397,19 @@ async function deltaTable(
   const order = [...new Set([...(t.tenantColumn ? [t.tenantColumn] : []), ...t.primaryKey])]
     .map((c) => pg.escapeIdentifier(c))
     .join(', ');
+  // One key column: `= ANY(array)`, which the planner serves with one index or bitmap scan in key
+  // order (an IN over the unnested keys became a nested loop of random lookups, ~4x slower here).
+  const where =
+    t.primaryKey.length === 1
+      ? `${keyList} = ANY(CAST(${pg.escapeLiteral(textArray(changed.map((v) => v[0]!)))} AS ${keyTypes[0]}[]))`
+      : `(${keyList}) IN (${keys})`;
   const rows = await copyTable(
     client,
     t,
     writer,
     inFlight,
     interned,
-    `SELECT ${cols} FROM ${qualified(t)} WHERE (${keyList}) IN (${keys}) ORDER BY ${order}`,
+    `SELECT ${cols} FROM ${qualified(t)} WHERE ${where} ORDER BY ${order}`,
   );
   // the parent's rows, less those whose key changed, plus the changed rows there now
   const rowCount = before.rowCount - changes.existed + rows.rowCount;
