@@ -3,9 +3,12 @@
  *
  * A backup with change slots on creates a slot (test_decoding) whose exported snapshot is the one
  * it reads every table in: the slot's stream then holds exactly the transactions that snapshot did
- * not see. The next backup creates its own slot and snapshot, peeks the previous slot's stream up
- * to its own slot's consistent point (never consuming it, so a failed backup can try again) and
- * learns, per table, the primary keys of every row inserted, updated or deleted in between. The
+ * not see. The next backup creates its own slot and snapshot, then peeks the previous slot's
+ * stream (never consuming it, so a failed backup can try again) and learns, per table, the primary
+ * keys of every row inserted, updated or deleted since. It peeks to the end of the WAL, past its own
+ * snapshot: a key named for a change the new snapshot does not hold yet is only read as that
+ * snapshot has it (and named again by the next backup); naming more keys than needed is safe,
+ * naming fewer would not be, so the boundary between the two snapshots never has to be exact. The
  * previous slot is dropped once the new snapshot is saved.
  */
 import { randomBytes } from 'node:crypto';
@@ -114,14 +117,13 @@ export async function dropStaleSlots(
 export const tableKey = (schema: string, name: string): string => `${schema}\u0000${name}`;
 
 /**
- * Changes of every table since `slot` was created, up to (not including) transactions committed at
- * `upto`; undefined when the slot is gone (dropped, or invalidated for the WAL it held).
- * `keyColumns` names each table's key; tables it does not know are reported whole.
+ * Changes of every table since `slot` was created, to the end of the WAL; undefined when the slot is
+ * gone (dropped, or invalidated for the WAL it held). `keyColumns` names each table's key; tables it
+ * does not know are reported whole.
  */
 export async function readChanges(
   client: pg.ClientBase,
   slot: string,
-  upto: string,
   keyColumns: (table: string) => string[] | undefined,
   maxKeys = 500_000,
 ): Promise<Map<string, TableChanges> | undefined> {
@@ -176,7 +178,7 @@ export async function readChanges(
   // streamed: the stream can be long, and only the keys are kept
   const source = client.query(
     copyOut(
-      `COPY (SELECT data FROM pg_logical_slot_peek_changes(${pg.escapeLiteral(slot)}, ${pg.escapeLiteral(upto)}::pg_lsn,
+      `COPY (SELECT data FROM pg_logical_slot_peek_changes(${pg.escapeLiteral(slot)}, NULL,
          NULL, 'include-xids', '0', 'skip-empty-xacts', '1')) TO STDOUT`,
     ),
   );

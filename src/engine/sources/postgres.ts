@@ -545,7 +545,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     const parentSnapshot = opts.parent?.xidSnapshot;
     const changes =
       changeSlot && opts.parent?.changes
-        ? await changesSince(opts.url, opts.parent.changes.slot, changeSlot.lsn, tables)
+        ? await changesSince(opts.url, opts.parent.changes.slot, tables)
         : undefined;
     const logged = changes ? await plainLoggedTables(coordinator) : new Set<string>();
     await Promise.all(
@@ -626,11 +626,10 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
   }
 }
 
-/** The changes the parent's slot holds up to `upto`; undefined when that slot is gone. */
+/** The changes the parent's slot holds (read after this backup's slot exists); undefined when that slot is gone. */
 async function changesSince(
   url: string,
   slot: string,
-  upto: string,
   tables: PgTableInfo[],
 ): Promise<Map<string, TableChanges> | undefined> {
   const keys = new Map(tables.map((t) => [tableKey(t.schema, t.name), t.primaryKey]));
@@ -639,7 +638,7 @@ async function changesSince(
   try {
     // the output plugin prints key values in this session's settings: the copying sessions' ones
     await pinOutputSettings(c);
-    return await readChanges(c, slot, upto, (table) => {
+    return await readChanges(c, slot, (table) => {
       const k = keys.get(table);
       return k && k.length > 0 ? k : undefined;
     });
