@@ -229,6 +229,19 @@ it('an incremental stores only the changed rows, and restores, whole or one wedd
   expect(table(inc3.tree, 'notes').rowCount).toBe(1);
   expect(table(inc3.tree, 'guests').deltas).toHaveLength(2);
   await restoresExactly(inc3.tree, 'pgchg_inc3');
+
+  // a new column (no rewrite) changes the table's shape: read whole, then deltas again after it
+  await query(
+    source.url,
+    `ALTER TABLE guests ADD COLUMN seat text DEFAULT 'A1'; UPDATE guests SET seat = 'B2' WHERE guest_id % 61 = 0`,
+  );
+  const inc4 = await backup(inc3.tree);
+  expect(table(inc4.tree, 'guests').deltas).toBeUndefined();
+  expect(table(inc4.tree, 'guests').digest).toMatch(/^[0-9a-f]{64}$/);
+  await query(source.url, `UPDATE guests SET seat = 'C3' WHERE guest_id % 59 = 0`);
+  const inc5 = await backup(inc4.tree);
+  expect(table(inc5.tree, 'guests').deltas).toHaveLength(1);
+  await restoresExactly(inc5.tree, 'pgchg_inc5');
 }, 180_000);
 
 it('without the parent slot, or with slots off, an incremental reads changed tables whole', async () => {
