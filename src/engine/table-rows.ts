@@ -106,43 +106,66 @@ export async function* tableBytes(
     for (const l of levels) yield* segmentBytes(reader, l.segments, counted);
     return;
   }
-  const newest = await changedKeys(reader, t);
-  const keyOf = rowKey(t);
+  const { newest, hashes } = await changedKeys(reader, t);
+  const keyOf = rowKey(t, hashes);
   for (const l of levels) {
     // a base row is kept when no delta names its key; a delta's row unless a later delta names it
     // (a row always bears a key its own delta names; should its text differ, it is kept, not lost)
     const keep =
       l.level < 0
-        ? (key: string) => !newest.has(key)
-        : (key: string) => (newest.get(key) ?? l.level) <= l.level;
+        ? (key: string | undefined) => key === undefined || !newest.has(key)
+        : (key: string | undefined) => key === undefined || (newest.get(key) ?? l.level) <= l.level;
     yield* keepRows(segmentBytes(reader, l.segments, { rows: 0 }), keep, keyOf, counted, t);
   }
 }
 
-/** Every key the table's deltas name, with the newest delta naming it. */
-async function changedKeys(reader: ContentReader, t: PgTable): Promise<Map<string, number>> {
+/**
+ * Every key the table's deltas name, with the newest delta naming it, and the keys' hashes: most
+ * rows' keys are named by no delta, and a hash of their bytes says so without a string per row.
+ */
+async function changedKeys(
+  reader: ContentReader,
+  t: PgTable,
+): Promise<{ newest: Map<string, number>; hashes: Set<number> }> {
   const newest = new Map<string, number>();
+  const hashes = new Set<number>();
   for (const [i, d] of (t.deltas ?? []).entries()) {
     let n = 0;
     for await (const line of readLines(reader, d.keys)) {
       if (!line) continue;
       newest.set(line, i);
+      const bytes = Buffer.from(line, 'utf8');
+      hashes.add(fnv(FNV_START, bytes, 0, bytes.length) >>> 0);
       n++;
     }
     if (n !== d.keyCount) {
       throw new CorruptionError(`${t.schema}.${t.name}: a delta lists ${n} keys, its manifest ${d.keyCount}`);
     }
   }
-  return newest;
+  return { newest, hashes };
 }
 
-/** The text of a COPY row's primary-key fields, tab-separated in key order (as the delta keys are). */
-function rowKey(t: PgTable): (row: Buffer, start: number, end: number) => string {
+/** FNV-1a over bytes, continued from `h` (32 bits). */
+const FNV_START = 0x811c9dc5;
+function fnv(h: number, bytes: Buffer, start: number, end: number): number {
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 16777619);
+  return h;
+}
+
+/**
+ * The text of a COPY row's primary-key fields, tab-separated in key order (as the delta keys are);
+ * undefined when the hash of those bytes is none of `hashes` (no delta names the key).
+ */
+function rowKey(
+  t: PgTable,
+  hashes: Set<number>,
+): (row: Buffer, start: number, end: number) => string | undefined {
   const at = t.primaryKey.map((k) => t.columns.findIndex((c) => c.name === k));
   if (at.some((i) => i < 0)) throw new CorruptionError(`${t.schema}.${t.name}: a key column is not a column`);
   const last = Math.max(...at);
   const starts = new Array<number>(last + 1);
   const ends = new Array<number>(last + 1);
+  const tab = Buffer.from([9]);
   return (row, start, end) => {
     let p = start;
     for (let f = 0; f <= last; f++) {
@@ -151,6 +174,12 @@ function rowKey(t: PgTable): (row: Buffer, start: number, end: number) => string
       ends[f] = p;
       p++;
     }
+    let h = FNV_START;
+    for (const [j, i] of at.entries()) {
+      if (j > 0) h = fnv(h, tab, 0, 1);
+      h = fnv(h, row, starts[i]!, ends[i]!);
+    }
+    if (!hashes.has(h >>> 0)) return undefined;
     if (at.length === 1) return row.toString('utf8', starts[at[0]!], ends[at[0]!]);
     return at.map((i) => row.toString('utf8', starts[i], ends[i])).join('\t');
   };
@@ -159,8 +188,8 @@ function rowKey(t: PgTable): (row: Buffer, start: number, end: number) => string
 /** Rows whose key `keep` accepts, in the pieces they came in. */
 async function* keepRows(
   pieces: AsyncIterable<Buffer>,
-  keep: (key: string) => boolean,
-  keyOf: (row: Buffer, start: number, end: number) => string,
+  keep: (key: string | undefined) => boolean,
+  keyOf: (row: Buffer, start: number, end: number) => string | undefined,
   counted: { rows: number },
   t: PgTable,
 ): AsyncGenerator<Buffer> {
