@@ -16,15 +16,8 @@ import type { BlobEntry } from './blob.js';
 export const BINARY_TABLE = 2;
 export const ENTRY_BYTES = 32 + 4 + 4 + 4 + 1 + 4;
 
-export interface EntryFields {
-  id: string;
-  offset: number;
-  length: number;
-  rawLength: number;
-  flags: number;
-  scopeHash: string;
-  keyId: string;
-}
+/** An index entry as a table stores it: the pack is the group's, not the entry's. */
+export type EntryFields = Omit<BlobEntry, 'pack'>;
 
 /** A decoded table: entries stay in `bytes`, read with the accessors below (no object per entry). */
 export interface EntryTable {

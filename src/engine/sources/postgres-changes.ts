@@ -224,23 +224,25 @@ export function parseChange(line: string): Change | undefined {
   const bad = (why: string) =>
     new TransientError(`change stream line not understood (${why}): ${line.slice(0, 200)}`);
 
-  const ident = (): string => {
-    if (line[i] === '"') {
-      let out = '';
-      i++;
-      for (;;) {
-        const q = line.indexOf('"', i);
-        if (q < 0) throw bad('unterminated identifier');
-        out += line.slice(i, q);
-        if (line[q + 1] === '"') {
-          out += '"';
-          i = q + 2;
-        } else {
-          i = q + 1;
-          return out;
-        }
+  /** Text between `quote`s at i (the opening one included), a doubled quote standing for one. */
+  const quoted = (quote: string, what: string): string => {
+    let out = '';
+    i++;
+    for (;;) {
+      const q = line.indexOf(quote, i);
+      if (q < 0) throw bad(`unterminated ${what}`);
+      out += line.slice(i, q);
+      if (line[q + 1] === quote) {
+        out += quote;
+        i = q + 2;
+      } else {
+        i = q + 1;
+        return out;
       }
     }
+  };
+  const ident = (): string => {
+    if (line[i] === '"') return quoted('"', 'identifier');
     const m = /^[^".:,\s[]+/.exec(line.slice(i));
     if (!m) throw bad('identifier expected');
     i += m[0].length;
@@ -268,20 +270,7 @@ export function parseChange(line: string): Change | undefined {
   const value = (): string | null => {
     if (line[i] === "'" || (line[i] === 'B' && line[i + 1] === "'")) {
       if (line[i] === 'B') i++;
-      let out = '';
-      i++;
-      for (;;) {
-        const q = line.indexOf("'", i);
-        if (q < 0) throw bad('unterminated literal');
-        out += line.slice(i, q);
-        if (line[q + 1] === "'") {
-          out += "'";
-          i = q + 2;
-        } else {
-          i = q + 1;
-          return out;
-        }
-      }
+      return quoted("'", 'literal');
     }
     let end = line.indexOf(' ', i);
     if (end < 0) end = line.length;
