@@ -179,10 +179,13 @@ export class RepoIndex {
       packs.map((p) => p.id),
     );
     for (const p of packs) {
-      const list = this.indexesOf.get(p.id) ?? [];
-      list.push(key);
-      this.indexesOf.set(p.id, list);
-      for (const b of p.blobs) this.put(b);
+      const pack = this.listPack(key, p.id);
+      for (const b of p.blobs) {
+        const n = this.entryFor(b.id);
+        if (n < 0) continue;
+        const keySet = this.keySetNumber(b.scopeHash, b.keyId);
+        this.fields.set([pack, b.offset, b.length, b.rawLength, b.flags, keySet, STORED], n * FIELDS);
+      }
     }
   }
 
@@ -195,22 +198,10 @@ export class RepoIndex {
     const keySets = t.keySets.map((k) => this.keySetNumber(k.scopeHash, k.keyId));
     const b = t.bytes;
     for (const g of t.groups) {
-      const list = this.indexesOf.get(g.pack!) ?? [];
-      list.push(key);
-      this.indexesOf.set(g.pack!, list);
-      let pack = this.packNumbers.get(g.pack!);
-      if (pack === undefined) {
-        pack = this.packNames.push(g.pack!) - 1;
-        this.packNumbers.set(g.pack!, pack);
-      }
+      const pack = this.listPack(key, g.pack!);
       for (let i = 0, p = g.at; i < g.count; i++, p += ENTRY_BYTES) {
-        const id = b.subarray(p, p + 32);
-        let n = this.ids.find(id);
-        if (n >= 0 && this.fields[n * FIELDS + STATE] === STORED) continue;
-        if (n < 0) {
-          n = this.ids.add(id);
-          this.grow(n);
-        }
+        const n = this.entryFor(b.subarray(p, p + 32));
+        if (n < 0) continue;
         const f = n * FIELDS;
         this.fields[f + PACK] = pack;
         this.fields[f + 1] = b.readUInt32LE(p + 32);
@@ -223,21 +214,31 @@ export class RepoIndex {
     }
   }
 
-  /** Records a blob as stored, unless an earlier index object holds it (the first entry wins). */
-  private put(b: BlobEntry): void {
-    let n = this.ids.find(b.id);
-    if (n >= 0 && this.fields[n * FIELDS + STATE] === STORED) return;
+  /** Records that index object `key` lists `pack`; the pack's number. */
+  private listPack(key: string, pack: string): number {
+    const list = this.indexesOf.get(pack) ?? [];
+    list.push(key);
+    this.indexesOf.set(pack, list);
+    let n = this.packNumbers.get(pack);
+    if (n === undefined) {
+      n = this.packNames.push(pack) - 1;
+      this.packNumbers.set(pack, n);
+    }
+    return n;
+  }
+
+  /**
+   * The entry number to fill for a blob an index object lists, or -1 when an earlier index object
+   * holds it (the first entry wins).
+   */
+  private entryFor(id: string | Buffer): number {
+    let n = this.ids.find(id);
+    if (n >= 0 && this.fields[n * FIELDS + STATE] === STORED) return -1;
     if (n < 0) {
-      n = this.ids.add(b.id);
+      n = this.ids.add(id);
       this.grow(n);
     }
-    const keySet = this.keySetNumber(b.scopeHash, b.keyId);
-    let pack = this.packNumbers.get(b.pack);
-    if (pack === undefined) {
-      pack = this.packNames.push(b.pack) - 1;
-      this.packNumbers.set(b.pack, pack);
-    }
-    this.fields.set([pack, b.offset, b.length, b.rawLength, b.flags, keySet, STORED], n * FIELDS);
+    return n;
   }
 
   /**

@@ -5,7 +5,7 @@ import { getBuffer, type Storage } from '../../storage/types.js';
 import type { BlobEntry } from './blob.js';
 import { packBuffers } from './buffers.js';
 import { open, seal, sha256Hex } from './crypto.js';
-import { decodeTable, encodeTable, groupEntries } from './entries.js';
+import { decodeTable, encodeTable, groupEntries, type EntryFields } from './entries.js';
 
 export const DATA_PREFIX = 'data/';
 const MAGIC = Buffer.from('WVP1');
@@ -17,18 +17,8 @@ export const JSON_TABLE = 0x7b;
 export const packKey = (id: string): string => `${DATA_PREFIX}${id.slice(0, 2)}/${id}`;
 export const packIdOf = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
 
-/** Blob fields as the pack header and the index store them: [id, offset, length, rawLength, flags, scopeHash, keyId]. */
+/** Blob fields as format-1 (JSON) headers and indexes list them: [id, offset, length, rawLength, flags, scopeHash, keyId]. */
 export type PackedBlob = [string, number, number, number, number, string, string];
-
-export const toPacked = (e: BlobEntry): PackedBlob => [
-  e.id,
-  e.offset,
-  e.length,
-  e.rawLength,
-  e.flags,
-  e.scopeHash,
-  e.keyId,
-];
 
 export function fromPacked(pack: string, p: PackedBlob): BlobEntry {
   const [id, offset, length, rawLength, flags, scopeHash, keyId] = p;
@@ -42,7 +32,7 @@ export function fromPacked(pack: string, p: PackedBlob): BlobEntry {
  */
 export class PackBuilder {
   private buf: Buffer | undefined;
-  private blobs: PackedBlob[] = [];
+  private blobs: EntryFields[] = [];
   size = 0;
 
   constructor(private readonly capacity = 16 * 1024 * 1024) {}
@@ -66,14 +56,14 @@ export class PackBuilder {
   add(id: string, data: Buffer[], meta: Omit<BlobEntry, 'id' | 'pack' | 'offset' | 'length'>): void {
     const length = data.reduce((n, b) => n + b.length, 0);
     this.reserve(length);
-    this.blobs.push([id, this.size, length, meta.rawLength, meta.flags, meta.scopeHash, meta.keyId]);
+    const { rawLength, flags, scopeHash, keyId } = meta;
+    this.blobs.push({ id, offset: this.size, length, rawLength, flags, scopeHash, keyId });
     for (const b of data) this.size += b.copy(this.buf!, this.size);
   }
 
   /** Appends the sealed header and trailer; the pack id (SHA-256) is computed on the libuv pool. */
   async finish(metaKey: Buffer): Promise<{ id: string; bytes: Buffer; blobs: BlobEntry[] }> {
-    const table = encodeTable([{ blobs: this.blobs.map((b) => fromPacked('', b)) }]);
-    const header = seal(metaKey, table, HEADER_AAD);
+    const header = seal(metaKey, encodeTable([{ blobs: this.blobs }]), HEADER_AAD);
     const trailer = Buffer.alloc(TRAILER_BYTES);
     trailer.writeUInt32LE(header.length, 0);
     MAGIC.copy(trailer, 4);
@@ -84,7 +74,7 @@ export class PackBuilder {
     const bytes = this.buf!.subarray(0, dataEnd + header.length + TRAILER_BYTES);
     this.buf = undefined;
     const id = Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
-    return { id, bytes, blobs: this.blobs.map((b) => fromPacked(id, b)) };
+    return { id, bytes, blobs: this.blobs.map((b) => ({ ...b, pack: id })) };
   }
 
   private reserve(more: number): void {

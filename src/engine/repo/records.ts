@@ -68,15 +68,20 @@ export class RecordListWriter<T> {
 
 /** The lines of a content (without their newlines), one at a time; the text is never held whole. */
 export async function* readLines(reader: ContentReader, ref: ContentRef): AsyncGenerator<string> {
+  for await (const lines of readLineBatches(reader, ref)) yield* lines;
+}
+
+/** The lines of a content in order, as many at a time as one read of it holds. */
+async function* readLineBatches(reader: ContentReader, ref: ContentRef): AsyncGenerator<string[]> {
   const decoder = new StringDecoder('utf8');
   let rest = '';
   for await (const chunk of reader.read(ref)) {
     const lines = (rest + decoder.write(chunk as Buffer)).split('\n');
     rest = lines.pop()!;
-    yield* lines;
+    yield lines;
   }
   rest += decoder.end();
-  if (rest) yield rest;
+  if (rest) yield [rest];
 }
 
 /** The records of a list, one at a time, in the order they were written. */
@@ -86,10 +91,8 @@ export async function* readRecords<T>(reader: ContentReader, ref: ContentRef): A
 
 /** The records of a list in order, as many at a time as one read of the list holds. */
 export async function* readRecordBatches<T>(reader: ContentReader, ref: ContentRef): AsyncGenerator<T[]> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
   let line = 0;
-  const parse = (lines: string[]): T[] => {
+  for await (const lines of readLineBatches(reader, ref)) {
     const out: T[] = [];
     for (const text of lines) {
       line++;
@@ -100,13 +103,6 @@ export async function* readRecordBatches<T>(reader: ContentReader, ref: ContentR
         throw new CorruptionError(`record list in ${ref.scope}: line ${line} is not JSON`);
       }
     }
-    return out;
-  };
-  for await (const chunk of reader.read(ref)) {
-    const lines = (rest + decoder.write(chunk as Buffer)).split('\n');
-    rest = lines.pop()!;
-    yield parse(lines);
+    yield out;
   }
-  rest += decoder.end();
-  if (rest) yield parse([rest]);
 }

@@ -3,10 +3,22 @@ import { afterEach, expect, it } from 'vitest';
 import { seal, sha256Hex } from '../../../src/engine/repo/crypto.js';
 import { decodeTable, encodeTable, groupEntries } from '../../../src/engine/repo/entries.js';
 import { decodeIndex, INDEX_PREFIX } from '../../../src/engine/repo/index.js';
-import { parsePackHeader, toPacked } from '../../../src/engine/repo/pack.js';
+import type { BlobEntry } from '../../../src/engine/repo/blob.js';
+import { parsePackHeader, type PackedBlob } from '../../../src/engine/repo/pack.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
 import { getBuffer } from '../../../src/storage/types.js';
 import { newRepo, pseudoRandom, readBack, streamOf, type TestRepo } from './helpers.js';
+
+/** A blob entry as format 1 (JSON, no longer written) lists it. */
+const toPacked = (e: BlobEntry): PackedBlob => [
+  e.id,
+  e.offset,
+  e.length,
+  e.rawLength,
+  e.flags,
+  e.scopeHash,
+  e.keyId,
+];
 
 let t: TestRepo | undefined;
 afterEach(async () => {
