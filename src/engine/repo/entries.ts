@@ -26,73 +26,126 @@ export interface EntryTable {
   bytes: Buffer;
 }
 
-const hexBytes = (what: string, h: string, length?: number): Buffer => {
+const checkHex = (what: string, h: string, length?: number): Buffer => {
   const b = Buffer.from(h, 'hex');
   if ((length !== undefined && b.length !== length) || b.length > 255 || b.toString('hex') !== h)
     throw new RangeError(`${what} is not ${length ?? 'up to 255'} bytes of lowercase hex: ${h}`);
   return b;
 };
 
-export function encodeTable(groups: { pack?: string; blobs: EntryFields[] }[]): Buffer {
-  // key set numbers by scope hash, then key id: no string made per entry
-  const numbers = new Map<string, Map<string, number>>();
-  const keySets: { scopeHash: string; keyId: string }[] = [];
-  const numberOf = (scopeHash: string, keyId: string): number => {
-    let byId = numbers.get(scopeHash);
-    if (!byId) numbers.set(scopeHash, (byId = new Map()));
+/**
+ * Builds a table entry by entry: the fields go straight into bytes and each key set is numbered
+ * once, so a pack or index of many thousand blobs makes no object per blob.
+ */
+export class TableBuilder {
+  private readonly numbers = new Map<string, Map<string, number>>();
+  private readonly keySets: { scopeHash: string; keyId: string }[] = [];
+  private readonly groups: { pack: string | undefined; count: number }[] = [];
+  private entries = Buffer.allocUnsafeSlow(0);
+  /** Entries added, in every group. */
+  count = 0;
+
+  /** Starts a group: the entries added next belong to it (index objects name its pack). */
+  group(pack?: string): this {
+    if (pack !== undefined) checkHex('a pack id', pack, 32);
+    this.groups.push({ pack, count: 0 });
+    return this;
+  }
+
+  add(id: string, fields: Omit<EntryFields, 'id'>): void {
+    const p = this.room();
+    // hex decoding stops at the first non-hex character: 32 bytes from 64 characters is exact
+    if (id.length !== 64 || this.entries.write(id, p, 32, 'hex') !== 32)
+      throw new RangeError(`a blob id is not 32 bytes of hex: ${id}`);
+    this.entries.writeUInt32LE(fields.offset, p + 32);
+    this.entries.writeUInt32LE(fields.length, p + 36);
+    this.entries.writeUInt32LE(fields.rawLength, p + 40);
+    this.entries.writeUInt8(fields.flags, p + 44);
+    this.entries.writeUInt32LE(this.numberOf(fields.scopeHash, fields.keyId), p + 45);
+    this.counted();
+  }
+
+  /** Copies group `g` of a decoded table into the open group, its key sets renumbered. */
+  addGroup(t: EntryTable, g: number): void {
+    const numbers = t.keySets.map((k) => this.numberOf(k.scopeHash, k.keyId));
+    const { at, count } = t.groups[g]!;
+    for (let i = 0; i < count; i++) {
+      const from = at + i * ENTRY_BYTES;
+      const p = this.room();
+      t.bytes.copy(this.entries, p, from, from + 45);
+      this.entries.writeUInt32LE(numbers[t.bytes.readUInt32LE(from + 45)]!, p + 45);
+      this.counted();
+    }
+  }
+
+  /** The table's bytes. */
+  finish(): Buffer {
+    const keyIds = this.keySets.map((k) => Buffer.from(k.keyId, 'utf8'));
+    const hashes = this.keySets.map((k) => checkHex('a scope hash', k.scopeHash));
+    const size =
+      1 +
+      4 +
+      keyIds.reduce((n, id, i) => n + 2 + hashes[i]!.length + id.length, 0) +
+      4 +
+      this.groups.reduce((n, g) => n + (g.pack === undefined ? 0 : 32) + 4, 0) +
+      this.count * ENTRY_BYTES;
+    const out = Buffer.alloc(size);
+    let p = out.writeUInt8(BINARY_TABLE, 0);
+    p = out.writeUInt32LE(this.keySets.length, p);
+    for (const [i, k] of this.keySets.entries()) {
+      p = out.writeUInt8(hashes[i]!.length, p);
+      p += hashes[i]!.copy(out, p);
+      if (keyIds[i]!.length > 255) throw new RangeError(`key id too long: ${k.keyId}`);
+      p = out.writeUInt8(keyIds[i]!.length, p);
+      p += keyIds[i]!.copy(out, p);
+    }
+    p = out.writeUInt32LE(this.groups.length, p);
+    let from = 0;
+    for (const g of this.groups) {
+      if (g.pack !== undefined) p += out.write(g.pack, p, 32, 'hex');
+      p = out.writeUInt32LE(g.count, p);
+      p += this.entries.copy(out, p, from, from + g.count * ENTRY_BYTES);
+      from += g.count * ENTRY_BYTES;
+    }
+    return out;
+  }
+
+  /** Where the next entry goes, with room made for it; it counts once written (counted()). */
+  private room(): number {
+    if (this.groups.length === 0) throw new RangeError('an entry needs a group');
+    const p = this.count * ENTRY_BYTES;
+    if (p + ENTRY_BYTES > this.entries.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(64 * ENTRY_BYTES, this.entries.length * 2));
+      this.entries.copy(grown, 0, 0, p);
+      this.entries = grown;
+    }
+    return p;
+  }
+
+  private counted(): void {
+    this.groups[this.groups.length - 1]!.count++;
+    this.count++;
+  }
+
+  private numberOf(scopeHash: string, keyId: string): number {
+    let byId = this.numbers.get(scopeHash);
+    if (!byId) this.numbers.set(scopeHash, (byId = new Map()));
     let n = byId.get(keyId);
     if (n === undefined) {
-      n = keySets.push({ scopeHash, keyId }) - 1;
+      n = this.keySets.push({ scopeHash, keyId }) - 1;
       byId.set(keyId, n);
     }
     return n;
-  };
-  let entries = 0;
-  const sets = groups.map((g) => {
-    entries += g.blobs.length;
-    return g.blobs.map((b) => numberOf(b.scopeHash, b.keyId));
-  });
-  const keyIds = keySets.map((k) => Buffer.from(k.keyId, 'utf8'));
-  const hashes = keySets.map((k) => hexBytes('a scope hash', k.scopeHash));
-  const size =
-    1 +
-    4 +
-    keyIds.reduce((n, id, i) => n + 2 + hashes[i]!.length + id.length, 0) +
-    4 +
-    groups.reduce((n, g) => n + (g.pack === undefined ? 0 : 32) + 4, 0) +
-    entries * ENTRY_BYTES;
-  const out = Buffer.alloc(size);
-  let p = out.writeUInt8(BINARY_TABLE, 0);
-  p = out.writeUInt32LE(keySets.length, p);
-  for (const [i, k] of keySets.entries()) {
-    p = out.writeUInt8(hashes[i]!.length, p);
-    p += hashes[i]!.copy(out, p);
-    if (keyIds[i]!.length > 255) throw new RangeError(`key id too long: ${k.keyId}`);
-    p = out.writeUInt8(keyIds[i]!.length, p);
-    p += keyIds[i]!.copy(out, p);
   }
-  p = out.writeUInt32LE(groups.length, p);
-  const id32 = (what: string, hex: string) => {
-    // hex decoding stops at the first non-hex character: 32 bytes from 64 characters is exact
-    if (hex.length !== 64 || out.write(hex, p, 32, 'hex') !== 32) {
-      throw new RangeError(`${what} is not 32 bytes of hex: ${hex}`);
-    }
-    p += 32;
-  };
-  for (const [g, group] of groups.entries()) {
-    if (group.pack !== undefined) id32('a pack id', group.pack);
-    p = out.writeUInt32LE(group.blobs.length, p);
-    const numbered = sets[g]!;
-    for (const [i, b] of group.blobs.entries()) {
-      id32('a blob id', b.id);
-      p = out.writeUInt32LE(b.offset, p);
-      p = out.writeUInt32LE(b.length, p);
-      p = out.writeUInt32LE(b.rawLength, p);
-      p = out.writeUInt8(b.flags, p);
-      p = out.writeUInt32LE(numbered[i]!, p);
-    }
+}
+
+export function encodeTable(groups: { pack?: string; blobs: EntryFields[] }[]): Buffer {
+  const table = new TableBuilder();
+  for (const g of groups) {
+    table.group(g.pack);
+    for (const b of g.blobs) table.add(b.id, b);
   }
-  return out;
+  return table.finish();
 }
 
 /** Reads a binary table; `withPacks`: groups carry pack ids (index objects). Throws RangeError when malformed. */

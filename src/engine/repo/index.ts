@@ -4,7 +4,7 @@ import { getBuffer, type Storage } from '../../storage/types.js';
 import type { BlobEntry } from './blob.js';
 import { open, seal, sha256Hex } from './crypto.js';
 import { IdTable } from './id-table.js';
-import { decodeTable, encodeTable, ENTRY_BYTES, groupEntries, type EntryTable } from './entries.js';
+import { decodeTable, ENTRY_BYTES, groupEntries, TableBuilder, type EntryTable } from './entries.js';
 import { fromPacked, JSON_TABLE, type PackedBlob } from './pack.js';
 
 export const INDEX_PREFIX = 'index/';
@@ -15,13 +15,24 @@ interface IndexFile {
   packs: { id: string; blobs: PackedBlob[] }[];
 }
 
-/** Seals an index of packs; its name is the SHA-256 of its bytes, so a changed byte shows twice. */
+/**
+ * Seals an index of packs, given as their headers' tables (each one group naming its pack); its
+ * name is the SHA-256 of its bytes, so a changed byte shows twice. `table` is what it lists.
+ */
 export function encodeIndex(
   metaKey: Buffer,
-  packs: { id: string; blobs: BlobEntry[] }[],
-): { key: string; bytes: Buffer } {
-  const bytes = seal(metaKey, encodeTable(packs.map((p) => ({ pack: p.id, blobs: p.blobs }))), INDEX_AAD);
-  return { key: `${INDEX_PREFIX}${sha256Hex(bytes)}`, bytes };
+  packs: EntryTable[],
+): { key: string; bytes: Buffer; table: EntryTable } {
+  const builder = new TableBuilder();
+  for (const t of packs) {
+    for (const [g, group] of t.groups.entries()) {
+      builder.group(group.pack);
+      builder.addGroup(t, g);
+    }
+  }
+  const plain = builder.finish();
+  const bytes = seal(metaKey, plain, INDEX_AAD);
+  return { key: `${INDEX_PREFIX}${sha256Hex(bytes)}`, bytes, table: decodeTable(plain, true) };
 }
 
 /** An index object opened: a JSON (format 1) list of packs, or a binary (format 2) entry table. */
@@ -190,7 +201,7 @@ export class RepoIndex {
   }
 
   /** A binary index object's entries, read in place: no object or hex string per entry. */
-  private addTable(key: string, t: EntryTable): void {
+  addTable(key: string, t: EntryTable): void {
     this.packsOf.set(
       key,
       t.groups.map((g) => g.pack!),

@@ -5,7 +5,7 @@ import { getBuffer, type Storage } from '../../storage/types.js';
 import type { BlobEntry } from './blob.js';
 import { packBuffers } from './buffers.js';
 import { open, seal, sha256Hex } from './crypto.js';
-import { decodeTable, encodeTable, groupEntries, type EntryFields } from './entries.js';
+import { decodeTable, groupEntries, TableBuilder, type EntryTable } from './entries.js';
 
 export const DATA_PREFIX = 'data/';
 const MAGIC = Buffer.from('WVP1');
@@ -32,13 +32,13 @@ export function fromPacked(pack: string, p: PackedBlob): BlobEntry {
  */
 export class PackBuilder {
   private buf: Buffer | undefined;
-  private blobs: EntryFields[] = [];
+  private readonly entries = new TableBuilder().group();
   size = 0;
 
   constructor(private readonly capacity = 16 * 1024 * 1024) {}
 
   get count(): number {
-    return this.blobs.length;
+    return this.entries.count;
   }
 
   /**
@@ -49,21 +49,24 @@ export class PackBuilder {
   fits(length: number): boolean {
     // a header entry is 49 bytes, plus at most one key set (~100 bytes) of its own; sealing adds
     // 28 bytes and the trailer 8
-    const header = (this.blobs.length + 1) * 160 + 1024;
+    const header = (this.entries.count + 1) * 160 + 1024;
     return this.size + length + header <= this.capacity;
   }
 
   add(id: string, data: Buffer[], meta: Omit<BlobEntry, 'id' | 'pack' | 'offset' | 'length'>): void {
     const length = data.reduce((n, b) => n + b.length, 0);
     this.reserve(length);
-    const { rawLength, flags, scopeHash, keyId } = meta;
-    this.blobs.push({ id, offset: this.size, length, rawLength, flags, scopeHash, keyId });
+    this.entries.add(id, { ...meta, offset: this.size, length });
     for (const b of data) this.size += b.copy(this.buf!, this.size);
   }
 
-  /** Appends the sealed header and trailer; the pack id (SHA-256) is computed on the libuv pool. */
-  async finish(metaKey: Buffer): Promise<{ id: string; bytes: Buffer; blobs: BlobEntry[] }> {
-    const header = seal(metaKey, encodeTable([{ blobs: this.blobs }]), HEADER_AAD);
+  /**
+   * Appends the sealed header and trailer; the pack id (SHA-256) is computed on the libuv pool.
+   * `entries` is the header's table, its one group naming the pack (for the index).
+   */
+  async finish(metaKey: Buffer): Promise<{ id: string; bytes: Buffer; entries: EntryTable }> {
+    const plain = this.entries.finish();
+    const header = seal(metaKey, plain, HEADER_AAD);
     const trailer = Buffer.alloc(TRAILER_BYTES);
     trailer.writeUInt32LE(header.length, 0);
     MAGIC.copy(trailer, 4);
@@ -74,7 +77,8 @@ export class PackBuilder {
     const bytes = this.buf!.subarray(0, dataEnd + header.length + TRAILER_BYTES);
     this.buf = undefined;
     const id = Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
-    return { id, bytes, blobs: this.blobs.map((b) => ({ ...b, pack: id })) };
+    const table = decodeTable(plain, false);
+    return { id, bytes, entries: { ...table, groups: [{ ...table.groups[0]!, pack: id }] } };
   }
 
   private reserve(more: number): void {

@@ -4,9 +4,10 @@ import { FatalError } from '../../errors.js';
 import type { ContentRef, ContentWriter, KeyScope, WriteHint, WriteStats } from '../api.js';
 import type { Storage } from '../../storage/types.js';
 import { batchBuffers, packBuffers } from './buffers.js';
-import { blobAadPrefix, blobId, blobIdAsync, type BlobEntry } from './blob.js';
+import { blobAadPrefix, blobId, blobIdAsync } from './blob.js';
 import { chunkStream, type ChunkerParams } from './chunker.js';
 import { encodePool, type EncodePool } from './encode-pool.js';
+import type { EntryTable } from './entries.js';
 import { encodeIndex, type RepoIndex } from './index.js';
 import type { KeySet, MetaKeys, ScopeKeys } from './keys.js';
 import { RepoLock } from './lock.js';
@@ -71,7 +72,8 @@ export class RepoWriter implements ContentWriter {
   /** This session's mark on the index entries of the blobs it stores, until they are indexed. */
   private readonly claimant = ++writers;
   private readonly uploads = new Set<Promise<void>>();
-  private unindexed: { id: string; blobs: BlobEntry[] }[] = [];
+  /** Sealed packs no index object lists yet: their headers' tables. */
+  private unindexed: EntryTable[] = [];
   private readonly pool: EncodePool = encodePool();
   /** Blobs waiting for the next batch to the encoder threads; their bytes are in batchBuf. */
   private batch: { keys: KeySet; id: string; length: number; compress: boolean }[] = [];
@@ -348,15 +350,15 @@ export class RepoWriter implements ContentWriter {
     // Backpressure: at most `uploads` packs travel while the next one fills.
     while (this.uploads.size >= this.opts.uploads) await Promise.race(this.uploads).catch(() => undefined);
     this.throwIfFailed();
-    const { id, bytes, blobs } = await builder.finish(this.ctx.meta.meta);
+    const { id, bytes, entries } = await builder.finish(this.ctx.meta.meta);
     this.stats.bytesStored += bytes.length - builder.size;
     const upload = (async () => {
       const key = packKey(id);
       await this.ctx.storage.put(key, bytes, { size: bytes.length });
       packBuffers.give(bytes.buffer as ArrayBuffer); // stored: nothing reads these bytes again
       this.written.push({ key, size: bytes.length });
-      this.unindexed.push({ id, blobs });
-      const waiting = this.unindexed.reduce((n, p) => n + p.blobs.length, 0);
+      this.unindexed.push(entries);
+      const waiting = this.unindexed.reduce((n, t) => n + t.groups[0]!.count, 0);
       if (this.unindexed.length >= this.opts.indexEvery || waiting >= this.opts.indexBlobs)
         await this.writeIndex();
     })();
@@ -378,10 +380,10 @@ export class RepoWriter implements ContentWriter {
     const packs = this.unindexed;
     if (packs.length === 0) return;
     this.unindexed = [];
-    const { key, bytes } = encodeIndex(this.ctx.meta.meta, packs);
+    const { key, bytes, table } = encodeIndex(this.ctx.meta.meta, packs);
     await this.ctx.storage.put(key, bytes, { size: bytes.length });
     this.written.push({ key, size: bytes.length });
     this.stats.bytesStored += bytes.length;
-    this.ctx.index.add(key, packs);
+    this.ctx.index.addTable(key, table);
   }
 }

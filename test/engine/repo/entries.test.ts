@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, expect, it } from 'vitest';
 import { seal, sha256Hex } from '../../../src/engine/repo/crypto.js';
 import { decodeTable, encodeTable, groupEntries } from '../../../src/engine/repo/entries.js';
-import { decodeIndex, INDEX_PREFIX } from '../../../src/engine/repo/index.js';
+import { decodeIndex, encodeIndex, INDEX_PREFIX } from '../../../src/engine/repo/index.js';
 import type { BlobEntry } from '../../../src/engine/repo/blob.js';
 import { parsePackHeader, type PackedBlob } from '../../../src/engine/repo/pack.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
@@ -34,6 +34,25 @@ const entry = (i: number, scope: string) => ({
   flags: i % 2,
   scopeHash: scope,
   keyId: `k${scope.slice(0, 4)}`,
+});
+
+it('an index made of pack headers lists every entry, key sets renumbered across packs', () => {
+  const metaKey = randomBytes(32);
+  const scopes = [0, 1, 2].map(() => randomBytes(16).toString('hex'));
+  // pack 1 numbers scopes 0,1; pack 2 numbers 2,0: the index must map both onto one list
+  const packs = [
+    { pack: randomBytes(32).toString('hex'), blobs: [0, 1, 2].map((i) => entry(i, scopes[i % 2]!)) },
+    { pack: randomBytes(32).toString('hex'), blobs: [3, 4, 5].map((i) => entry(i, scopes[(i + 2) % 3]!)) },
+  ];
+  const headers = packs.map((p) => {
+    const t = decodeTable(encodeTable([{ blobs: p.blobs }]), false);
+    return { ...t, groups: [{ ...t.groups[0]!, pack: p.pack }] };
+  });
+  const { key, bytes, table } = encodeIndex(metaKey, headers);
+  expect(table.keySets).toHaveLength(3);
+  expect(decodeIndex(metaKey, key, bytes)).toEqual(
+    packs.map((p) => ({ id: p.pack, blobs: p.blobs.map((b) => ({ ...b, pack: p.pack })) })),
+  );
 });
 
 it('binary entry tables give back every field, key sets stored once', () => {
