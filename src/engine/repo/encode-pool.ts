@@ -18,6 +18,12 @@ export interface EncodeItem {
   aadPrefix: Buffer;
 }
 
+/** A batch's sealed blobs, in order; release() once they are copied where they go. */
+export interface EncodedBatch {
+  blobs: Encoded[];
+  release(): void;
+}
+
 export interface Encoded {
   /** nonce ‖ ciphertext ‖ tag, as crypto.seal() writes it. */
   sealed: Buffer;
@@ -67,7 +73,7 @@ export interface EncodedFile {
   release(): void;
 }
 
-/** Reply buffers of file tasks kept for reuse (each up to SPARE_MAX bytes). */
+/** Reply buffers kept for reuse by later replies (each up to SPARE_MAX bytes). */
 const SPARES = 4;
 const SPARE_MAX = 16 << 20;
 
@@ -133,7 +139,7 @@ export class EncodePool {
    * `data` holds the items' plaintexts back to back and must own its whole ArrayBuffer
    * (Buffer.allocUnsafeSlow): it is transferred to the thread, not copied, and unusable afterwards.
    */
-  encode(data: Buffer, items: EncodeItem[]): Promise<Encoded[]> {
+  async encode(data: Buffer, items: EncodeItem[]): Promise<EncodedBatch> {
     const slot = this.pick();
     const seq = ++this.seq;
     let buffer = data.buffer as ArrayBuffer;
@@ -156,10 +162,16 @@ export class EncodePool {
       item.aadPrefix.copy(meta, at + 37);
     });
     const metaBuffer = meta.buffer as ArrayBuffer;
-    return this.send(slot, seq, { seq, data: buffer, meta: metaBuffer, count: items.length }, [
-      buffer,
-      metaBuffer,
-    ]).then(split);
+    // the reply is written into a buffer handed back by an earlier reply when one is free
+    const spare = this.spares.pop();
+    const transfer = spare ? [buffer, metaBuffer, spare] : [buffer, metaBuffer];
+    const reply = await this.send(
+      slot,
+      seq,
+      { seq, data: buffer, meta: metaBuffer, count: items.length, spare },
+      transfer,
+    );
+    return { blobs: split(reply), release: this.releaser(reply.data!) };
   }
 
   /** Reads, chunks, hashes and encodes a whole file on a thread (read errors keep their fs code). */
@@ -172,14 +184,20 @@ export class EncodePool {
     const ids = reply.ids ?? [];
     const raw = reply.raw ?? new Uint32Array(0);
     const blobs = split(reply).map((e, i) => ({ ...e, id: ids[i]!, rawLength: raw[i]! }));
-    const data = reply.data!;
+    return { size: reply.size ?? 0, blobs, release: this.releaser(reply.data!) };
+  }
+
+  /**
+   * Gives a reply's buffer back for a later task's reply, once: a backup's replies (a gigabyte of
+   * sealed blobs) would otherwise be garbage that only a full collection frees.
+   */
+  private releaser(data: ArrayBuffer): () => void {
     let released = false;
-    const release = () => {
+    return () => {
       if (released) return;
       released = true;
       if (this.spares.length < SPARES && data.byteLength <= SPARE_MAX) this.spares.push(data);
     };
-    return { size: reply.size ?? 0, blobs, release };
   }
 
   /**

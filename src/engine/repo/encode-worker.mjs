@@ -81,7 +81,7 @@ function joined(parts, total, spare) {
 // Per blob in `meta`: u32 length ‖ u8 compress ‖ AES key (32) ‖ AAD prefix (72): see encode-pool.ts.
 const META = 4 + 1 + 32 + 72;
 
-function batch({ seq, data, meta, count }) {
+function batch({ seq, data, meta, count, spare }) {
   const input = Buffer.from(data);
   const records = Buffer.from(meta);
   const parts = [];
@@ -99,7 +99,7 @@ function batch({ seq, data, meta, count }) {
     [lengths[i], flags[i]] = seal(plain, key, aad, records[at + 4] === 1, parts);
     total += lengths[i];
   }
-  const out = joined(parts, total);
+  const out = joined(parts, total, spare);
   // the batch buffer goes back too, for the next batch
   parentPort.postMessage({ seq, data: out.buffer, lengths, flags, input: data }, [
     out.buffer,

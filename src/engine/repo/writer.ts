@@ -325,11 +325,12 @@ export class RepoWriter implements ContentWriter {
           aadPrefix: blobAadPrefix(i.id, i.keys),
         })),
       )
-      .then((encoded) =>
-        this.packAll(
-          items.map(({ keys, id, length }, n) => ({ keys, id, rawLength: length, ...encoded[n]! })),
-        ),
-      );
+      .then(async (encoded) => {
+        await this.packAll(
+          items.map(({ keys, id, length }, n) => ({ keys, id, rawLength: length, ...encoded.blobs[n]! })),
+        );
+        encoded.release(); // copied into a pack
+      });
     const tracked = done
       .catch((err: unknown) => {
         this.failure ??= err;
