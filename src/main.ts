@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import type { Server } from 'node:http';
 import type { Worker } from 'bullmq';
 import { ensureAdminKey, warnAboutKeys } from './bootstrap.js';
+import { boundHeapGrowth } from './heap.js';
 import { loadConfig } from './config/index.js';
 import { createContext } from './context.js';
 import { ConfigError } from './errors.js';
@@ -12,6 +13,8 @@ import { closeCeremonyPools } from './producers/ceremony.js';
 import { ALL_QUEUES, type QueueName } from './queues/names.js';
 import { installSchedules } from './scheduler.js';
 import { startWorkers, stopWorkers } from './workers/run.js';
+
+boundHeapGrowth();
 
 const { values } = parseArgs({
   options: {

@@ -9,6 +9,7 @@ import { errorMessage, WedvaultError } from '../errors.js';
 import { componentSchema } from '../queues/payloads.js';
 import { createStorage } from '../storage/factory.js';
 import { recordCliBackup } from './catalog.js';
+import { boundHeapGrowth } from '../heap.js';
 
 function primary(config: Config) {
   const t = config.targets.find((x) => x.name === config.primaryTarget)!;
@@ -18,6 +19,8 @@ function primary(config: Config) {
 function print(json: boolean, value: unknown, text: string): void {
   console.log(json ? JSON.stringify(value, null, 2) : text);
 }
+
+boundHeapGrowth();
 
 const program = new Command('wedvault').description('wedvault backup engine').showHelpAfterError();
 
