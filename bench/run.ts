@@ -103,6 +103,8 @@ async function main(): Promise<void> {
     if (!found)
       throw new Error(`${tool} is needed for the benchmark (apt-get install postgresql-client restic)`);
   }
+  // the CLI as it is installed: compiled (it starts in half the time of the sources under tsx)
+  await sh('npm run --silent build');
   mkdirSync(RESULTS, { recursive: true });
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
