@@ -5,7 +5,6 @@
  */
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import { CorruptionError } from '../../errors.js';
 import {
   PLATFORM_SCOPE,
@@ -68,20 +67,32 @@ export class RecordListWriter<T> {
 
 /** The lines of a content (without their newlines), one at a time; the text is never held whole. */
 export async function* readLines(reader: ContentReader, ref: ContentRef): AsyncGenerator<string> {
-  for await (const lines of readLineBatches(reader, ref)) yield* lines;
+  for await (const text of readLineRuns(reader, ref)) {
+    const lines = text.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    yield* lines;
+  }
 }
 
-/** The lines of a content in order, as many at a time as one read of it holds. */
-async function* readLineBatches(reader: ContentReader, ref: ContentRef): AsyncGenerator<string[]> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
-  for await (const chunk of reader.read(ref)) {
-    const lines = (rest + decoder.write(chunk as Buffer)).split('\n');
-    rest = lines.pop()!;
-    yield lines;
+/**
+ * A content's text in runs of whole lines, as many as one read of it holds (each run ends with a
+ * newline, but for a last line without one). Reads are cut at their last newline byte, which is
+ * never part of a multi-byte character, so a run is decoded in one call. `latin1` gives a byte per
+ * character (faster; for scans of ASCII structure, and back to the bytes with Buffer.from).
+ */
+export async function* readLineRuns(
+  reader: ContentReader,
+  ref: ContentRef,
+  encoding: 'utf8' | 'latin1' = 'utf8',
+): AsyncGenerator<string> {
+  let carry: Buffer | undefined;
+  for await (const piece of reader.read(ref)) {
+    const chunk = carry ? Buffer.concat([carry, piece as Buffer]) : (piece as Buffer);
+    const end = chunk.lastIndexOf(0x0a) + 1;
+    carry = end < chunk.length ? Buffer.from(chunk.subarray(end)) : undefined;
+    if (end > 0) yield chunk.toString(encoding, 0, end);
   }
-  rest += decoder.end();
-  if (rest) yield [rest];
+  if (carry) yield carry.toString(encoding);
 }
 
 /** The records of a list, one at a time, in the order they were written. */
@@ -92,17 +103,46 @@ export async function* readRecords<T>(reader: ContentReader, ref: ContentRef): A
 /** The records of a list in order, as many at a time as one read of the list holds. */
 export async function* readRecordBatches<T>(reader: ContentReader, ref: ContentRef): AsyncGenerator<T[]> {
   let line = 0;
-  for await (const lines of readLineBatches(reader, ref)) {
+  for await (const text of readLineRuns(reader, ref)) {
     const out: T[] = [];
-    for (const text of lines) {
+    for (const record of text.split('\n')) {
       line++;
-      if (!text) continue;
+      if (!record) continue;
       try {
-        out.push(JSON.parse(text) as T);
+        out.push(JSON.parse(record) as T);
       } catch {
         throw new CorruptionError(`record list in ${ref.scope}: line ${line} is not JSON`);
       }
     }
+    line--; // the run's final newline starts no line
     yield out;
   }
+}
+
+const BLOBS_KEY = '"blobs":[';
+
+/**
+ * The blob ids that a run of records (JSON.stringify output, one per line; UTF-8 or its bytes as
+ * latin1) names in their `"blobs":[…]` arrays, in order, found without parsing the records;
+ * undefined when the run holds anything the scan does not read exactly (a nested record list, an
+ * id of another length), for the caller to parse instead. Inside a JSON string every quote is
+ * escaped, so the key can only be one. Ids are taken as written: one that is not hex names no blob.
+ */
+export function scanBlobIds(text: string): string[] | undefined {
+  if (text.includes('"records":')) return undefined;
+  const ids: string[] = [];
+  for (let at = text.indexOf(BLOBS_KEY); at >= 0; at = text.indexOf(BLOBS_KEY, at)) {
+    const before = text.charCodeAt(at - 1);
+    if (before !== 0x7b /* { */ && before !== 0x2c /* , */) return undefined;
+    let p = at + BLOBS_KEY.length;
+    while (text[p] !== ']') {
+      if (text[p] !== '"' || text[p + 65] !== '"') return undefined;
+      ids.push(text.slice(p + 1, p + 65));
+      p += 66;
+      if (text[p] === ',') p++;
+      else if (text[p] !== ']') return undefined;
+    }
+    at = p;
+  }
+  return ids;
 }

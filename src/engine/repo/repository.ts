@@ -23,7 +23,7 @@ import { RepoLock } from './lock.js';
 import { packKey } from './pack.js';
 import { RepoReader, type ReaderOptions } from './reader.js';
 import {
-  contentRefBatches,
+  blobIdBatches,
   decodeSnapshot,
   encodeSnapshot,
   snapshotKey,
@@ -274,21 +274,19 @@ export class Repository {
     const keySets = new Set<{ scopeHash: string; keyId: string }>();
     const reader = this.reader();
     const batches = async function* () {
-      if (snap.treeRef) yield [snap.treeRef];
-      yield* contentRefBatches(snap.tree, reader);
+      if (snap.treeRef) yield snap.treeRef.blobs;
+      yield* blobIdBatches(snap.tree, reader);
     };
     const index = this.ctx.index;
     for await (const batch of batches()) {
-      for (const ref of batch) {
-        for (const blob of ref.blobs) {
-          const n = index.find(blob);
-          if (n < 0)
-            throw new CorruptionError(`snapshot ${id} names blob ${blob} that no index holds`, {
-              object: snapshotKey(id),
-            });
-          packs.add(index.packOf(n));
-          keySets.add(index.keysOf(n));
-        }
+      for (const blob of batch) {
+        const n = index.find(blob);
+        if (n < 0)
+          throw new CorruptionError(`snapshot ${id} names blob ${blob} that no index holds`, {
+            object: snapshotKey(id),
+          });
+        packs.add(index.packOf(n));
+        keySets.add(index.keysOf(n));
       }
     }
     const indexes = new Set<string>();

@@ -3,7 +3,7 @@ import { CorruptionError } from '../../errors.js';
 import type { ContentReader, ContentRef, WriteStats } from '../api.js';
 import { equalBytes, hmac, open, seal } from './crypto.js';
 import type { MetaKeys } from './keys.js';
-import { readRecordBatches } from './records.js';
+import { readLineRuns, readRecordBatches, scanBlobIds } from './records.js';
 
 export const SNAPSHOTS_PREFIX = 'snapshots/';
 const MAC_BYTES = 32;
@@ -92,36 +92,41 @@ export async function* allContentRefs(
   /** Consulted after a list's reference was yielded: false leaves the list unread. */
   expand: (list: ContentRef) => boolean = () => true,
 ): AsyncGenerator<ContentRef> {
-  for await (const batch of contentRefBatches(tree, reader, expand)) yield* batch;
+  for (const ref of contentRefs(tree)) {
+    yield ref;
+    if (!ref.records || !expand(ref)) continue;
+    for await (const records of readRecordBatches(reader, ref)) {
+      for (const record of records) yield* allContentRefs(record, reader, expand);
+    }
+  }
 }
 
 /**
- * allContentRefs in batches (a list's reference alone, then its records' references a read at a
- * time): a snapshot names a few hundred thousand references, and a generator step for each costs
- * more than the work done with it.
+ * The blob ids of every ContentRef of a tree, record lists included, in batches: what a
+ * snapshot's object list needs. A list's records (a few hundred thousand segments in a snapshot of
+ * every wedding) are scanned for their blob ids instead of parsed; a run of records the scan does
+ * not read exactly is parsed and walked like the tree.
  */
-export async function* contentRefBatches(
-  tree: unknown,
-  reader: ContentReader,
-  expand: (list: ContentRef) => boolean = () => true,
-): AsyncGenerator<ContentRef[]> {
+export async function* blobIdBatches(tree: unknown, reader: ContentReader): AsyncGenerator<string[]> {
   for (const ref of contentRefs(tree)) {
-    yield [ref];
-    if (!ref.records || !expand(ref)) continue;
-    for await (const records of readRecordBatches(reader, ref)) {
-      let batch: ContentRef[] = [];
-      for (const record of records) {
-        for (const inner of contentRefs(record)) {
-          if (!inner.records) {
-            batch.push(inner);
-            continue;
-          }
-          if (batch.length > 0) yield batch;
-          batch = [];
-          yield* contentRefBatches(inner, reader, expand);
-        }
+    yield ref.blobs;
+    if (!ref.records) continue;
+    for await (const text of readLineRuns(reader, ref, 'latin1')) {
+      const ids = scanBlobIds(text);
+      if (ids) {
+        yield ids;
+        continue;
       }
-      if (batch.length > 0) yield batch;
+      for (const record of Buffer.from(text, 'latin1').toString('utf8').split('\n')) {
+        if (!record) continue;
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(record);
+        } catch {
+          throw new CorruptionError(`record list in ${ref.scope}: a record is not JSON`);
+        }
+        yield* blobIdBatches(parsed, reader);
+      }
     }
   }
 }
