@@ -92,11 +92,36 @@ export async function* allContentRefs(
   /** Consulted after a list's reference was yielded: false leaves the list unread. */
   expand: (list: ContentRef) => boolean = () => true,
 ): AsyncGenerator<ContentRef> {
+  for await (const batch of contentRefBatches(tree, reader, expand)) yield* batch;
+}
+
+/**
+ * allContentRefs in batches (a list's reference alone, then its records' references a read at a
+ * time): a snapshot names a few hundred thousand references, and a generator step for each costs
+ * more than the work done with it.
+ */
+async function* contentRefBatches(
+  tree: unknown,
+  reader: ContentReader,
+  expand: (list: ContentRef) => boolean,
+): AsyncGenerator<ContentRef[]> {
   for (const ref of contentRefs(tree)) {
-    yield ref;
+    yield [ref];
     if (!ref.records || !expand(ref)) continue;
     for await (const records of readRecordBatches(reader, ref)) {
-      for (const record of records) yield* allContentRefs(record, reader, expand);
+      let batch: ContentRef[] = [];
+      for (const record of records) {
+        for (const inner of contentRefs(record)) {
+          if (!inner.records) {
+            batch.push(inner);
+            continue;
+          }
+          if (batch.length > 0) yield batch;
+          batch = [];
+          yield* contentRefBatches(inner, reader, expand);
+        }
+      }
+      if (batch.length > 0) yield batch;
     }
   }
 }
