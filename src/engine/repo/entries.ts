@@ -78,8 +78,8 @@ export class TableBuilder {
     }
   }
 
-  /** The table's bytes. */
-  finish(): Buffer {
+  /** The table: its bytes, and where its groups lie in them (as decodeTable() would read it). */
+  finish(): EntryTable {
     const keyIds = this.keySets.map((k) => Buffer.from(k.keyId, 'utf8'));
     const hashes = this.keySets.map((k) => checkHex('a scope hash', k.scopeHash));
     const size =
@@ -101,13 +101,15 @@ export class TableBuilder {
     }
     p = out.writeUInt32LE(this.groups.length, p);
     let from = 0;
+    const groups: EntryTable['groups'] = [];
     for (const g of this.groups) {
       if (g.pack !== undefined) p += out.write(g.pack, p, 32, 'hex');
       p = out.writeUInt32LE(g.count, p);
+      groups.push({ pack: g.pack, at: p, count: g.count });
       p += this.entries.copy(out, p, from, from + g.count * ENTRY_BYTES);
       from += g.count * ENTRY_BYTES;
     }
-    return out;
+    return { keySets: [...this.keySets], groups, bytes: out };
   }
 
   /** Where the next entry goes, with room made for it; it counts once written (counted()). */
@@ -145,7 +147,7 @@ export function encodeTable(groups: { pack?: string; blobs: EntryFields[] }[]): 
     table.group(g.pack);
     for (const b of g.blobs) table.add(b.id, b);
   }
-  return table.finish();
+  return table.finish().bytes;
 }
 
 /** Reads a binary table; `withPacks`: groups carry pack ids (index objects). Throws RangeError when malformed. */

@@ -30,9 +30,9 @@ export function encodeIndex(
       builder.addGroup(t, g);
     }
   }
-  const plain = builder.finish();
-  const bytes = seal(metaKey, plain, INDEX_AAD);
-  return { key: `${INDEX_PREFIX}${sha256Hex(bytes)}`, bytes, table: decodeTable(plain, true) };
+  const table = builder.finish();
+  const bytes = seal(metaKey, table.bytes, INDEX_AAD);
+  return { key: `${INDEX_PREFIX}${sha256Hex(bytes)}`, bytes, table };
 }
 
 /** An index object opened: a JSON (format 1) list of packs, or a binary (format 2) entry table. */

@@ -65,8 +65,8 @@ export class PackBuilder {
    * `entries` is the header's table, its one group naming the pack (for the index).
    */
   async finish(metaKey: Buffer): Promise<{ id: string; bytes: Buffer; entries: EntryTable }> {
-    const plain = this.entries.finish();
-    const header = seal(metaKey, plain, HEADER_AAD);
+    const table = this.entries.finish();
+    const header = seal(metaKey, table.bytes, HEADER_AAD);
     const trailer = Buffer.alloc(TRAILER_BYTES);
     trailer.writeUInt32LE(header.length, 0);
     MAGIC.copy(trailer, 4);
@@ -77,7 +77,6 @@ export class PackBuilder {
     const bytes = this.buf!.subarray(0, dataEnd + header.length + TRAILER_BYTES);
     this.buf = undefined;
     const id = Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
-    const table = decodeTable(plain, false);
     return { id, bytes, entries: { ...table, groups: [{ ...table.groups[0]!, pack: id }] } };
   }
 

@@ -50,6 +50,8 @@ it('an index made of pack headers lists every entry, key sets renumbered across 
   });
   const { key, bytes, table } = encodeIndex(metaKey, headers);
   expect(table.keySets).toHaveLength(3);
+  // the table the builder hands over is the one a reader decodes from its bytes
+  expect(table).toEqual(decodeTable(table.bytes, true));
   expect(decodeIndex(metaKey, key, bytes)).toEqual(
     packs.map((p) => ({ id: p.pack, blobs: p.blobs.map((b) => ({ ...b, pack: p.pack })) })),
   );
