@@ -107,15 +107,20 @@ export async function* readRecordBatches<T>(reader: ContentReader, ref: ContentR
     const out: T[] = [];
     for (const record of text.split('\n')) {
       line++;
-      if (!record) continue;
-      try {
-        out.push(JSON.parse(record) as T);
-      } catch {
-        throw new CorruptionError(`record list in ${ref.scope}: line ${line} is not JSON`);
-      }
+      if (record) out.push(parseRecord<T>(ref, record, line));
     }
     line--; // the run's final newline starts no line
     yield out;
+  }
+}
+
+/** One record of a list; a CorruptionError naming the list (and the line, when known) otherwise. */
+export function parseRecord<T>(ref: ContentRef, text: string, line?: number): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    const where = line === undefined ? 'a record' : `line ${line}`;
+    throw new CorruptionError(`record list in ${ref.scope}: ${where} is not JSON`);
   }
 }
 

@@ -3,7 +3,7 @@ import { CorruptionError } from '../../errors.js';
 import type { ContentReader, ContentRef, WriteStats } from '../api.js';
 import { equalBytes, hmac, open, seal } from './crypto.js';
 import type { MetaKeys } from './keys.js';
-import { readLineRuns, readRecordBatches, scanBlobIds } from './records.js';
+import { parseRecord, readLineRuns, readRecordBatches, scanBlobIds } from './records.js';
 
 export const SNAPSHOTS_PREFIX = 'snapshots/';
 const MAC_BYTES = 32;
@@ -143,14 +143,7 @@ export async function* blobIdBatches(tree: unknown, reader: ContentReader): Asyn
         continue;
       }
       for (const record of Buffer.from(text, 'latin1').toString('utf8').split('\n')) {
-        if (!record) continue;
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(record);
-        } catch {
-          throw new CorruptionError(`record list in ${ref.scope}: a record is not JSON`);
-        }
-        yield* blobIdBatches(parsed, reader);
+        if (record) yield* blobIdBatches(parseRecord(ref, record), reader);
       }
     }
   }
