@@ -130,42 +130,118 @@ function statementTable(sql: string): string | undefined {
   );
 }
 
+/** The referencing and the referenced table of a foreign-key statement of pg_dump's post-data. */
+function foreignKeyTables(sql: string): [string, string] | undefined {
+  const body = sql.replace(/^--.*$/gm, '');
+  const m = /ALTER TABLE (?:ONLY )?(\S+)\s+ADD CONSTRAINT \S+ FOREIGN KEY \(.*?\) REFERENCES (\S+?)\(/s.exec(
+    body,
+  );
+  return m ? [m[1]!, m[2]!] : undefined;
+}
+
 /** Session settings of the restore connections: index builds sort in memory, commits do not wait. */
 const RESTORE_SESSION = `SET maintenance_work_mem = '256MB'; SET synchronous_commit = off;`;
 
 /**
+ * One unit of a fresh restore's work on one connection, with the tables it locks: `exclusive`
+ * when its lock conflicts with any other on those tables (COPY, ALTER TABLE … ADD CONSTRAINT,
+ * ADD FOREIGN KEY), else shared (CREATE INDEX, which others of its kind run beside).
+ */
+type Job =
+  | { kind: 'load'; table: PgTable; tables: PgTable[]; exclusive: true }
+  | { kind: 'build' | 'fk'; sql: string; table: PgTable; tables: PgTable[]; exclusive: boolean };
+
+/**
  * Into a new (or emptied) database: schema, then rows over parallel connections; a table's indexes
- * and constraints are built as soon as its rows are in, on whichever connection is free, while
- * other tables still load. Then sequences, foreign keys and the rest of post-data.
+ * and constraints are built as soon as its rows are in, and a foreign key is checked as soon as
+ * both its tables are built, on whichever connection is free, while other tables still load (as
+ * pg_restore does). A job whose lock would wait on one running waits in the queue instead, so no
+ * connection sits blocked. Then sequences and the rest of post-data.
  */
 async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pick: Pick, parallel: number) {
   await psql(url, reader.read(tree.schema.preData));
   const post = splitPostData((await collect(reader, tree.schema.postData)).toString('utf8'));
   const tables = tree.tables.filter((t) => pick(t) !== null);
-  const byName = new Map(tree.tables.map((t) => [`${dumpIdent(t.schema)}.${dumpIdent(t.name)}`, t]));
-  const builds = new Map<PgTable, string[]>();
+  const byName = new Map(
+    tables.map((t) => [`${dumpIdent(t.schema)}.${dumpIdent(t.name)}`, t] as [string, PgTable]),
+  );
+  const builds = new Map<PgTable, Job[]>();
   const unplaced: string[] = [];
-  for (const stmt of post.parallel) {
-    const t = byName.get(statementTable(stmt) ?? '');
-    if (t && tables.includes(t)) builds.set(t, [...(builds.get(t) ?? []), stmt]);
-    else unplaced.push(stmt);
+  for (const sql of post.parallel) {
+    const table = byName.get(statementTable(sql) ?? '');
+    if (!table) {
+      unplaced.push(sql);
+      continue;
+    }
+    const exclusive = !/^CREATE (?:UNIQUE )?INDEX /m.test(sql);
+    builds.set(table, [
+      ...(builds.get(table) ?? []),
+      { kind: 'build', sql, table, tables: [table], exclusive },
+    ]);
+  }
+  // A foreign key waits for both tables' rows and indexes. Should any index or constraint have no
+  // known table, the key it needs may be among them: every foreign key then waits for the end.
+  const early: Job[] = [];
+  const late: string[] = [];
+  for (const sql of post.foreignKeys) {
+    const [from, to] = (unplaced.length === 0 && foreignKeyTables(sql)) || [];
+    const table = byName.get(from ?? '');
+    const referenced = byName.get(to ?? '');
+    if (table && referenced)
+      early.push({ kind: 'fk', sql, table, tables: [table, referenced], exclusive: true });
+    else late.push(sql);
   }
   // most bytes first, so the connections finish together
   const size = (t: PgTable) => t.bytes ?? (t.segments ?? []).reduce((n, s) => n + s.ref.size, 0);
+  const queue: Job[] = [...tables]
+    .sort((a, b) => size(b) - size(a))
+    .map((table) => ({ kind: 'load', table, tables: [table], exclusive: true }));
+  const unbuilt = new Map(tables.map((t) => [t, 1 + (builds.get(t)?.length ?? 0)])); // load + builds
+  const held = new Map<PgTable, { shared: number; exclusive: boolean }>();
+  const hold = (job: Job, delta: 1 | -1) => {
+    for (const t of job.tables) {
+      const h = held.get(t) ?? { shared: 0, exclusive: false };
+      if (job.exclusive) h.exclusive = delta > 0;
+      else h.shared += delta;
+      held.set(t, h);
+    }
+  };
+  const free = (job: Job) =>
+    job.tables.every((t) => {
+      const h = held.get(t);
+      return !h || (!h.exclusive && (!job.exclusive || h.shared === 0));
+    });
+  /** Queues what a finished job makes ready: a loaded table's builds, a built table's foreign keys. */
+  const finished = (job: Job) => {
+    if (job.kind === 'fk') return;
+    // builds go before the tables still waiting, as pg_restore does: they overlap the other
+    // connections' loads instead of all running at the end
+    if (job.kind === 'load') queue.unshift(...(builds.get(job.table) ?? []));
+    const left = unbuilt.get(job.table)! - 1;
+    unbuilt.set(job.table, left);
+    if (left > 0) return;
+    for (let i = early.length - 1; i >= 0; i--) {
+      const fk = early[i]!;
+      if (fk.tables.every((t) => unbuilt.get(t) === 0)) queue.unshift(...early.splice(i, 1));
+    }
+  };
   const counts = new Map<PgTable, number>();
-  type Job = { load: PgTable } | { build: string };
-  const queue: Job[] = [...tables].sort((a, b) => size(b) - size(a)).map((t) => ({ load: t }));
-  let loading = 0;
+  let running = 0;
   let failed = false;
   const waiting: (() => void)[] = [];
   const wakeAll = () => waiting.splice(0).forEach((w) => w());
   const next = async (): Promise<Job | undefined> => {
     for (;;) {
       if (failed) return undefined;
-      const job = queue.shift();
-      if (job) return job;
-      if (loading === 0) return undefined;
-      // a table still loading will add its index builds
+      const i = queue.findIndex(free);
+      if (i >= 0) {
+        const [job] = queue.splice(i, 1);
+        hold(job!, 1);
+        running++;
+        return job;
+      }
+      // nothing queued can start; a running job will free a lock or queue more
+      if (running === 0) return undefined;
       await new Promise<void>((resolve) => waiting.push(resolve));
     }
   };
@@ -175,21 +251,17 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
         await c.query(post.header);
         await c.query(RESTORE_SESSION);
         for (let job = await next(); job; job = await next()) {
-          if ('build' in job) {
-            await c.query(job.build);
-            continue;
-          }
-          loading++;
           try {
-            counts.set(job.load, await copySegments(c, reader, job.load, pick, true));
-            // its index builds go before the tables still waiting, as pg_restore does: they
-            // overlap the other connections' loads instead of all running at the end
-            queue.unshift(...(builds.get(job.load) ?? []).map((build) => ({ build })));
+            if (job.kind === 'load')
+              counts.set(job.table, await copySegments(c, reader, job.table, pick, true));
+            else await c.query(job.sql);
+            finished(job);
           } catch (err) {
             failed = true; // the other connections stop at their next job
             throw err;
           } finally {
-            loading--;
+            hold(job, -1);
+            running--;
             wakeAll();
           }
         }
@@ -201,7 +273,7 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
     (q) => `SELECT pg_catalog.setval(${pg.escapeLiteral(q.name)}, ${BigInt(q.value)}, ${q.isCalled});`,
   );
   if (seqs.length) await psql(url, seqs.join('\n'));
-  await runParallel(url, post.header, post.foreignKeys, parallel);
+  await runParallel(url, post.header, late, parallel);
   if (post.rest.length) await psql(url, post.header + '\n' + post.rest.join('\n'));
   return restored(counts);
 }

@@ -8,7 +8,11 @@ import { CorruptionError } from '../errors.js';
 import { readLines, readRecords } from './repo/records.js';
 import { tableSegments, type PgTable, type Segment } from './sources/postgres.js';
 
-const PREFETCH = 32;
+/**
+ * Segments read ahead of the consumer, refilled only once half are used: decodes go to the
+ * encoder threads in batches of at least PREFETCH / 2 blobs instead of one per segment consumed.
+ */
+const PREFETCH = 256;
 const SMALL_SEGMENT = 1 << 20;
 
 export async function collect(reader: ContentReader, ref: ContentRef): Promise<Buffer> {
@@ -88,7 +92,7 @@ async function* segmentBytes(
     const item = ahead.shift()!;
     if (item instanceof Promise) yield await item;
     else for await (const chunk of reader.read(item.ref)) yield chunk as Buffer;
-    await fill();
+    if (ahead.length <= PREFETCH / 2) await fill();
   }
 }
 
