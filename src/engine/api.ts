@@ -26,6 +26,8 @@ export interface ContentRef {
 export interface WriteHint {
   /** false for media that does not shrink (JPEG, HEIC, MP4, ZIP); default: try and keep if smaller. */
   compress?: boolean;
+  /** The size the content is expected to have (a file's size from stat), when known. */
+  size?: number;
 }
 
 export interface WriteStats {

@@ -13,14 +13,22 @@ export class BufferPool {
     private readonly keep: number,
     /** Larger buffers are not kept (a one-off big chunk should not stay resident). */
     private readonly maxKept: number,
+    /**
+     * Buffers over SharedArrayBuffers, which a worker thread is handed without a transfer (a
+     * buffer transferred back is a new ArrayBuffer to V8 every time, and churns full collections).
+     */
+    private readonly shared = false,
   ) {}
 
-  /** A buffer of at least `size` bytes that owns its whole ArrayBuffer (so it can be transferred). */
+  /**
+   * A buffer of at least `size` bytes that is the whole of its ArrayBuffer (so it can be
+   * transferred) or of its SharedArrayBuffer.
+   */
   take(size: number): Buffer {
     const i = this.free.findIndex((b) => b.length >= size);
     if (i >= 0) return this.free.splice(i, 1)[0]!;
     this.created++;
-    return Buffer.allocUnsafeSlow(size);
+    return this.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
   }
 
   /** Buffers kept for reuse now. */
@@ -37,6 +45,7 @@ export class BufferPool {
   give(buffer: ArrayBuffer | Buffer): void {
     const b = Buffer.isBuffer(buffer) ? buffer : Buffer.from(buffer);
     if (b.byteOffset !== 0 || b.length !== b.buffer.byteLength) return;
+    if (b.buffer instanceof SharedArrayBuffer !== this.shared) return;
     if (b.length > this.maxKept || this.free.length >= this.keep) return;
     this.free.push(b);
   }
@@ -44,5 +53,5 @@ export class BufferPool {
 
 /** Pack buffers: one filling and two uploading per writer. */
 export const packBuffers = new BufferPool(3, 64 * 1024 * 1024);
-/** Encoder batch buffers: two batches per thread in flight, returned by the threads. */
-export const batchBuffers = new BufferPool(8, 4 * 1024 * 1024);
+/** Encoder batch buffers: two batches per thread in flight, shared with the threads. */
+export const batchBuffers = new BufferPool(8, 4 * 1024 * 1024, true);

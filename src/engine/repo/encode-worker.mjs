@@ -69,13 +69,22 @@ function seal(plain, key, aadPrefix, compress, parts) {
   return [NONCE + head.length + tail.length + 16, flags];
 }
 
-/** The parts back to back in one transferable buffer: `spare` when it is big enough. */
+/**
+ * The parts back to back: in `spare` (a SharedArrayBuffer the caller keeps) when it is big
+ * enough, else in a buffer of their own to transfer.
+ */
 function joined(parts, total, spare) {
-  const out =
-    spare && spare.byteLength >= total ? Buffer.from(spare, 0, total) : Buffer.allocUnsafeSlow(total);
+  const inSpare = spare !== undefined && spare.byteLength >= total;
+  const out = inSpare ? Buffer.from(spare, 0, total) : Buffer.allocUnsafeSlow(total);
   let at = 0;
   for (const p of parts) at += p.copy(out, at);
-  return out;
+  return { out, inSpare };
+}
+
+/** A reply whose sealed blobs are in the spare or in `out` (then transferred), plus `fields`. */
+function reply(seq, { out, inSpare }, fields, transfer) {
+  if (inSpare) parentPort.postMessage({ seq, inSpare, ...fields }, transfer);
+  else parentPort.postMessage({ seq, data: out.buffer, ...fields }, [out.buffer, ...transfer]);
 }
 
 // Per blob in `meta`: u32 length ‖ u8 compress ‖ AES key (32) ‖ AAD prefix (72): see encode-pool.ts.
@@ -99,13 +108,12 @@ function batch({ seq, data, meta, count, spare }) {
     [lengths[i], flags[i]] = seal(plain, key, aad, records[at + 4] === 1, parts);
     total += lengths[i];
   }
-  const out = joined(parts, total, spare);
-  // the batch buffer goes back too, for the next batch
-  parentPort.postMessage({ seq, data: out.buffer, lengths, flags, input: data }, [
-    out.buffer,
+  // a transferred batch buffer goes back too, for the next batch (a shared one never left)
+  const shared = data instanceof SharedArrayBuffer;
+  reply(seq, joined(parts, total, spare), shared ? { lengths, flags } : { lengths, flags, input: data }, [
     lengths.buffer,
     flags.buffer,
-    data,
+    ...(shared ? [] : [data]),
   ]);
 }
 
@@ -166,12 +174,10 @@ function file({ seq, path, limit, params, gear, idKey, encKey, scopeHash, keyId,
   for (const chunk of chunker.push(whole)) take(chunk);
   const tail = chunker.finish();
   if (tail) take(tail);
-  const out = joined(parts, total, spare);
   const l = Uint32Array.from(lengths);
   const r = Uint32Array.from(raw);
   const f = Uint8Array.from(flags);
-  parentPort.postMessage({ seq, data: out.buffer, lengths: l, flags: f, raw: r, ids, size }, [
-    out.buffer,
+  reply(seq, joined(parts, total, spare), { lengths: l, flags: f, raw: r, ids, size }, [
     l.buffer,
     r.buffer,
     f.buffer,
@@ -260,8 +266,7 @@ function decodeBatch({ seq, data, meta, count }) {
     lengths[i] = plain.length;
     total += plain.length;
   }
-  const out = joined(parts, total);
-  parentPort.postMessage({ seq, data: out.buffer, lengths, corrupt }, [out.buffer, lengths.buffer]);
+  reply(seq, joined(parts, total), { lengths, corrupt }, [lengths.buffer]);
 }
 
 /**

@@ -174,6 +174,7 @@ export class RepoWriter implements ContentWriter {
       scopeHash: keys.scopeHash,
       keyId: keys.keyId,
       compress: hint.compress !== false,
+      expectedSize: hint.size,
     });
     if (!encoded) return undefined;
     const fresh = encoded.blobs.filter((b) => this.claim(b.id, b.rawLength));

@@ -111,7 +111,7 @@ export async function backupFiles(writer: ContentWriter, opts: BackupFilesOption
         ) {
           return { ...base, type: 'file', ref: prev.ref };
         }
-        const hint = { compress: compressHint(rel) };
+        const hint = { compress: compressHint(rel), size: st.size };
         // photos and documents are read and encoded on the encoder threads; big media streams
         const ref =
           (st.size <= THREADED_FILE_LIMIT
