@@ -7,6 +7,7 @@ import type { ContentRef } from '../../../src/engine/api.js';
 import { batchBuffers, packBuffers } from '../../../src/engine/repo/buffers.js';
 import { encodePool } from '../../../src/engine/repo/encode-pool.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
+import type { LocalStorage } from '../../../src/storage/local.js';
 import { newRepo, pseudoRandom, randomBytes, readBack, streamOf, type TestRepo } from './helpers.js';
 
 describe('repository round trip', () => {
@@ -73,6 +74,50 @@ describe('repository round trip', () => {
     expect([batchBuffers.kept, packBuffers.kept]).toEqual([0, 0]);
     const reopened = await Repository.open(t.storage, t.masterKey);
     for (const [i, d] of data.entries()) expect((await readBack(reopened, refs[i]!)).equals(d)).toBe(true);
+  });
+
+  it('files encoded at once, with right and wrong expected sizes, share reply buffers and restore exactly', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wv-files-'));
+    try {
+      // replies go into buffers kept for later replies, sized from the expected size: a file
+      // bigger than said (it grew after stat) comes back in a buffer of its own
+      const files = Array.from({ length: 40 }, (_, i) => {
+        const size = [5_000, 300_000, 2_500_000, 70_000][i % 4]! + i * 1_001;
+        const bytes = pseudoRandom(size, 300 + i);
+        const file = path.join(dir, `f${i}.jpg`);
+        writeFileSync(file, bytes);
+        const said = i % 5 === 0 ? size >> 2 : i % 7 === 0 ? size * 3 : size;
+        return { bytes, file, said };
+      });
+      // uploads that take a while hold sealed blobs in their reply buffers until packed, while
+      // four files at a time (as the files source runs them) take buffers as others give them back
+      const slow = Object.assign(Object.create(t.storage) as LocalStorage, {
+        put: async (...args: Parameters<LocalStorage['put']>) => {
+          await new Promise((r) => setTimeout(r, 15));
+          return t.storage.put(...args);
+        },
+      });
+      const w = (await Repository.open(slow, t.masterKey)).writer({ packSize: 256 * 1024, uploads: 1 });
+      const refs: ContentRef[] = [];
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          for (let i = next++; i < files.length; i = next++) {
+            const f = files[i]!;
+            refs[i] = (await w.writeFile(`wedding:${i % 3}`, f.file, 8 << 20, { size: f.said }))!;
+          }
+        }),
+      );
+      await w.flush();
+      await w.close();
+      const reopened = await Repository.open(t.storage, t.masterKey);
+      for (const [i, f] of files.entries()) {
+        expect(refs[i]!.size).toBe(f.bytes.length);
+        expect((await readBack(reopened, refs[i]!)).equals(f.bytes)).toBe(true);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a file encoded on a thread makes the very blobs a streamed write makes', async () => {
