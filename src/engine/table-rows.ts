@@ -12,7 +12,7 @@ import { tableSegments, type PgTable, type Segment } from './sources/postgres.js
  * Segments read ahead of the consumer, refilled only once half are used: decodes go to the
  * encoder threads in batches of at least PREFETCH / 2 blobs instead of one per segment consumed.
  */
-const PREFETCH = 256;
+const PREFETCH = 64;
 const SMALL_SEGMENT = 1 << 20;
 
 export async function collect(reader: ContentReader, ref: ContentRef): Promise<Buffer> {
