@@ -82,7 +82,7 @@ function joined(parts, total, spare) {
 }
 
 /** A reply whose sealed blobs are in the spare or in `out` (then transferred), plus `fields`. */
-function reply(seq, { out, inSpare }, fields, transfer) {
+function postBlobs(seq, { out, inSpare }, fields, transfer) {
   if (inSpare) parentPort.postMessage({ seq, inSpare, ...fields }, transfer);
   else parentPort.postMessage({ seq, data: out.buffer, ...fields }, [out.buffer, ...transfer]);
 }
@@ -110,7 +110,7 @@ function batch({ seq, data, meta, count, spare }) {
   }
   // a transferred batch buffer goes back too, for the next batch (a shared one never left)
   const shared = data instanceof SharedArrayBuffer;
-  reply(seq, joined(parts, total, spare), shared ? { lengths, flags } : { lengths, flags, input: data }, [
+  postBlobs(seq, joined(parts, total, spare), shared ? { lengths, flags } : { lengths, flags, input: data }, [
     lengths.buffer,
     flags.buffer,
     ...(shared ? [] : [data]),
@@ -177,7 +177,7 @@ function file({ seq, path, limit, params, gear, idKey, encKey, scopeHash, keyId,
   const l = Uint32Array.from(lengths);
   const r = Uint32Array.from(raw);
   const f = Uint8Array.from(flags);
-  reply(seq, joined(parts, total, spare), { lengths: l, flags: f, raw: r, ids, size }, [
+  postBlobs(seq, joined(parts, total, spare), { lengths: l, flags: f, raw: r, ids, size }, [
     l.buffer,
     r.buffer,
     f.buffer,
@@ -266,7 +266,7 @@ function decodeBatch({ seq, data, meta, count }) {
     lengths[i] = plain.length;
     total += plain.length;
   }
-  reply(seq, joined(parts, total), { lengths, corrupt }, [lengths.buffer]);
+  postBlobs(seq, joined(parts, total), { lengths, corrupt }, [lengths.buffer]);
 }
 
 /**
