@@ -21,12 +21,15 @@ export class BufferPool {
   ) {}
 
   /**
-   * A buffer of at least `size` bytes that is the whole of its ArrayBuffer (so it can be
-   * transferred) or of its SharedArrayBuffer.
+   * The smallest kept buffer of at least `size` bytes, or a new one: the whole of its ArrayBuffer
+   * (so it can be transferred) or of its SharedArrayBuffer.
    */
   take(size: number): Buffer {
-    const i = this.free.findIndex((b) => b.length >= size);
-    if (i >= 0) return this.free.splice(i, 1)[0]!;
+    let best = -1;
+    this.free.forEach((b, i) => {
+      if (b.length >= size && (best < 0 || b.length < this.free[best]!.length)) best = i;
+    });
+    if (best >= 0) return this.free.splice(best, 1)[0]!;
     this.created++;
     return this.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
   }
@@ -55,3 +58,8 @@ export class BufferPool {
 export const packBuffers = new BufferPool(3, 64 * 1024 * 1024);
 /** Encoder batch buffers: two batches per thread in flight, shared with the threads. */
 export const batchBuffers = new BufferPool(8, 4 * 1024 * 1024, true);
+/**
+ * Encoder reply buffers, shared with the threads: a thread writes a batch's or a file's sealed
+ * blobs into one and nothing crosses back.
+ */
+export const replyBuffers = new BufferPool(8, 16 * 1024 * 1024, true);

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FatalError } from '../../errors.js';
 import type { FileAttrs } from '../api.js';
-import { batchBuffers } from './buffers.js';
+import { batchBuffers, replyBuffers } from './buffers.js';
 
 export interface EncodeItem {
   /** Plaintext bytes, taken in order from the batch buffer. */
@@ -78,12 +78,11 @@ export interface EncodedFile {
 }
 
 /**
- * Reply buffers kept for reuse by later replies. They are SharedArrayBuffers: a thread writes a
- * reply into one and nothing crosses back. A buffer transferred back instead is a new ArrayBuffer
- * to this thread's heap each time, and V8 counts such memory towards starting a full collection:
- * a files backup's main thread ran one every ~50 ms (159 on a 14 MB heap) for its replies.
+ * Replies are written into buffers of replyBuffers (SharedArrayBuffers) of at least SPARE_MIN
+ * bytes; a reply of more than SPARE_MAX comes in a buffer of its own. A buffer transferred back is
+ * a new ArrayBuffer to this thread's heap each time, and V8 counts such memory towards starting a
+ * full collection: a files backup's main thread ran one every ~50 ms (159 on a 14 MB heap).
  */
-const SPARES = 8;
 const SPARE_MIN = 2 << 20;
 const SPARE_MAX = 16 << 20;
 
@@ -135,8 +134,6 @@ export class EncodePool {
     { slot: Slot; resolve: (r: Reply) => void; reject: (e: Error) => void }
   >();
   private seq = 0;
-  /** Replies are written into one of these (shared with the threads) when it is big enough. */
-  private readonly spares: Buffer[] = [];
 
   constructor(readonly threads = Math.max(1, availableParallelism())) {}
 
@@ -179,15 +176,13 @@ export class EncodePool {
     const transfer = sharedInput ? [metaBuffer] : [buffer as ArrayBuffer, metaBuffer];
     let reply: Reply;
     try {
-      reply = await this.send(
+      reply = await this.sendInto(
+        spare,
         slot,
         seq,
-        { seq, data: buffer, meta: metaBuffer, count: items.length, spare: spare?.buffer },
+        { seq, data: buffer, meta: metaBuffer, count: items.length },
         transfer,
       );
-    } catch (err) {
-      if (spare) this.giveSpare(spare);
-      throw err;
     } finally {
       if (sharedInput) batchBuffers.give(data);
     }
@@ -202,15 +197,9 @@ export class EncodePool {
     const size = task.expectedSize ?? SPARE_MIN;
     const spare = this.spare(size + (Math.ceil(size / task.params.minSize) + 1) * 28);
     const { expectedSize: _expected, ...fields } = task;
-    let reply: Reply;
-    try {
-      reply = await this.send(slot, seq, { ...fields, seq, kind: 'file', spare: spare?.buffer }, []);
-    } catch (err) {
-      if (spare) this.giveSpare(spare);
-      throw err;
-    }
+    const reply = await this.sendInto(spare, slot, seq, { ...fields, seq, kind: 'file' }, []);
     if (reply.tooBig) {
-      if (spare) this.giveSpare(spare);
+      if (spare) replyBuffers.give(spare);
       return undefined;
     }
     const ids = reply.ids ?? [];
@@ -219,23 +208,24 @@ export class EncodePool {
     return { size: reply.size ?? 0, blobs, release: this.releaser(spare) };
   }
 
-  /** The smallest kept reply buffer of at least `size` bytes, or a new one; none past SPARE_MAX. */
+  /** A reply buffer for a reply of up to `size` bytes; none past SPARE_MAX. */
   private spare(size: number): Buffer | undefined {
-    if (size > SPARE_MAX) return undefined;
-    let best = -1;
-    this.spares.forEach((b, i) => {
-      if (b.length >= size && (best < 0 || b.length < this.spares[best]!.length)) best = i;
-    });
-    if (best >= 0) return this.spares.splice(best, 1)[0]!;
-    return Buffer.from(new SharedArrayBuffer(Math.max(size, SPARE_MIN)));
+    return size > SPARE_MAX ? undefined : replyBuffers.take(Math.max(size, SPARE_MIN));
   }
 
-  /** Keeps a reply buffer for later replies; past SPARES, the smallest kept one goes. */
-  private giveSpare(spare: Buffer): void {
-    this.spares.push(spare);
-    if (this.spares.length > SPARES) {
-      this.spares.sort((a, b) => b.length - a.length);
-      this.spares.length = SPARES;
+  /** send(), the thread told to write its reply into `spare`, which goes back should the task fail. */
+  private async sendInto(
+    spare: Buffer | undefined,
+    slot: Slot,
+    seq: number,
+    message: object,
+    transfer: ArrayBuffer[],
+  ): Promise<Reply> {
+    try {
+      return await this.send(slot, seq, { ...message, spare: spare?.buffer }, transfer);
+    } catch (err) {
+      if (spare) replyBuffers.give(spare);
+      throw err;
     }
   }
 
@@ -248,7 +238,7 @@ export class EncodePool {
     return () => {
       if (released) return;
       released = true;
-      if (spare) this.giveSpare(spare);
+      if (spare) replyBuffers.give(spare);
     };
   }
 

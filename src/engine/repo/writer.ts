@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { FatalError } from '../../errors.js';
 import type { ContentRef, ContentWriter, KeyScope, WriteHint, WriteStats } from '../api.js';
 import type { Storage } from '../../storage/types.js';
-import { batchBuffers, packBuffers } from './buffers.js';
+import { batchBuffers, packBuffers, replyBuffers } from './buffers.js';
 import { blobAadPrefix, blobId, blobIdAsync } from './blob.js';
 import { chunkStream, type ChunkerParams } from './chunker.js';
 import { encodePool, type EncodePool } from './encode-pool.js';
@@ -243,6 +243,7 @@ export class RepoWriter implements ContentWriter {
     if (--open === 0) {
       packBuffers.clear();
       batchBuffers.clear();
+      replyBuffers.clear();
     }
     await this.lock?.release();
   }
