@@ -21,6 +21,11 @@ export interface ContentRef {
   size: number;
   /** The content is a record list (newline-delimited JSON) whose records may hold content references. */
   records?: true;
+  /**
+   * The content itself, sealed under the scope's key (repo/inline.ts), in place of blobs (then
+   * none): small content its writer asked to keep inline.
+   */
+  inline?: string;
 }
 
 export interface WriteHint {
@@ -28,6 +33,11 @@ export interface WriteHint {
   compress?: boolean;
   /** The size the content is expected to have (a file's size from stat), when known. */
   size?: number;
+  /**
+   * Content this small (repo/inline.ts INLINE_LIMIT) may be sealed into its reference instead of
+   * a blob: for many tiny contents seldom the same twice (a delta's rows of one wedding).
+   */
+  inline?: boolean;
 }
 
 export interface WriteStats {

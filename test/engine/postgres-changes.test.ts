@@ -8,7 +8,8 @@ import { runDrill } from '../../src/engine/drill.js';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { restorePostgres } from '../../src/engine/restore-postgres.js';
 import { parseChange } from '../../src/engine/sources/postgres-changes.js';
-import { backupPostgres, type PgTree } from '../../src/engine/sources/postgres.js';
+import { backupPostgres, type PgTree, type Segment } from '../../src/engine/sources/postgres.js';
+import { readRecords } from '../../src/engine/repo/records.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { createTempDatabase, PG_ADMIN_URL, query, tableDigests, type TempDatabase } from '../helpers/pg.js';
@@ -176,6 +177,13 @@ it('an incremental stores only the changed rows, and restores, whole or one wedd
   });
   // only the changed rows were read: a small part of the guests table
   expect(inc.stats.bytesRead).toBeLessThan((table(full.tree, 'guests').bytes ?? 0) / 5);
+  // a wedding's few changed rows are sealed into the delta's records, not stored as a blob each
+  const changedSegments: Segment[] = [];
+  for await (const s of readRecords<Segment>(repo.reader(), guests.deltas![0]!.segmentList))
+    changedSegments.push(s);
+  expect(changedSegments.length).toBeGreaterThan(10);
+  expect(changedSegments.filter((s) => s.ref.blobs.length > 0 || !s.ref.inline)).toEqual([]);
+  expect(inc.stats.blobsNew).toBeLessThan(changedSegments.length / 2);
   await restoresExactly(inc.tree, 'pgchg_inc1');
 
   // a second delta on the first; one wedding alone holds exactly its rows, moved guest included

@@ -6,8 +6,8 @@ import { equalBytes, hmac, open, SEAL_OVERHEAD } from './crypto.js';
 import type { FileAttrs } from '../api.js';
 import { encodePool } from './encode-pool.js';
 import type { KeySet } from './keys.js';
+import { FLAG_ZSTD } from './squeeze-core.mjs';
 
-export const FLAG_ZSTD = 1;
 const KNOWN_FLAGS = FLAG_ZSTD;
 /** One decompression context for every blob this thread opens (a context per call costs more than a small blob). */
 const decompressor = new zstd.Decompressor();

@@ -27,9 +27,9 @@ import {
 import { parentPort } from 'node:worker_threads';
 import zstd from 'zstd-napi';
 import { Chunker } from './chunker-core.mjs';
+import { FLAG_ZSTD, squeeze } from './squeeze-core.mjs';
 
 const NONCE = 12;
-const FLAG_ZSTD = 1;
 const AAD_HEAD = Buffer.from('wedvault-blob-v1');
 const compressor = new zstd.Compressor();
 const decompressor = new zstd.Decompressor();
@@ -50,16 +50,7 @@ function nextNonce() {
 
 /** Seals one blob; pushes its pieces to `parts` and returns [sealed length, flags]. */
 function seal(plain, key, aadPrefix, compress, parts) {
-  let body = plain;
-  let flags = 0;
-  if (compress && plain.length > 64) {
-    const packed = compressor.compress(plain);
-    // keep zstd only when it saves something worth the decompression on restore
-    if (packed.length + 16 < plain.length) {
-      body = packed;
-      flags |= FLAG_ZSTD;
-    }
-  }
+  const [body, flags] = squeeze(compressor, plain, compress);
   const nonce = nextNonce();
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(Buffer.concat([aadPrefix, Buffer.from([flags])]));

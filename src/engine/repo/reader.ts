@@ -5,6 +5,7 @@ import { getBuffer } from '../../storage/types.js';
 import type { ContentReader, ContentRef, FileAttrs } from '../api.js';
 import { decodeBlobAsync, restoreFileFromPacks, type BlobEntry, type LocalBlob } from './blob.js';
 import { INDEX_PREFIX } from './index.js';
+import { inlineKeyId, openInline } from './inline.js';
 import { packKey } from './pack.js';
 import type { RepoContext } from './writer.js';
 
@@ -42,6 +43,7 @@ export class RepoReader implements ContentReader {
 
   /** The whole content in memory: for small things such as a snapshot's tree. */
   async readBuffer(ref: ContentRef): Promise<Buffer> {
+    if (ref.inline !== undefined) return this.openInline(ref);
     if (ref.blobs.length === 1) {
       // most database segments: one blob, read without the generator
       const blob = await this.readBlob(ref.blobs[0]!, this.ctx.scopes.scopeHash(ref.scope));
@@ -60,7 +62,7 @@ export class RepoReader implements ContentReader {
    */
   async writeFile(ref: ContentRef, target: string, attrs?: FileAttrs): Promise<boolean> {
     const storage = this.ctx.storage;
-    if (!storage.localFile) return false;
+    if (!storage.localFile || ref.inline !== undefined) return false;
     const scopeHash = this.ctx.scopes.scopeHash(ref.scope);
     const blobs: LocalBlob[] = [];
     for (const id of ref.blobs) {
@@ -75,6 +77,10 @@ export class RepoReader implements ContentReader {
   }
 
   async *blobs(ref: ContentRef): AsyncGenerator<Buffer> {
+    if (ref.inline !== undefined) {
+      yield await this.openInline(ref);
+      return;
+    }
     const scopeHash = this.ctx.scopes.scopeHash(ref.scope);
     const queue: Promise<Buffer>[] = [];
     let next = 0;
@@ -90,6 +96,13 @@ export class RepoReader implements ContentReader {
       yield blob;
     }
     if (total !== ref.size) this.wrongSize(ref, total);
+  }
+
+  /** Inline content (repo/inline.ts), opened with the key set of its scope it names. */
+  private async openInline(ref: ContentRef): Promise<Buffer> {
+    if (ref.blobs.length > 0) throw new CorruptionError(`content of ${ref.scope} names blobs and is inline`);
+    const keys = await this.ctx.scopes.byRef(this.ctx.scopes.scopeHash(ref.scope), inlineKeyId(ref));
+    return openInline(ref, keys);
   }
 
   private wrongSize(ref: ContentRef, size: number): never {

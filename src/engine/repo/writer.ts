@@ -9,6 +9,7 @@ import { chunkStream, type ChunkerParams } from './chunker.js';
 import { encodePool, type EncodePool } from './encode-pool.js';
 import type { EntryTable } from './entries.js';
 import { encodeIndex, type RepoIndex } from './index.js';
+import { INLINE_LIMIT, sealInline } from './inline.js';
 import type { KeySet, MetaKeys, ScopeKeys } from './keys.js';
 import { RepoLock } from './lock.js';
 import { PackBuilder, packKey } from './pack.js';
@@ -140,11 +141,20 @@ export class RepoWriter implements ContentWriter {
     const parts = Buffer.isBuffer(data) ? [data] : data;
     let size = 0;
     for (const p of parts) size += p.length;
-    if (size >= this.ctx.chunker.minSize) return this.write(scope, Readable.from(parts), hint);
+    if (size >= this.ctx.chunker.minSize && !(hint.inline && size <= INLINE_LIMIT)) {
+      return this.write(scope, Readable.from(parts), hint);
+    }
     await this.start();
     this.throwIfFailed();
     const keys = await this.ctx.scopes.forScope(scope);
     if (size === 0) return { scope, blobs: [], size: 0 };
+    if (hint.inline && size <= INLINE_LIMIT) {
+      // new bytes each time (never deduplicated), stored inside the record that holds the reference
+      this.stats.bytesRead += size;
+      this.stats.bytesNew += size;
+      const plain = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      return { scope, blobs: [], size, inline: sealInline(keys, plain, hint.compress !== false) };
+    }
     const id = blobId(keys, ...parts);
     if (this.claim(id, size)) await this.store(keys, id, parts, size, hint.compress !== false);
     return { scope, blobs: [id], size };

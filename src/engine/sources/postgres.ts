@@ -15,6 +15,7 @@ import {
   type ContentReader,
   weddingScope,
   type ContentRef,
+  type WriteHint,
   type ContentWriter,
   type KeyScope,
   writeBuffer,
@@ -250,12 +251,14 @@ async function copyTable(
   inFlight: number,
   interned: Interned,
   query = dumpQuery(t),
+  /** How a segment gathered in memory is written (a delta's few rows per wedding go inline). */
+  small: WriteHint = {},
 ): Promise<PgTable> {
   const column = t.tenantColumn ? t.columns.findIndex((c) => c.name === t.tenantColumn) : -1;
   const splitter = new TenantSplitter(column >= 0 ? column : undefined);
   const digest = createHash('sha256');
   // A segment below this size is one blob: gather it and hand it over whole, without a stream.
-  const small = writer.smallLimit ?? 64 * 1024;
+  const gather = writer.smallLimit ?? 64 * 1024;
   type Pending = Omit<Segment, 'ref'> & { ref?: ContentRef };
   // Segments wait here until stored, then go to the table's record list in order: the list, not
   // memory, holds a table's (tens of thousands of) segments.
@@ -296,7 +299,7 @@ async function copyTable(
   const close = async () => {
     if (!seg) return;
     if (stream) stream.end();
-    else track(seg, writeBuffer(writer, seg.scope, parts));
+    else track(seg, writeBuffer(writer, seg.scope, parts, small));
     seg = undefined;
     stream = undefined;
     parts = [];
@@ -310,7 +313,7 @@ async function copyTable(
     if (!stream) {
       parts.push(bytes);
       buffered += bytes.length;
-      if (buffered < small) return;
+      if (buffered < gather) return;
       // too big for one blob: from here on it streams through the chunker
       stream = new PassThrough({ highWaterMark: 64 << 10 });
       track(seg!, writer.write(seg!.scope, stream), stream);
@@ -410,6 +413,7 @@ async function deltaTable(
     inFlight,
     interned,
     `SELECT ${cols} FROM ${qualified(t)} WHERE ${where} ORDER BY ${order}`,
+    { inline: true },
   );
   // the parent's rows, less those whose key changed, plus the changed rows there now
   const rowCount = before.rowCount - changes.existed + rows.rowCount;

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { afterEach } from 'vitest';
 import { Repository } from '../../../src/engine/repo/repository.js';
 import { readAll } from '../../../src/storage/types.js';
 import { LocalStorage } from '../../../src/storage/local.js';
@@ -34,6 +35,19 @@ export async function newRepo(opts: { small?: boolean } = {}): Promise<TestRepo>
     opts.small === false ? {} : { chunker: SMALL_CHUNKER },
   );
   return { dir, storage, masterKey, repo, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A newRepo() for each call, each removed after its test. */
+export function reposPerTest(): () => Promise<TestRepo> {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0)) await c();
+  });
+  return async () => {
+    const t = await newRepo();
+    cleanups.push(t.cleanup);
+    return t;
+  };
 }
 
 /** Deterministic pseudo-random bytes (xorshift), so tests can make "the same data" twice cheaply. */

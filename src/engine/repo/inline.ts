@@ -1,0 +1,67 @@
+/**
+ * Inline content: a few hundred bytes of one key scope (a delta's changed rows of one wedding)
+ * sealed into the content reference itself instead of a blob. A blob costs its pack-header and
+ * index entries (~83 bytes each) and its id in the reference, twice or more what such content
+ * holds; inline it costs its sealed bytes in base64. docs/FORMAT.md §6.
+ */
+import zstd from 'zstd-napi';
+import { CorruptionError } from '../../errors.js';
+import type { ContentRef } from '../api.js';
+import { open, seal, SEAL_OVERHEAD } from './crypto.js';
+import type { KeySet } from './keys.js';
+import { FLAG_ZSTD, squeeze } from './squeeze-core.mjs';
+
+/** Content up to this size may be inline, when its writer asks (WriteHint.inline). */
+export const INLINE_LIMIT = 2048;
+
+const compressor = new zstd.Compressor();
+compressor.setParameters({ compressionLevel: 3 });
+const decompressor = new zstd.Decompressor();
+
+function aad(keys: Pick<KeySet, 'scopeHash' | 'keyId'>, flags: number): Buffer {
+  return Buffer.concat([
+    Buffer.from('wedvault-inline-v1'),
+    Buffer.from(keys.scopeHash, 'hex'),
+    Buffer.from(keys.keyId, 'hex'),
+    Buffer.from([flags]),
+  ]);
+}
+
+/** base64 of u8 keyId length ‖ keyId ‖ flags ‖ sealed body (zstd when it saves 16 bytes, as blobs). */
+export function sealInline(keys: KeySet, plain: Buffer, compress: boolean): string {
+  const [body, flags] = squeeze(compressor, plain, compress);
+  const keyId = Buffer.from(keys.keyId, 'hex');
+  const sealed = seal(keys.encKey, body, aad(keys, flags));
+  return Buffer.concat([Buffer.from([keyId.length]), keyId, Buffer.from([flags]), sealed]).toString('base64');
+}
+
+/** The key id an inline reference was sealed under, for the caller to find its key set. */
+export function inlineKeyId(ref: ContentRef): string {
+  const bytes = Buffer.from(ref.inline!, 'base64');
+  return bytes.subarray(1, 1 + (bytes[0] ?? 0)).toString('hex');
+}
+
+/**
+ * The plaintext of an inline reference opened with `keys` (the set inlineKeyId() names); every
+ * failure is a CorruptionError naming the scope, since the bytes live inside a record list.
+ */
+export function openInline(ref: ContentRef, keys: KeySet): Buffer {
+  const fail = (why: string) => new CorruptionError(`inline content of ${ref.scope} ${why}`);
+  const bytes = Buffer.from(ref.inline!, 'base64');
+  const at = 2 + (bytes[0] ?? 0);
+  if (bytes.length < at + SEAL_OVERHEAD) throw fail('is too short');
+  const flags = bytes[at - 1]!;
+  if ((flags & ~FLAG_ZSTD) !== 0) throw fail(`has unknown flags ${flags}`);
+  const body = open(keys.encKey, bytes.subarray(at), aad(keys, flags));
+  if (!body) throw fail('fails authentication');
+  let plain = body;
+  if (flags & FLAG_ZSTD) {
+    try {
+      plain = decompressor.decompress(body);
+    } catch {
+      throw fail('does not decompress');
+    }
+  }
+  if (plain.length !== ref.size) throw fail(`holds ${plain.length} bytes, its reference says ${ref.size}`);
+  return plain;
+}
