@@ -509,6 +509,13 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     const { snapshot, time, lsn, version, db, xids } = head.rows[0]!;
     // in foreign-key order, so a restore into a live schema can insert table after table
     const tables = await foreignKeyOrder(coordinator, await readTables(coordinator, opts));
+    // Reading the parent slot's changes takes PostgreSQL a while (it decodes the WAL since): it
+    // runs beside the catalog reads and connections below.
+    const changesRead =
+      changeSlot && opts.parent?.changes
+        ? changesSince(opts.url, opts.parent.changes.slot, tables)
+        : undefined;
+    changesRead?.catch(() => undefined); // awaited below
     const sequences = await readSequences(coordinator);
     const tenantTable = tables.find((t) => t.name === tenantTableName && t.scopeKind === 'wedding');
     const tenants = tenantTable
@@ -529,8 +536,13 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     schema.catch(() => undefined); // awaited below
 
     const parallel = Math.max(1, opts.parallel ?? 2);
-    for (let i = 0; i < Math.min(parallel, tables.length); i++)
-      workers.push(await withSnapshot(opts.url, snapshot, opts.sortMemory ?? '64MB'));
+    const connecting = Array.from({ length: Math.min(parallel, tables.length) }, () =>
+      withSnapshot(opts.url, snapshot, opts.sortMemory ?? '64MB'),
+    );
+    // every connection made is closed below, even when another one failed
+    const connected = await Promise.allSettled(connecting);
+    for (const c of connected) if (c.status === 'fulfilled') workers.push(c.value);
+    for (const c of connected) if (c.status === 'rejected') throw c.reason;
     // biggest tables first, so the parallel connections finish together
     const sizes = await coordinator.query<{ t: string; b: string }>(
       `SELECT format('%I.%I', n.nspname, c.relname) AS t,
@@ -547,10 +559,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     const marks = await readMarks(coordinator);
     const parentTables = new Map((opts.parent?.tables ?? []).map((p) => [qualified(p), p]));
     const parentSnapshot = opts.parent?.xidSnapshot;
-    const changes =
-      changeSlot && opts.parent?.changes
-        ? await changesSince(opts.url, opts.parent.changes.slot, tables)
-        : undefined;
+    const changes = await changesRead;
     const logged = changes ? await plainLoggedTables(coordinator) : new Set<string>();
     await Promise.all(
       workers.map(async (client) => {
