@@ -35,6 +35,8 @@ interface Record_ {
   peer: Side;
   ratio: number;
   goal?: string;
+  /** Wall times of every run, where the sides ran several times in turn (alternate()). */
+  runs?: { ours: number[]; peer: number[] };
 }
 const records: Record_[] = [];
 
@@ -74,11 +76,50 @@ const side = (m: Measured, stored: number | null, tool?: string): Side => ({
   stored_bytes: stored,
 });
 
-function record(name: string, ours: Side, peer: Side, goal?: string): void {
-  const r = { case: name, ours, peer, ratio: Math.round((ours.wall_s / peer.wall_s) * 100) / 100, goal };
+function record(name: string, ours: Side, peer: Side, goal?: string, runs?: Record_['runs']): void {
+  const r = {
+    case: name,
+    ours,
+    peer,
+    ratio: Math.round((ours.wall_s / peer.wall_s) * 100) / 100,
+    goal,
+    ...(runs ? { runs } : {}),
+  };
   records.push(r);
   writeFileSync(path.join(RESULTS, `${name}.json`), JSON.stringify(r, null, 2) + '\n');
   console.log(`${name}: ours ${ours.wall_s}s, ${peer.tool} ${peer.wall_s}s, ratio ${r.ratio}`);
+}
+
+/** Runs per side of the cases below that alternate (BENCH_RUNS, default 3). */
+const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
+
+/**
+ * Runs both sides RUNS times in turn, the first side changing each round, and keeps each side's
+ * median run by wall time. This machine's speed drifts by up to half within an hour, so one run
+ * each put whichever side met a slow minute at a disadvantage. Each run starts from scratch: the
+ * functions clear what the previous run left.
+ */
+async function alternate<T extends { m: Measured }>(
+  ours: () => Promise<T>,
+  peer: () => Promise<T>,
+): Promise<{ ours: T; peer: T; runs: { ours: number[]; peer: number[] } }> {
+  const done: { ours: T[]; peer: T[] } = { ours: [], peer: [] };
+  for (let round = 0; round < RUNS; round++) {
+    if (round % 2 === 0) {
+      done.ours.push(await ours());
+      done.peer.push(await peer());
+    } else {
+      done.peer.push(await peer());
+      done.ours.push(await ours());
+    }
+  }
+  const median = (xs: T[]) =>
+    [...xs].sort((a, b) => a.m.wall_s - b.m.wall_s)[Math.floor((xs.length - 1) / 2)]!;
+  return {
+    ours: median(done.ours),
+    peer: median(done.peer),
+    runs: { ours: done.ours.map((r) => r.m.wall_s), peer: done.peer.map((r) => r.m.wall_s) },
+  };
 }
 
 // as users run it: the bin sets the allocator (bin/with-allocator) and execs node in the same process
@@ -147,23 +188,31 @@ async function main(): Promise<void> {
 
   await dropSlots();
 
-  // Restore vs pg_restore -j2 of the same data.
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  for (const d of ['wv_bench_restore_ours', 'wv_bench_restore_peer'])
-    await c.query(`DROP DATABASE IF EXISTS ${d} WITH (FORCE)`);
-  await c.query('CREATE DATABASE wv_bench_restore_peer');
-  await c.end();
-  const peerRestore = await measure('pg_restore', ['-j2', '-d', dbUrl('wv_bench_restore_peer'), dump]);
-  const ourRestore = await wedvault(
-    ['restore', fullId, '--target-database', dbUrl('wv_bench_restore_ours'), '--json'],
-    repo,
+  // Restore vs pg_restore -j2 of the same data, each into a new database.
+  const freshDatabase = async (name: string, create: boolean) => {
+    const c = new pg.Client({ connectionString: ADMIN_URL });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    if (create) await c.query(`CREATE DATABASE ${name}`);
+    await c.end();
+  };
+  const restores = await alternate(
+    async () => {
+      await freshDatabase('wv_bench_restore_ours', false);
+      const target = dbUrl('wv_bench_restore_ours');
+      return { m: await wedvault(['restore', fullId, '--target-database', target, '--json'], repo) };
+    },
+    async () => {
+      await freshDatabase('wv_bench_restore_peer', true);
+      return { m: await measure('pg_restore', ['-j2', '-d', dbUrl('wv_bench_restore_peer'), dump]) };
+    },
   );
   record(
     'db-restore-vs-pg_restore',
-    side(ourRestore, null),
-    side(peerRestore, null, 'pg_restore -j2'),
+    side(restores.ours.m, null),
+    side(restores.peer.m, null, 'pg_restore -j2'),
     '≤ 0.9',
+    restores.runs,
   );
 
   // Replication of the database repository to each emulator (issue: cloud targets).
@@ -177,32 +226,50 @@ async function main(): Promise<void> {
   }
 
   // Portfolio: files backup and restore vs restic.
+  // Each backup into a new repository (the last one of each side is restored below).
   const filesRepo = path.join(WORK, 'repo-files');
-  const ourFiles = await wedvault(['backup', '--type', 'files', '--json'], filesRepo);
-  const filesId = JSON.parse(ourFiles.stdout).recoveryPointId as string;
   const resticRepo = path.join(WORK, 'restic');
   const resticEnv = { RESTIC_REPOSITORY: resticRepo, RESTIC_PASSWORD: 'bench' };
-  await sh('restic init -q', resticEnv);
-  const restic = await measure('restic', ['backup', '-q', FILES], resticEnv);
+  let filesId = '';
+  const backups = await alternate(
+    async () => {
+      rmSync(filesRepo, { recursive: true, force: true });
+      const m = await wedvault(['backup', '--type', 'files', '--json'], filesRepo);
+      filesId = JSON.parse(m.stdout).recoveryPointId as string;
+      return { m, stored: await du(filesRepo) };
+    },
+    async () => {
+      rmSync(resticRepo, { recursive: true, force: true });
+      await sh('restic init -q', resticEnv);
+      const m = await measure('restic', ['backup', '-q', FILES], resticEnv);
+      return { m, stored: await du(resticRepo) };
+    },
+  );
   record(
     'files-backup-vs-restic',
-    side(ourFiles, await du(filesRepo)),
-    side(restic, await du(resticRepo), 'restic backup'),
+    side(backups.ours.m, backups.ours.stored),
+    side(backups.peer.m, backups.peer.stored, 'restic backup'),
     '≤ 0.7',
+    backups.runs,
   );
   const ourOut = path.join(WORK, 'restore-ours');
   const resticOut = path.join(WORK, 'restore-restic');
-  const ourFilesRestore = await wedvault(['restore', filesId, '--target-dir', ourOut], filesRepo);
-  const resticRestore = await measure(
-    'restic',
-    ['restore', 'latest', '-q', '--target', resticOut],
-    resticEnv,
+  const fileRestores = await alternate(
+    async () => {
+      rmSync(ourOut, { recursive: true, force: true });
+      return { m: await wedvault(['restore', filesId, '--target-dir', ourOut], filesRepo) };
+    },
+    async () => {
+      rmSync(resticOut, { recursive: true, force: true });
+      return { m: await measure('restic', ['restore', 'latest', '-q', '--target', resticOut], resticEnv) };
+    },
   );
   record(
     'files-restore-vs-restic',
-    side(ourFilesRestore, null),
-    side(resticRestore, null, 'restic restore'),
+    side(fileRestores.ours.m, null),
+    side(fileRestores.peer.m, null, 'restic restore'),
     '≤ 0.7',
+    fileRestores.runs,
   );
   await sh(`diff -r ${FILES} ${ourOut} > /dev/null`);
 
