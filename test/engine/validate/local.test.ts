@@ -6,6 +6,7 @@ import { replicateObjects } from '../../../src/engine/replicate.js';
 import { REPO_KEY_OBJECT } from '../../../src/engine/repo/keys.js';
 import { CONFIG_OBJECT, Repository } from '../../../src/engine/repo/repository.js';
 import { fullVerifyThroughput } from '../../../src/engine/validate/bench.js';
+import { validatePoint } from '../../../src/engine/validate/validate.js';
 import type { Copy } from '../../../src/engine/validate/validate.js';
 import { getBuffer, type Storage } from '../../../src/storage/types.js';
 import {
@@ -51,6 +52,42 @@ describe('validation semantics', () => {
     }
     expect(quick.perTarget[0]!.bytesRead).toBeLessThan(packBytes());
     expect(full.perTarget[0]!.bytesRead).toBeGreaterThanOrEqual(packBytes());
+  });
+
+  it("opens inline content (a delta's rows of one wedding) and names the point whose lists hold a bad one", async () => {
+    const masterKey = randomBytes(32);
+    const s = localStore('inline');
+    const repo = await Repository.init(s, masterKey);
+    const w = repo.writer();
+    const rows = Buffer.from('7\t42\tAda\tchanged\n'.repeat(20));
+    const good = await w.writeBuffer('wedding:42', rows, { inline: true });
+    await w.flush();
+    await w.close();
+    expect(good.inline).toBeDefined();
+    // sealed under wedding 42's key but named as another size: written wrong, no copy can mend it
+    const bad = { ...good, size: good.size - 1 };
+    const sound = await repo.saveSnapshot({ type: 'full', tree: { good }, stats: w.stats });
+    const broken = await repo.saveSnapshot({ type: 'full', tree: { good, bad }, stats: w.stats });
+    const validate = async (id: string, mode: 'quick' | 'full') =>
+      validatePoint({
+        snapshotId: id,
+        expected: await repo.objectsForSnapshot(id),
+        copies: [{ target: 'a', storage: s }],
+        masterKey,
+        mode,
+      });
+    for (const mode of ['quick', 'full'] as const) {
+      expect(await validate(sound.id, mode)).toMatchObject({ status: 'passed', problems: [] });
+      const r = await validate(broken.id, mode);
+      expect(r.status).toBe('failed');
+      expect(r.problems).toEqual([
+        expect.objectContaining({
+          object: `snapshots/${broken.id}`,
+          kind: 'corrupt',
+          detail: expect.stringMatching(/inline content of wedding:42/),
+        }),
+      ]);
+    }
   });
 
   it('quick mode leaves a flipped pack byte to full mode', async () => {
