@@ -252,7 +252,7 @@ async function copyTable(
   interned: Interned,
   query = dumpQuery(t),
   /** How a segment gathered in memory is written (a delta's few rows per wedding go inline). */
-  small: WriteHint = {},
+  smallSegments: WriteHint = {},
 ): Promise<PgTable> {
   const column = t.tenantColumn ? t.columns.findIndex((c) => c.name === t.tenantColumn) : -1;
   const splitter = new TenantSplitter(column >= 0 ? column : undefined);
@@ -299,7 +299,7 @@ async function copyTable(
   const close = async () => {
     if (!seg) return;
     if (stream) stream.end();
-    else track(seg, writeBuffer(writer, seg.scope, parts, small));
+    else track(seg, writeBuffer(writer, seg.scope, parts, smallSegments));
     seg = undefined;
     stream = undefined;
     parts = [];
