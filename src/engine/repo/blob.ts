@@ -6,7 +6,7 @@ import { equalBytes, hmac, open, SEAL_OVERHEAD } from './crypto.js';
 import type { FileAttrs } from '../api.js';
 import { encodePool } from './encode-pool.js';
 import type { KeySet } from './keys.js';
-import { FLAG_ZSTD } from './squeeze-core.mjs';
+import { FLAG_ZSTD } from './seal-core.mjs';
 
 const KNOWN_FLAGS = FLAG_ZSTD;
 /** One decompression context for every blob this thread opens (a context per call costs more than a small blob). */

@@ -1,30 +1,10 @@
 /** Small crypto primitives shared by the repository: AES-256-GCM sealing, HMAC, sub-key derivation. */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createHmac,
-  randomFillSync,
-  timingSafeEqual,
-} from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { NONCE_BYTES, nextNonce } from './seal-core.mjs';
 
-export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
 /** Bytes a sealed message adds to its plaintext. */
 export const SEAL_OVERHEAD = NONCE_BYTES + TAG_BYTES;
-
-// Nonces come from the CSPRNG a few thousand at a time: a call per message (an inline segment of a
-// delta is a few hundred bytes) cost more than sealing it.
-let nonces = Buffer.alloc(0);
-let nonceAt = 0;
-function nextNonce(): Buffer {
-  if (nonceAt + NONCE_BYTES > nonces.length) {
-    nonces = randomFillSync(Buffer.allocUnsafe(NONCE_BYTES * 4096));
-    nonceAt = 0;
-  }
-  nonceAt += NONCE_BYTES;
-  return nonces.subarray(nonceAt - NONCE_BYTES, nonceAt);
-}
 
 /** nonce ‖ ciphertext ‖ tag; the AAD binds the message to where it belongs. */
 export function seal(key: Buffer, plaintext: Buffer, aad: Buffer | string): Buffer {

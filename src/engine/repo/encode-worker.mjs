@@ -13,7 +13,7 @@
  * flags byte.
  */
 import { Buffer } from 'node:buffer';
-import { createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import {
   closeSync,
   fchmodSync,
@@ -27,26 +27,12 @@ import {
 import { parentPort } from 'node:worker_threads';
 import zstd from 'zstd-napi';
 import { Chunker } from './chunker-core.mjs';
-import { FLAG_ZSTD, squeeze } from './squeeze-core.mjs';
+import { FLAG_ZSTD, NONCE_BYTES as NONCE, nextNonce, squeeze } from './seal-core.mjs';
 
-const NONCE = 12;
 const AAD_HEAD = Buffer.from('wedvault-blob-v1');
 const compressor = new zstd.Compressor();
 const decompressor = new zstd.Decompressor();
 compressor.setParameters({ compressionLevel: 3 });
-
-// Nonces are drawn from the CSPRNG a few thousand at a time: one call per blob costs more than the blob.
-let nonces = Buffer.alloc(0);
-let nonceAt = 0;
-function nextNonce() {
-  if (nonceAt + NONCE > nonces.length) {
-    nonces = randomFillSync(Buffer.allocUnsafe(NONCE * 4096));
-    nonceAt = 0;
-  }
-  const n = nonces.subarray(nonceAt, nonceAt + NONCE);
-  nonceAt += NONCE;
-  return n;
-}
 
 /** Seals one blob; pushes its pieces to `parts` and returns [sealed length, flags]. */
 function seal(plain, key, aadPrefix, compress, parts) {

@@ -9,7 +9,7 @@ import { CorruptionError } from '../../errors.js';
 import type { ContentRef } from '../api.js';
 import { open, seal, SEAL_OVERHEAD } from './crypto.js';
 import type { KeySet } from './keys.js';
-import { FLAG_ZSTD, squeeze } from './squeeze-core.mjs';
+import { FLAG_ZSTD, squeeze } from './seal-core.mjs';
 
 /** Content up to this size may be inline, when its writer asks (WriteHint.inline). */
 export const INLINE_LIMIT = 2048;
