@@ -203,22 +203,27 @@ function sendQueued(): void {
     );
 }
 
+/**
+ * A sealed body opened and, when its flags say so, decompressed on this thread; else what is
+ * wrong with it. Blobs and inline content are stored this way.
+ */
+export function openBody(key: Buffer, sealed: Buffer, aad: Buffer, flags: number): Buffer | string {
+  const body = open(key, sealed, aad);
+  if (!body) return 'fails authentication';
+  if (!(flags & FLAG_ZSTD)) return body;
+  try {
+    return decompressor.decompress(body);
+  } catch {
+    return 'does not decompress';
+  }
+}
+
 /** Opens a blob read from `object` (its pack); every failure is a CorruptionError naming that object. */
 export function decodeBlob(keys: KeySet, entry: BlobEntry, data: Buffer, object: string): Buffer {
   const fail = (why: string) => blobFailure(entry, object, why);
   checkSealed(entry, data, object);
-  const body = open(keys.encKey, data, aad(entry.id, keys, entry.flags));
-  if (!body) throw fail('fails authentication');
-  let plain: Buffer;
-  if (entry.flags & FLAG_ZSTD) {
-    try {
-      plain = decompressor.decompress(body);
-    } catch {
-      throw fail('does not decompress');
-    }
-  } else {
-    plain = body;
-  }
+  const plain = openBody(keys.encKey, data, aad(entry.id, keys, entry.flags), entry.flags);
+  if (typeof plain === 'string') throw fail(plain);
   if (plain.length !== entry.rawLength) throw fail('has the wrong plaintext length');
   if (!equalBytes(hmac(keys.idKey, plain), Buffer.from(entry.id, 'hex'))) throw fail('does not match its id');
   return plain;

@@ -7,7 +7,8 @@
 import zstd from 'zstd-napi';
 import { CorruptionError } from '../../errors.js';
 import type { ContentRef } from '../api.js';
-import { open, seal, SEAL_OVERHEAD } from './crypto.js';
+import { openBody } from './blob.js';
+import { seal, SEAL_OVERHEAD } from './crypto.js';
 import type { KeySet } from './keys.js';
 import { FLAG_ZSTD, squeeze } from './seal-core.mjs';
 
@@ -16,7 +17,6 @@ export const INLINE_LIMIT = 2048;
 
 const compressor = new zstd.Compressor();
 compressor.setParameters({ compressionLevel: 3 });
-const decompressor = new zstd.Decompressor();
 
 function aad(keys: Pick<KeySet, 'scopeHash' | 'keyId'>, flags: number): Buffer {
   return Buffer.concat([
@@ -35,33 +35,24 @@ export function sealInline(keys: KeySet, plain: Buffer, compress: boolean): stri
   return Buffer.concat([Buffer.from([keyId.length]), keyId, Buffer.from([flags]), sealed]).toString('base64');
 }
 
-/** The key id an inline reference was sealed under, for the caller to find its key set. */
-export function inlineKeyId(ref: ContentRef): string {
-  const bytes = Buffer.from(ref.inline!, 'base64');
-  return bytes.subarray(1, 1 + (bytes[0] ?? 0)).toString('hex');
-}
-
 /**
- * The plaintext of an inline reference opened with `keys` (the set inlineKeyId() names); every
- * failure is a CorruptionError naming the scope, since the bytes live inside a record list.
+ * The plaintext of an inline reference, opened with the key set `keysOf` gives for the key id it
+ * names; every failure to open is a CorruptionError naming the scope, since the bytes live inside
+ * a record list.
  */
-export function openInline(ref: ContentRef, keys: KeySet): Buffer {
+export async function openInline(
+  ref: ContentRef,
+  keysOf: (keyId: string) => Promise<KeySet>,
+): Promise<Buffer> {
   const fail = (why: string) => new CorruptionError(`inline content of ${ref.scope} ${why}`);
   const bytes = Buffer.from(ref.inline!, 'base64');
   const at = 2 + (bytes[0] ?? 0);
+  const keys = await keysOf(bytes.toString('hex', 1, at - 1));
   if (bytes.length < at + SEAL_OVERHEAD) throw fail('is too short');
   const flags = bytes[at - 1]!;
   if ((flags & ~FLAG_ZSTD) !== 0) throw fail(`has unknown flags ${flags}`);
-  const body = open(keys.encKey, bytes.subarray(at), aad(keys, flags));
-  if (!body) throw fail('fails authentication');
-  let plain = body;
-  if (flags & FLAG_ZSTD) {
-    try {
-      plain = decompressor.decompress(body);
-    } catch {
-      throw fail('does not decompress');
-    }
-  }
+  const plain = openBody(keys.encKey, bytes.subarray(at), aad(keys, flags), flags);
+  if (typeof plain === 'string') throw fail(plain);
   if (plain.length !== ref.size) throw fail(`holds ${plain.length} bytes, its reference says ${ref.size}`);
   return plain;
 }

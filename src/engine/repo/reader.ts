@@ -5,7 +5,7 @@ import { getBuffer } from '../../storage/types.js';
 import type { ContentReader, ContentRef, FileAttrs } from '../api.js';
 import { decodeBlobAsync, restoreFileFromPacks, type BlobEntry, type LocalBlob } from './blob.js';
 import { INDEX_PREFIX } from './index.js';
-import { inlineKeyId, openInline } from './inline.js';
+import { openInline } from './inline.js';
 import { packKey } from './pack.js';
 import type { RepoContext } from './writer.js';
 
@@ -101,8 +101,8 @@ export class RepoReader implements ContentReader {
   /** Inline content (repo/inline.ts), opened with the key set of its scope it names. */
   private async openInline(ref: ContentRef): Promise<Buffer> {
     if (ref.blobs.length > 0) throw new CorruptionError(`content of ${ref.scope} names blobs and is inline`);
-    const keys = await this.ctx.scopes.byRef(this.ctx.scopes.scopeHash(ref.scope), inlineKeyId(ref));
-    return openInline(ref, keys);
+    const scopeHash = this.ctx.scopes.scopeHash(ref.scope);
+    return openInline(ref, (keyId) => this.ctx.scopes.byRef(scopeHash, keyId));
   }
 
   private wrongSize(ref: ContentRef, size: number): never {
