@@ -1,9 +1,9 @@
 /** Verifies a whole repository and reports every problem found as {object, kind, detail}, never stopping at the first. */
 import { CorruptionError, NotFoundError, errorMessage } from '../../errors.js';
 import { getBuffer } from '../../storage/types.js';
-import type { ContentRef } from '../api.js';
 import { decodeBlob, type BlobEntry } from './blob.js';
 import { decodeIndex, INDEX_PREFIX } from './index.js';
+import { inlineFault } from './inline.js';
 import { openBundle, SCOPE_BUNDLES_PREFIX, SCOPE_KEYS_PREFIX } from './keys.js';
 import { DATA_PREFIX, packKey, readPackHeader, verifyPackBytes } from './pack.js';
 import { RepoReader } from './reader.js';
@@ -98,7 +98,9 @@ export async function checkRepository(ctx: CheckContext, opts: CheckOptions = {}
       const reader = new RepoReader(ctx);
       // a record list is read only once its own blobs are known to be indexed
       for await (const ref of allContentRefs(snap.tree, reader)) {
-        if (opts.readData && ref.inline !== undefined) await checkInline(reader, key, ref, problems);
+        // inline content is opened like a blob; its bytes are in a record list of this snapshot
+        const fault = opts.readData && ref.inline !== undefined && (await inlineFault(reader, ref));
+        if (fault) problems.push({ object: key, kind: 'corrupt', detail: fault });
         const lost = ref.blobs.filter((b) => !entries.has(b));
         if (lost.length > 0) {
           problems.push({
@@ -114,22 +116,6 @@ export async function checkRepository(ctx: CheckContext, opts: CheckOptions = {}
     }
   }
   return problems;
-}
-
-/** Inline content is opened like a blob; its bytes are in a record list of the snapshot `key`. */
-async function checkInline(
-  reader: RepoReader,
-  key: string,
-  ref: ContentRef,
-  problems: Problem[],
-): Promise<void> {
-  try {
-    await reader.readBuffer(ref);
-  } catch (err) {
-    // an erased scope's content is unreadable by design
-    if (err instanceof NotFoundError) return;
-    problems.push({ object: key, kind: 'corrupt', detail: errorMessage(err) });
-  }
 }
 
 async function checkBlobs(

@@ -5,8 +5,8 @@
  * holds; inline it costs its sealed bytes in base64. docs/FORMAT.md §6.
  */
 import zstd from 'zstd-napi';
-import { CorruptionError } from '../../errors.js';
-import type { ContentRef } from '../api.js';
+import { CorruptionError, errorMessage, NotFoundError } from '../../errors.js';
+import type { ContentReader, ContentRef } from '../api.js';
 import { openBody } from './blob.js';
 import { seal, SEAL_OVERHEAD } from './crypto.js';
 import type { KeySet } from './keys.js';
@@ -55,4 +55,21 @@ export async function openInline(
   if (typeof plain === 'string') throw fail(plain);
   if (plain.length !== ref.size) throw fail(`holds ${plain.length} bytes, its reference says ${ref.size}`);
   return plain;
+}
+
+/**
+ * What is wrong with inline content, read through `reader`: undefined when it opens, or when its
+ * scope was erased (unreadable by design, not a fault).
+ */
+export async function inlineFault(
+  reader: Required<Pick<ContentReader, 'readBuffer'>>,
+  ref: ContentRef,
+): Promise<string | undefined> {
+  try {
+    await reader.readBuffer(ref);
+    return undefined;
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    return errorMessage(err);
+  }
 }

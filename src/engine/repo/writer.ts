@@ -141,14 +141,13 @@ export class RepoWriter implements ContentWriter {
     const parts = Buffer.isBuffer(data) ? [data] : data;
     let size = 0;
     for (const p of parts) size += p.length;
-    if (size >= this.ctx.chunker.minSize && !(hint.inline && size <= INLINE_LIMIT)) {
-      return this.write(scope, Readable.from(parts), hint);
-    }
+    const inline = hint.inline === true && size <= INLINE_LIMIT;
+    if (size >= this.ctx.chunker.minSize && !inline) return this.write(scope, Readable.from(parts), hint);
     await this.start();
     this.throwIfFailed();
     const keys = await this.ctx.scopes.forScope(scope);
     if (size === 0) return { scope, blobs: [], size: 0 };
-    if (hint.inline && size <= INLINE_LIMIT) {
+    if (inline) {
       // new bytes each time (never deduplicated), stored inside the record that holds the reference
       this.stats.bytesRead += size;
       this.stats.bytesNew += size;
