@@ -64,7 +64,6 @@ export class Chunker {
   /** Returns the index in buf where the current chunk ends, or -1 if it does not end in buf. */
   scan(buf, start) {
     const { minSize, avgSize, maxSize } = this.params;
-    const gear = this.gear;
     const len = buf.length;
     // `size` is the chunk length if it ended right before buf[i].
     let i = start;
@@ -74,30 +73,53 @@ export class Chunker {
       i = Math.min(len, minSize - base);
       if (base + i < minSize) return -1;
     }
-    let h = this.hash;
     const midEnd = Math.min(len, avgSize - base);
-    const maskS = this.maskS;
-    for (; i < midEnd; i++) {
-      h = ((h << 1) + gear[buf[i]]) | 0;
-      if ((h & maskS) === 0) {
-        this.hash = 0;
-        return i + 1;
-      }
+    if (i < midEnd) {
+      const cut = this.roll(buf, i, midEnd, this.maskS);
+      if (cut >= 0) return cut;
+      i = midEnd;
     }
     const end = Math.min(len, maxSize - base);
-    const maskL = this.maskL;
-    for (; i < end; i++) {
-      h = ((h << 1) + gear[buf[i]]) | 0;
-      if ((h & maskL) === 0) {
-        this.hash = 0;
-        return i + 1;
-      }
+    if (i < end) {
+      const cut = this.roll(buf, i, end, this.maskL);
+      if (cut >= 0) return cut;
+      i = end;
     }
     if (base + i >= maxSize) {
       this.hash = 0;
       return i;
     }
+    return -1;
+  }
+
+  /**
+   * Rolls the hash over buf[i, end): the index just past the first byte where it has none of
+   * `mask`'s bits set (the hash starts over), or -1 with the hash kept for the next bytes.
+   */
+  roll(buf, i, end, mask) {
+    const gear = this.gear;
+    let h = this.hash;
+    // Eight bytes per iteration, each still tested: the loop's own bookkeeping halved the speed.
+    for (const last = end - 7; i < last; i += 8) {
+      if (((h = ((h << 1) + gear[buf[i]]) | 0) & mask) === 0) return this.cut(i + 1);
+      if (((h = ((h << 1) + gear[buf[i + 1]]) | 0) & mask) === 0) return this.cut(i + 2);
+      if (((h = ((h << 1) + gear[buf[i + 2]]) | 0) & mask) === 0) return this.cut(i + 3);
+      if (((h = ((h << 1) + gear[buf[i + 3]]) | 0) & mask) === 0) return this.cut(i + 4);
+      if (((h = ((h << 1) + gear[buf[i + 4]]) | 0) & mask) === 0) return this.cut(i + 5);
+      if (((h = ((h << 1) + gear[buf[i + 5]]) | 0) & mask) === 0) return this.cut(i + 6);
+      if (((h = ((h << 1) + gear[buf[i + 6]]) | 0) & mask) === 0) return this.cut(i + 7);
+      if (((h = ((h << 1) + gear[buf[i + 7]]) | 0) & mask) === 0) return this.cut(i + 8);
+    }
+    for (; i < end; i++) {
+      if (((h = ((h << 1) + gear[buf[i]]) | 0) & mask) === 0) return this.cut(i + 1);
+    }
     this.hash = h;
     return -1;
+  }
+
+  /** A chunk ends before buf[at]: the next one starts with a fresh hash. */
+  cut(at) {
+    this.hash = 0;
+    return at;
   }
 }

@@ -15,7 +15,62 @@ function chunkAll(data: Buffer, piece: number, params = P, g = gear): Buffer[] {
   return out;
 }
 
+/**
+ * The format's cut rule written as plainly as possible (docs/FORMAT.md §3): a chunk ends after the
+ * first byte, from minSize on, where the gear hash has none of the mask's bits set (the stricter
+ * mask before avgSize, the looser one after), or at maxSize. Existing repositories depend on it.
+ */
+function referenceCuts(data: Buffer, params: ChunkerParams, g: Uint32Array): number[] {
+  const bits = Math.round(Math.log2(params.avgSize));
+  const high = (n: number) => (0xffffffff << (32 - n)) | 0;
+  const [maskS, maskL] = [high(bits + 2), high(bits - 2)];
+  const sizes: number[] = [];
+  let start = 0;
+  while (start < data.length) {
+    let h = 0;
+    let size = 0;
+    let end = data.length;
+    for (let i = start; i < data.length; i++) {
+      size = i - start + 1;
+      if (size > params.minSize) h = ((h << 1) + g[data[i]!]!) | 0;
+      if (size > params.minSize && (h & (size <= params.avgSize ? maskS : maskL)) === 0) {
+        end = i + 1;
+        break;
+      }
+      if (size === params.maxSize) {
+        end = i + 1;
+        break;
+      }
+    }
+    sizes.push(end - start);
+    start = end;
+  }
+  return sizes;
+}
+
 describe('chunker', () => {
+  it('cuts where the plain statement of the rule cuts, for any parameters and input splits', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 6, max: 13 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 2, max: 8 }),
+        fc.integer({ min: 1, max: 20_000 }),
+        fc.integer({ min: 0, max: 1000 }),
+        fc.boolean(),
+        (avgBits, minShift, maxMul, piece, seed, flat) => {
+          const avgSize = 2 ** avgBits;
+          const params = { minSize: avgSize >> minShift, avgSize, maxSize: avgSize * maxMul };
+          const data = flat ? Buffer.alloc(50_000, seed % 256) : pseudoRandom(60_000 + seed, seed);
+          const g = gearTable(Buffer.alloc(32, seed % 256));
+          const sizes = chunkAll(data, piece, params, g).map((c) => c.length);
+          expect(sizes).toEqual(referenceCuts(data, params, g));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it('cuts the same boundaries however the input is split, within min/max', () => {
     const data = pseudoRandom(600_000, 2);
     const ref = chunkAll(data, data.length).map((c) => c.length);
