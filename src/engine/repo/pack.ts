@@ -1,5 +1,5 @@
 /** Pack objects: many encrypted blobs then a sealed header listing them, named by the SHA-256 of their bytes. */
-import { webcrypto } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { CorruptionError } from '../../errors.js';
 import { getBuffer, type Storage } from '../../storage/types.js';
 import type { BlobEntry } from './blob.js';
@@ -33,6 +33,8 @@ export function fromPacked(pack: string, p: PackedBlob): BlobEntry {
 export class PackBuilder {
   private buf: Buffer | undefined;
   private readonly entries = new TableBuilder().group();
+  /** SHA-256 of the bytes so far, fed as blobs arrive while they are still in cache. */
+  private readonly hash: Hash = createHash('sha256');
   size = 0;
 
   constructor(private readonly capacity = 16 * 1024 * 1024) {}
@@ -57,14 +59,16 @@ export class PackBuilder {
     const length = data.reduce((n, b) => n + b.length, 0);
     this.reserve(length);
     this.entries.add(id, { ...meta, offset: this.size, length });
+    const at = this.size;
     for (const b of data) this.size += b.copy(this.buf!, this.size);
+    this.hash.update(this.buf!.subarray(at, this.size));
   }
 
   /**
-   * Appends the sealed header and trailer; the pack id (SHA-256) is computed on the libuv pool.
-   * `entries` is the header's table, its one group naming the pack (for the index).
+   * Appends the sealed header and trailer. `entries` is the header's table, its one group naming
+   * the pack (for the index).
    */
-  async finish(metaKey: Buffer): Promise<{ id: string; bytes: Buffer; entries: EntryTable }> {
+  finish(metaKey: Buffer): { id: string; bytes: Buffer; entries: EntryTable } {
     const table = this.entries.finish();
     const header = seal(metaKey, table.bytes, HEADER_AAD);
     const trailer = Buffer.alloc(TRAILER_BYTES);
@@ -76,7 +80,7 @@ export class PackBuilder {
     trailer.copy(this.buf!, dataEnd + header.length);
     const bytes = this.buf!.subarray(0, dataEnd + header.length + TRAILER_BYTES);
     this.buf = undefined;
-    const id = Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
+    const id = this.hash.update(bytes.subarray(dataEnd)).digest('hex');
     return { id, bytes, entries: { ...table, groups: [{ ...table.groups[0]!, pack: id }] } };
   }
 

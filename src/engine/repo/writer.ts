@@ -362,7 +362,7 @@ export class RepoWriter implements ContentWriter {
     // Backpressure: at most `uploads` packs travel while the next one fills.
     while (this.uploads.size >= this.opts.uploads) await Promise.race(this.uploads).catch(() => undefined);
     this.throwIfFailed();
-    const { id, bytes, entries } = await builder.finish(this.ctx.meta.meta);
+    const { id, bytes, entries } = builder.finish(this.ctx.meta.meta);
     this.stats.bytesStored += bytes.length - builder.size;
     const upload = (async () => {
       const key = packKey(id);
