@@ -97,20 +97,26 @@ const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
  * Runs both sides RUNS times in turn, the first side changing each round, and keeps each side's
  * median run by wall time. This machine's speed drifts by up to half within an hour, so one run
  * each put whichever side met a slow minute at a disadvantage. Each run starts from scratch: the
- * functions clear what the previous run left.
+ * functions clear what the previous run left, after a sync.
  */
 async function alternate<T extends { m: Measured }>(
   ours: () => Promise<T>,
   peer: () => Promise<T>,
 ): Promise<{ ours: T; peer: T; runs: { ours: number[]; peer: number[] } }> {
   const done: { ours: T[]; peer: T[] } = { ours: [], peer: [] };
+  // What the run before wrote is on disk before the next starts: writing back its gigabytes of
+  // dirty pages would otherwise take CPU and disk from whichever side runs next.
+  const run = async (side: () => Promise<T>) => {
+    await sh('sync');
+    return side();
+  };
   for (let round = 0; round < RUNS; round++) {
     if (round % 2 === 0) {
-      done.ours.push(await ours());
-      done.peer.push(await peer());
+      done.ours.push(await run(ours));
+      done.peer.push(await run(peer));
     } else {
-      done.peer.push(await peer());
-      done.ours.push(await ours());
+      done.peer.push(await run(peer));
+      done.ours.push(await run(ours));
     }
   }
   const median = (xs: T[]) =>
