@@ -42,8 +42,6 @@ interface Reply {
   tooBig?: boolean;
   /** The sealed blobs were written into the task's spare (no data). */
   inSpare?: boolean;
-  /** Batch tasks: the batch buffer, handed back for reuse. */
-  input?: ArrayBuffer;
   /** Decode tasks: what is wrong with the blob (batches: with each blob, by position). */
   corrupt?: string | (string | null | undefined)[];
   /** File restores: the failing blob's position, and whether its pack was missing or short. */
@@ -143,21 +141,20 @@ export class EncodePool {
   }
 
   /**
-   * `data` holds the items' plaintexts back to back. A whole SharedArrayBuffer (batchBuffers) is
-   * shared with the thread and given back to batchBuffers once the reply is in; a whole
-   * ArrayBuffer is transferred (unusable afterwards); anything else is copied first.
+   * `data` is a batch buffer of batchBuffers holding the items' plaintexts back to back: shared with
+   * the thread, and given back to batchBuffers once the reply is in.
    */
   async encode(data: Buffer, items: EncodeItem[]): Promise<EncodedBatch> {
+    const buffer = data.buffer;
+    if (
+      !(buffer instanceof SharedArrayBuffer) ||
+      data.byteOffset !== 0 ||
+      data.length !== buffer.byteLength
+    ) {
+      throw new FatalError('encoder: a batch must be a whole buffer of batchBuffers');
+    }
     const slot = this.pick();
     const seq = ++this.seq;
-    let buffer: ArrayBuffer | SharedArrayBuffer = data.buffer;
-    const whole = data.byteOffset === 0 && data.length === buffer.byteLength;
-    const sharedInput = whole && buffer instanceof SharedArrayBuffer;
-    if (!whole || !(buffer instanceof ArrayBuffer || sharedInput)) {
-      const own = Buffer.allocUnsafeSlow(data.length);
-      data.copy(own);
-      buffer = own.buffer as ArrayBuffer;
-    }
     // fixed-size records in one transferable buffer: cloning an object per blob costs more
     const meta = Buffer.allocUnsafeSlow(items.length * META_BYTES);
     items.forEach((item, n) => {
@@ -173,7 +170,6 @@ export class EncodePool {
     const metaBuffer = meta.buffer as ArrayBuffer;
     // sealing adds a nonce and a tag per blob and never makes a body bigger
     const spare = this.spare(data.length + items.length * 28);
-    const transfer = sharedInput ? [metaBuffer] : [buffer as ArrayBuffer, metaBuffer];
     let reply: Reply;
     try {
       reply = await this.sendInto(
@@ -181,10 +177,10 @@ export class EncodePool {
         slot,
         seq,
         { seq, data: buffer, meta: metaBuffer, count: items.length },
-        transfer,
+        [metaBuffer],
       );
     } finally {
-      if (sharedInput) batchBuffers.give(data);
+      batchBuffers.give(data);
     }
     return { blobs: split(reply, spare), release: this.releaser(spare) };
   }
@@ -388,7 +384,6 @@ export class EncodePool {
   }
 
   private settle(reply: Reply): void {
-    if (reply.input) batchBuffers.give(reply.input); // a batch buffer that was transferred
     const w = this.waiting.get(reply.seq);
     if (!w) return;
     this.waiting.delete(reply.seq);

@@ -85,13 +85,7 @@ function batch({ seq, data, meta, count, spare }) {
     [lengths[i], flags[i]] = seal(plain, key, aad, records[at + 4] === 1, parts);
     total += lengths[i];
   }
-  // a transferred batch buffer goes back too, for the next batch (a shared one never left)
-  const shared = data instanceof SharedArrayBuffer;
-  postBlobs(seq, joined(parts, total, spare), shared ? { lengths, flags } : { lengths, flags, input: data }, [
-    lengths.buffer,
-    flags.buffer,
-    ...(shared ? [] : [data]),
-  ]);
+  postBlobs(seq, joined(parts, total, spare), { lengths, flags }, [lengths.buffer, flags.buffer]);
 }
 
 /** The file being encoded, read whole: one buffer per thread, kept while files fit in this much. */
