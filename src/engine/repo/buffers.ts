@@ -49,7 +49,16 @@ export class BufferPool {
     const b = Buffer.isBuffer(buffer) ? buffer : Buffer.from(buffer);
     if (b.byteOffset !== 0 || b.length !== b.buffer.byteLength) return;
     if (b.buffer instanceof SharedArrayBuffer !== this.shared) return;
-    if (b.length > this.maxKept || this.free.length >= this.keep) return;
+    if (b.length > this.maxKept) return;
+    if (this.free.length >= this.keep) {
+      // Full: keep the bigger buffers, which serve any smaller request too. A pool full of small
+      // ones turned every bigger buffer away, and each request for one allocated anew: after a
+      // database backup's 2 MiB replies, a portfolio's 4–16 MiB replies left ~500 MB of garbage
+      // buffers between collections.
+      const smallest = this.free.reduce((m, f, i) => (f.length < this.free[m]!.length ? i : m), 0);
+      if (this.free[smallest]!.length >= b.length) return;
+      this.free.splice(smallest, 1);
+    }
     this.free.push(b);
   }
 }

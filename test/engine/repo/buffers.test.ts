@@ -21,4 +21,18 @@ describe('buffer pool', () => {
     const pooled = [a, ...kept].map((b) => b.buffer);
     expect(out.filter((b) => pooled.includes(b.buffer))).toHaveLength(2);
   });
+
+  it('when full, keeps a bigger buffer given back in place of its smallest', () => {
+    const pool = new BufferPool(2, 1 << 20);
+    const small = [pool.take(100), pool.take(100)];
+    for (const b of small) pool.give(b);
+    const big = pool.take(1000); // no kept buffer fits: a new one
+    expect(small.map((b) => b.buffer)).not.toContain(big.buffer);
+    pool.give(big);
+    expect(pool.kept).toBe(2);
+    expect(pool.take(1000).buffer).toBe(big.buffer); // the next big request reuses it
+    pool.give(big);
+    pool.give(pool.take(100)); // a small one given back does not push the big one out
+    expect(pool.take(1000).buffer).toBe(big.buffer);
+  });
 });
