@@ -6,7 +6,7 @@ import { TransientError } from '../errors.js';
 import { mapStorageError, mapStreamErrors } from './errors.js';
 import { checkedBufferMd5, unquote, idleWatchdog, KeySpace, md5, md5Verifier, toReadable } from './keys.js';
 import { definedOnly } from './keys.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
+import { whole, type Body, type ByteRange, type ObjectInfo, type PutOptions, type Storage } from './types.js';
 
 export interface AzureStorageOptions {
   name: string;
@@ -95,7 +95,8 @@ export class AzureStorage implements Storage {
     );
   }
 
-  async put(key: string, body: Buffer | Readable, opts: PutOptions = {}): Promise<void> {
+  async put(key: string, parts: Body, opts: PutOptions = {}): Promise<void> {
+    const body = whole(parts);
     const blob = this.container.getBlockBlobClient(this.keys.full(key));
     if (Buffer.isBuffer(body) && body.length <= this.opts.singlePutMaxBytes) {
       const digest = checkedBufferMd5(body, opts.md5, key);

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { withLimit } from './limit.js';
 import { LocalStorage } from './local.js';
 import { withRetry, type RetryOptions } from './retry.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
+import type { Body, ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
 
 /**
  * A cloud provider whose SDK is imported on first use: the three SDKs cost ~70 MB of memory in
@@ -26,7 +26,7 @@ class LazyStorage implements Storage {
     return this.inner;
   }
 
-  async put(key: string, body: Buffer | Readable, opts?: PutOptions): Promise<void> {
+  async put(key: string, body: Body, opts?: PutOptions): Promise<void> {
     return (await this.provider()).put(key, body, opts);
   }
   async get(key: string, range?: ByteRange): Promise<Readable> {

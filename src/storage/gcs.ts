@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { mapStorageError, mapStreamErrors } from './errors.js';
 import { TransientError } from '../errors.js';
 import { checkedBufferMd5, idleWatchdog, KeySpace, md5Verifier, toReadable } from './keys.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
+import { whole, type Body, type ByteRange, type ObjectInfo, type PutOptions, type Storage } from './types.js';
 
 export interface GcsStorageOptions {
   name: string;
@@ -55,7 +55,8 @@ export class GcsStorage implements Storage {
     throw mapStorageError(err, { target: this.name, op, key });
   }
 
-  async put(key: string, body: Buffer | Readable, opts: PutOptions = {}): Promise<void> {
+  async put(key: string, parts: Body, opts: PutOptions = {}): Promise<void> {
+    const body = whole(parts);
     const file = this.uploadBucket.file(this.keys.full(key));
     const digest = Buffer.isBuffer(body) ? checkedBufferMd5(body, opts.md5, key) : opts.md5;
     const checked = Buffer.isBuffer(body) ? toReadable(body) : md5Verifier(body, opts.md5, key).stream;

@@ -2,7 +2,7 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
+import type { Body, ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
 
 export interface LimitOptions {
   concurrency: number;
@@ -42,7 +42,7 @@ export class LimitedStorage implements Storage {
     return this.limit(() => this.paced(fn));
   }
 
-  put(key: string, body: Buffer | Readable, opts?: PutOptions): Promise<void> {
+  put(key: string, body: Body, opts?: PutOptions): Promise<void> {
     return this.run(() => this.inner.put(key, body, opts));
   }
 

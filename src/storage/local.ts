@@ -25,7 +25,14 @@ import {
   ValidationError,
   WedvaultError,
 } from '../errors.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
+import {
+  isParts,
+  type Body,
+  type ByteRange,
+  type ObjectInfo,
+  type PutOptions,
+  type Storage,
+} from './types.js';
 
 /** Whole objects up to this size are read with one call (packs are 12 MiB). */
 const WHOLE_READ_MAX = 64 * 1024 * 1024;
@@ -57,6 +64,26 @@ function mapFsError(err: unknown, key: string, target: string): Error {
   return new FatalError(`${target}: ${code ?? 'error'} on ${key}: ${(err as Error).message}`, { cause: err });
 }
 
+/**
+ * Creates `file` (it must not exist) holding the parts back to back, in one vectored write (libuv
+ * goes on where the kernel stops short); a file left unfinished is removed.
+ */
+async function writeParts(file: string, parts: readonly Buffer[]): Promise<void> {
+  if (parts.length === 1) return writeFile(file, parts[0]!, { flag: 'wx' });
+  const handle = await open(file, 'wx');
+  try {
+    const size = parts.reduce((n, p) => n + p.length, 0);
+    const { bytesWritten } = await handle.writev(parts as Buffer[]);
+    if (bytesWritten !== size)
+      throw new FatalError(`short write to ${file}: ${bytesWritten} of ${size} bytes`);
+    await handle.close();
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await rm(file, { force: true });
+    throw err;
+  }
+}
+
 export class LocalStorage implements Storage {
   constructor(
     readonly name: string,
@@ -82,22 +109,29 @@ export class LocalStorage implements Storage {
     return this.file(key);
   }
 
-  async put(key: string, body: Buffer | Readable, opts: PutOptions = {}): Promise<void> {
+  async put(key: string, body: Body, opts: PutOptions = {}): Promise<void> {
     const dest = this.file(key);
     await this.ensureDir(path.dirname(dest));
     const tmp = `${dest}.tmp-${randomUUID()}`;
     const md5 = createHash('md5');
-    if (Buffer.isBuffer(body)) {
+    if (Buffer.isBuffer(body) || isParts(body)) {
+      const parts = Buffer.isBuffer(body) ? [body] : body;
       // the directory may have been removed behind the cache's back: make it again, once
       try {
-        await writeFile(tmp, body, { flag: 'wx' });
+        await writeParts(tmp, parts);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw mapFsError(err, key, this.name);
         this.dirs.delete(path.dirname(dest));
         await this.ensureDir(path.dirname(dest));
-        await writeFile(tmp, body, { flag: 'wx' });
+        await writeParts(tmp, parts);
       }
-      if (opts.md5 && !createHash('md5').update(body).digest().equals(opts.md5)) {
+      if (
+        opts.md5 &&
+        !parts
+          .reduce((h, p) => h.update(p), createHash('md5'))
+          .digest()
+          .equals(opts.md5)
+      ) {
         await rm(tmp, { force: true });
         throw new CorruptionError(`${this.name}: MD5 mismatch writing ${key}`, { object: key });
       }

@@ -3,7 +3,14 @@ import { definedOnly } from './keys.js';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRetryable } from '../errors.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
+import {
+  isParts,
+  type Body,
+  type ByteRange,
+  type ObjectInfo,
+  type PutOptions,
+  type Storage,
+} from './types.js';
 
 export interface RetryInfo {
   target: string;
@@ -63,10 +70,10 @@ export class RetryStorage implements Storage {
     }
   }
 
-  put(key: string, body: Buffer | Readable, opts?: PutOptions): Promise<void> {
+  put(key: string, body: Body, opts?: PutOptions): Promise<void> {
     // A stream is consumed by the first try and cannot be replayed; callers that want retries
-    // pass Buffers (packs are Buffers).
-    if (!Buffer.isBuffer(body)) return this.inner.put(key, body, opts);
+    // pass Buffers or parts (packs are parts).
+    if (!Buffer.isBuffer(body) && !isParts(body)) return this.inner.put(key, body, opts);
     return this.retry('put', key, () => this.inner.put(key, body, opts));
   }
 

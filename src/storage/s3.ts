@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { mapStorageError, mapStreamErrors } from './errors.js';
 import { checkedBufferMd5, unquote, KeySpace, md5Verifier } from './keys.js';
 import { definedOnly } from './keys.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
+import { whole, type Body, type ByteRange, type ObjectInfo, type PutOptions, type Storage } from './types.js';
 
 export interface S3StorageOptions {
   name: string;
@@ -71,7 +71,8 @@ export class S3Storage implements Storage {
     throw mapStorageError(err, { target: this.name, op, key });
   }
 
-  async put(key: string, body: Buffer | Readable, opts: PutOptions = {}): Promise<void> {
+  async put(key: string, parts: Body, opts: PutOptions = {}): Promise<void> {
+    const body = whole(parts);
     const Key = this.keys.full(key);
     const Bucket = this.opts.bucket;
     if (Buffer.isBuffer(body) && body.length <= this.opts.singlePutMaxBytes) {

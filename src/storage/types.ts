@@ -22,11 +22,26 @@ export interface ByteRange {
   length?: number;
 }
 
+/**
+ * An object's bytes: whole, as parts written back to back (a store over local files writes them
+ * with one vectored write, no copy; others join them first), or a stream.
+ */
+export type Body = Buffer | readonly Buffer[] | Readable;
+
+/** Whether a body is a list of parts. */
+export const isParts = (body: Body): body is readonly Buffer[] => Array.isArray(body);
+
+/** A body's bytes in one Buffer, unless it is a stream. */
+export function whole(body: Body): Buffer | Readable {
+  if (!isParts(body)) return body;
+  return body.length === 1 ? body[0]! : Buffer.concat(body);
+}
+
 export interface Storage {
   /** Target name, for logs and errors. */
   readonly name: string;
   /** Writes an object whole; a reader never sees a half-written object. */
-  put(key: string, body: Buffer | Readable, opts?: PutOptions): Promise<void>;
+  put(key: string, body: Body, opts?: PutOptions): Promise<void>;
   /** Reads an object or a range of it; NotFoundError when it does not exist. */
   get(key: string, range?: ByteRange): Promise<Readable>;
   /** NotFoundError when it does not exist. */

@@ -98,6 +98,21 @@ function conformance(name: string, start: () => Promise<Harness>) {
       expect((await getBuffer(s, `${ns}/rt/buf`)).toString()).toBe('shorter');
     });
 
+    it('writes a list of parts back to back, views into one buffer included', async () => {
+      const shared = randomBytes(3000);
+      const parts = [
+        shared.subarray(0, 1000),
+        Buffer.alloc(0),
+        randomBytes(17),
+        shared.subarray(2000),
+        shared,
+      ];
+      await s.put(`${ns}/rt/parts`, parts, { size: 6017 });
+      expect((await getBuffer(s, `${ns}/rt/parts`)).equals(Buffer.concat(parts))).toBe(true);
+      await s.put(`${ns}/rt/one-part`, [shared]);
+      expect((await getBuffer(s, `${ns}/rt/one-part`)).equals(shared)).toBe(true);
+    });
+
     it('streams a 12 MiB object in and reads it whole and in ranges', async () => {
       const big = randomBytes(12 * MiB);
       await s.put(`${ns}/big`, streamOf(big));
