@@ -63,12 +63,38 @@ export class BufferPool {
   }
 }
 
-/** Pack buffers: one filling and two uploading per writer. */
+/**
+ * A buffer shared by several holders (the packs holding views of an encoder reply): given back
+ * when the last of them releases it. Starts held once, by its maker.
+ */
+export interface Hold {
+  retain(): void;
+  release(): void;
+}
+
+/** A hold that runs `free` once, when its count drops to zero. */
+export function hold(free: () => void): Hold {
+  let count = 1;
+  return {
+    retain() {
+      if (count <= 0) throw new Error('buffer hold: retained after its release');
+      count++;
+    },
+    release() {
+      if (count <= 0) throw new Error('buffer hold: released more often than held');
+      if (--count === 0) free();
+    },
+  };
+}
+
+/** Pack buffers: for the blobs packs copy (one filling and two uploading per writer). */
 export const packBuffers = new BufferPool(3, 64 * 1024 * 1024);
 /** Encoder batch buffers: two batches per thread in flight, shared with the threads. */
 export const batchBuffers = new BufferPool(8, 4 * 1024 * 1024, true);
 /**
  * Encoder reply buffers, shared with the threads: a thread writes a batch's or a file's sealed
- * blobs into one and nothing crosses back.
+ * blobs into one and nothing crosses back. Up to three packs (one filling, two uploading) hold the
+ * replies their blobs are in, besides the replies being encoded: with 8 kept, a portfolio backup
+ * turned a third of them away and allocated anew.
  */
-export const replyBuffers = new BufferPool(8, 16 * 1024 * 1024, true);
+export const replyBuffers = new BufferPool(16, 16 * 1024 * 1024, true);

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FatalError } from '../../errors.js';
 import type { FileAttrs } from '../api.js';
-import { batchBuffers, replyBuffers } from './buffers.js';
+import { batchBuffers, hold, replyBuffers, type Hold } from './buffers.js';
 
 export interface EncodeItem {
   /** Plaintext bytes, taken in order from the batch buffer. */
@@ -18,10 +18,14 @@ export interface EncodeItem {
   aadPrefix: Buffer;
 }
 
-/** A batch's sealed blobs, in order; release() once they are copied where they go. */
+/**
+ * A batch's sealed blobs, in order, in one buffer of `capacity` bytes. Its maker's `hold` on that
+ * buffer is released once the blobs are copied or retained where they go.
+ */
 export interface EncodedBatch {
   blobs: Encoded[];
-  release(): void;
+  capacity: number;
+  hold: Hold;
 }
 
 export interface Encoded {
@@ -71,8 +75,10 @@ export interface FileTask {
 export interface EncodedFile {
   size: number;
   blobs: (Encoded & { id: string; rawLength: number })[];
-  /** Hands the blobs' buffer back for the next file once they are copied where they go. */
-  release(): void;
+  /** The bytes of the buffer the blobs are in. */
+  capacity: number;
+  /** Hands the blobs' buffer back for the next file once released by all who retained it. */
+  hold: Hold;
 }
 
 /**
@@ -182,7 +188,7 @@ export class EncodePool {
     } finally {
       batchBuffers.give(data);
     }
-    return { blobs: split(reply, spare), release: this.releaser(spare) };
+    return this.encoded(reply, spare);
   }
 
   /** Reads, chunks, hashes and encodes a whole file on a thread (read errors keep their fs code). */
@@ -200,8 +206,13 @@ export class EncodePool {
     }
     const ids = reply.ids ?? [];
     const raw = reply.raw ?? new Uint32Array(0);
-    const blobs = split(reply, spare).map((e, i) => ({ ...e, id: ids[i]!, rawLength: raw[i]! }));
-    return { size: reply.size ?? 0, blobs, release: this.releaser(spare) };
+    const { blobs, capacity, hold } = this.encoded(reply, spare);
+    return {
+      size: reply.size ?? 0,
+      blobs: blobs.map((e, i) => ({ ...e, id: ids[i]!, rawLength: raw[i]! })),
+      capacity,
+      hold,
+    };
   }
 
   /** A reply buffer for a reply of up to `size` bytes; none past SPARE_MAX. */
@@ -226,16 +237,17 @@ export class EncodePool {
   }
 
   /**
-   * Gives a reply's spare back for a later task's reply, once, when the blobs in it are copied
-   * where they go (a reply too big for its spare came in a buffer of its own; the spare is free).
+   * A reply's blobs, and a hold on the buffer they are in: a spare goes back for a later task's
+   * reply once the hold is released (a reply too big for its spare came in a buffer of its own; the
+   * spare is free at once).
    */
-  private releaser(spare: Buffer | undefined): () => void {
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
+  private encoded(reply: Reply, spare: Buffer | undefined): EncodedBatch {
+    const blobs = split(reply, spare);
+    if (reply.data || !spare) {
       if (spare) replyBuffers.give(spare);
-    };
+      return { blobs, capacity: reply.data?.byteLength ?? 0, hold: hold(() => undefined) };
+    }
+    return { blobs, capacity: spare.length, hold: hold(() => replyBuffers.give(spare)) };
   }
 
   /**

@@ -3,7 +3,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { CorruptionError } from '../../errors.js';
 import { getBuffer, type Storage } from '../../storage/types.js';
 import type { BlobEntry } from './blob.js';
-import { packBuffers } from './buffers.js';
+import { packBuffers, type Hold } from './buffers.js';
 import { open, seal, sha256Hex } from './crypto.js';
 import { decodeTable, groupEntries, TableBuilder, type EntryTable } from './entries.js';
 
@@ -26,12 +26,17 @@ export function fromPacked(pack: string, p: PackedBlob): BlobEntry {
 }
 
 /**
- * Collects blobs in memory until the pack is big enough to upload. Blobs are copied into one
- * buffer as they arrive (sized for a full pack, grown in the rare case a big blob overflows it), so
- * the encoder's reply buffers are released at once and sealing needs no second copy of the pack.
+ * Collects blobs in memory until the pack is big enough to upload, as parts to be written back to
+ * back. A blob given with a `Hold` on the buffer it is in stays there: the pack retains the hold
+ * until it is stored (a portfolio's sealed photos are not copied again). Other blobs are copied
+ * into a buffer of the pack's own (sized for a full pack), so a mostly empty buffer is not held.
  */
 export class PackBuilder {
-  private buf: Buffer | undefined;
+  /** The pack's own buffers; the last one is being filled. */
+  private readonly own: Buffer[] = [];
+  private ownSize = 0;
+  private readonly parts: Buffer[] = [];
+  private readonly holds = new Set<Hold>();
   private readonly entries = new TableBuilder().group();
   /** SHA-256 of the bytes so far, fed as blobs arrive while they are still in cache. */
   private readonly hash: Hash = createHash('sha256');
@@ -44,9 +49,8 @@ export class PackBuilder {
   }
 
   /**
-   * Whether a blob of `length` bytes, and the header that will list it, still fit the buffer. A
-   * writer seals the pack first when not: growing would double the buffer, and the buffer pool
-   * would then hand out (and keep) the doubled size.
+   * Whether a blob of `length` bytes, and the header that will list it, still fit the capacity.
+   * A writer seals the pack first when not.
    */
   fits(length: number): boolean {
     // a header entry is 49 bytes, plus at most one key set (~100 bytes) of its own; sealing adds
@@ -55,43 +59,80 @@ export class PackBuilder {
     return this.size + length + header <= this.capacity;
   }
 
-  add(id: string, data: Buffer[], meta: Omit<BlobEntry, 'id' | 'pack' | 'offset' | 'length'>): void {
+  /** Adds a blob: left where it is under `hold`, else copied. */
+  add(
+    id: string,
+    data: Buffer[],
+    meta: Omit<BlobEntry, 'id' | 'pack' | 'offset' | 'length'>,
+    hold?: Hold,
+  ): void {
     const length = data.reduce((n, b) => n + b.length, 0);
-    this.reserve(length);
     this.entries.add(id, { ...meta, offset: this.size, length });
-    const at = this.size;
-    for (const b of data) this.size += b.copy(this.buf!, this.size);
-    this.hash.update(this.buf!.subarray(at, this.size));
+    this.size += length;
+    if (hold) {
+      if (!this.holds.has(hold)) {
+        hold.retain();
+        this.holds.add(hold);
+      }
+      for (const b of data) this.append(b);
+      return;
+    }
+    let buf = this.own.at(-1);
+    if (!buf || this.ownSize + length > buf.length) {
+      buf = packBuffers.take(Math.max(length, this.capacity));
+      this.own.push(buf);
+      this.ownSize = 0;
+    }
+    const at = this.ownSize;
+    for (const b of data) this.ownSize += b.copy(buf, this.ownSize);
+    this.append(buf.subarray(at, this.ownSize));
+  }
+
+  /** Appends bytes to the pack: to the last part when they follow it in the same memory. */
+  private append(b: Buffer): void {
+    this.hash.update(b);
+    const last = this.parts.at(-1);
+    if (last && last.buffer === b.buffer && last.byteOffset + last.length === b.byteOffset) {
+      this.parts[this.parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + b.length);
+    } else this.parts.push(b);
   }
 
   /**
    * Appends the sealed header and trailer. `entries` is the header's table, its one group naming
-   * the pack (for the index).
+   * the pack (for the index). Once the parts are stored (or abandoned), `release()` gives back the
+   * buffers they are in; nothing may read them after.
    */
-  finish(metaKey: Buffer): { id: string; bytes: Buffer; entries: EntryTable } {
+  finish(metaKey: Buffer): {
+    id: string;
+    parts: Buffer[];
+    size: number;
+    entries: EntryTable;
+    release: () => void;
+  } {
     const table = this.entries.finish();
     const header = seal(metaKey, table.bytes, HEADER_AAD);
     const trailer = Buffer.alloc(TRAILER_BYTES);
     trailer.writeUInt32LE(header.length, 0);
     MAGIC.copy(trailer, 4);
-    const dataEnd = this.size;
-    this.reserve(header.length + TRAILER_BYTES);
-    header.copy(this.buf!, dataEnd);
-    trailer.copy(this.buf!, dataEnd + header.length);
-    const bytes = this.buf!.subarray(0, dataEnd + header.length + TRAILER_BYTES);
-    this.buf = undefined;
-    const id = this.hash.update(bytes.subarray(dataEnd)).digest('hex');
-    return { id, bytes, entries: { ...table, groups: [{ ...table.groups[0]!, pack: id }] } };
-  }
-
-  private reserve(more: number): void {
-    const need = this.size + more;
-    if (this.buf && need <= this.buf.length) return;
-    const grown = this.buf
-      ? Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2))
-      : packBuffers.take(Math.max(need, this.capacity));
-    this.buf?.copy(grown, 0, 0, this.size);
-    this.buf = grown;
+    this.hash.update(header);
+    const id = this.hash.update(trailer).digest('hex');
+    const parts = [...this.parts, header, trailer];
+    const own = [...this.own];
+    const holds = [...this.holds];
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      for (const b of own) packBuffers.give(b);
+      for (const h of holds) h.release();
+    };
+    return {
+      id,
+      parts,
+      size: this.size + header.length + TRAILER_BYTES,
+      entries: { ...table, groups: [{ ...table.groups[0]!, pack: id }] },
+      release,
+    };
   }
 }
 

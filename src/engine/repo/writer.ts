@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { FatalError } from '../../errors.js';
 import type { ContentRef, ContentWriter, KeyScope, WriteHint, WriteStats } from '../api.js';
 import type { Storage } from '../../storage/types.js';
-import { batchBuffers, packBuffers, replyBuffers } from './buffers.js';
+import { batchBuffers, packBuffers, replyBuffers, type Hold } from './buffers.js';
 import { blobAadPrefix, blobId, blobIdAsync } from './blob.js';
 import { chunkStream, type ChunkerParams } from './chunker.js';
 import { encodePool, type EncodePool } from './encode-pool.js';
@@ -187,8 +187,10 @@ export class RepoWriter implements ContentWriter {
     });
     if (!encoded) return undefined;
     const fresh = encoded.blobs.filter((b) => this.claim(b.id, b.rawLength));
-    await this.packAll(fresh.map((b) => ({ ...b, keys })));
-    encoded.release(); // its blobs are in the pack now
+    await this.packAll(
+      fresh.map((b) => ({ ...b, keys })),
+      encoded,
+    );
     return { scope, blobs: encoded.blobs.map((b) => b.id), size: encoded.size };
   }
 
@@ -212,21 +214,35 @@ export class RepoWriter implements ContentWriter {
     return true;
   }
 
-  /** Adds encoded blobs to the open pack, after those queued before them; seals packs as they fill. */
+  /**
+   * Adds encoded blobs to the open pack, after those queued before them; seals packs as they fill.
+   * Then releases the encoder's hold on their buffer. Blobs that fill at least half of it stay there
+   * (each pack holding them retains it until stored: a portfolio's sealed photos are not copied
+   * again); others are copied, so a mostly empty buffer (a database batch compresses to a fifth, and
+   * duplicates are left out) is not held.
+   */
   private packAll(
     blobs: { keys: KeySet; id: string; rawLength: number; sealed: Buffer; flags: number }[],
+    from: { capacity: number; hold: Hold },
   ): Promise<void> {
+    const bytes = blobs.reduce((n, b) => n + b.sealed.length, 0);
+    const hold = bytes * 2 >= from.capacity ? from.hold : undefined;
     this.packing = this.packing.then(async () => {
-      for (const b of blobs) {
-        if (this.pack.count > 0 && !this.pack.fits(b.sealed.length)) await this.sealPack();
-        this.pack.add(b.id, [b.sealed], {
-          rawLength: b.rawLength,
-          flags: b.flags,
-          scopeHash: b.keys.scopeHash,
-          keyId: b.keys.keyId,
-        });
-        this.stats.bytesStored += b.sealed.length;
-        if (this.pack.size >= this.opts.packSize) await this.sealPack();
+      try {
+        for (const b of blobs) {
+          if (this.pack.count > 0 && !this.pack.fits(b.sealed.length)) await this.sealPack();
+          const meta = {
+            rawLength: b.rawLength,
+            flags: b.flags,
+            scopeHash: b.keys.scopeHash,
+            keyId: b.keys.keyId,
+          };
+          this.pack.add(b.id, [b.sealed], meta, hold);
+          this.stats.bytesStored += b.sealed.length;
+          if (this.pack.size >= this.opts.packSize) await this.sealPack();
+        }
+      } finally {
+        from.hold.release();
       }
     });
     return this.packing;
@@ -339,8 +355,8 @@ export class RepoWriter implements ContentWriter {
       .then(async (encoded) => {
         await this.packAll(
           items.map(({ keys, id, length }, n) => ({ keys, id, rawLength: length, ...encoded.blobs[n]! })),
+          encoded,
         );
-        encoded.release(); // copied into a pack
       });
     const tracked = done
       .catch((err: unknown) => {
@@ -362,13 +378,16 @@ export class RepoWriter implements ContentWriter {
     // Backpressure: at most `uploads` packs travel while the next one fills.
     while (this.uploads.size >= this.opts.uploads) await Promise.race(this.uploads).catch(() => undefined);
     this.throwIfFailed();
-    const { id, bytes, entries } = builder.finish(this.ctx.meta.meta);
-    this.stats.bytesStored += bytes.length - builder.size;
+    const { id, parts, size, entries, release } = builder.finish(this.ctx.meta.meta);
+    this.stats.bytesStored += size - builder.size;
     const upload = (async () => {
       const key = packKey(id);
-      await this.ctx.storage.put(key, bytes, { size: bytes.length });
-      packBuffers.give(bytes.buffer as ArrayBuffer); // stored: nothing reads these bytes again
-      this.written.push({ key, size: bytes.length });
+      try {
+        await this.ctx.storage.put(key, parts, { size });
+      } finally {
+        release(); // stored (or failed): nothing reads these bytes again
+      }
+      this.written.push({ key, size });
       this.unindexed.push(entries);
       const waiting = this.unindexed.reduce((n, t) => n + t.groups[0]!.count, 0);
       if (this.unindexed.length >= this.opts.indexEvery || waiting >= this.opts.indexBlobs)

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -6,7 +6,8 @@ import type { ContentReader, ContentRef } from '../../../src/engine/api.js';
 import type { BlobEntry } from '../../../src/engine/repo/blob.js';
 import { IdTable } from '../../../src/engine/repo/id-table.js';
 import { RepoIndex } from '../../../src/engine/repo/index.js';
-import { PackBuilder } from '../../../src/engine/repo/pack.js';
+import { hold } from '../../../src/engine/repo/buffers.js';
+import { PackBuilder, parsePackHeader } from '../../../src/engine/repo/pack.js';
 import { readRecords, RecordListWriter } from '../../../src/engine/repo/records.js';
 import { MemoryContent } from '../../helpers/memory-content.js';
 
@@ -180,5 +181,44 @@ describe('pack builder', () => {
     });
     expect(pack.fits(50 * 1024)).toBe(true);
     expect(pack.fits(200 * 1024)).toBe(false);
+  });
+
+  it('leaves held blobs in their buffer until the pack is released, and copies the rest', () => {
+    const metaKey = randomBytes(32);
+    const meta = { rawLength: 1, flags: 0, scopeHash: 'a'.repeat(64), keyId: 'b'.repeat(32) };
+    const reply = randomBytes(4096);
+    let freed = 0;
+    const held = hold(() => freed++);
+    const copied = randomBytes(300);
+    const pack = new PackBuilder(1024 * 1024);
+    pack.add(id(randomBytes(32)), [reply.subarray(0, 1000)], meta, held);
+    pack.add(id(randomBytes(32)), [reply.subarray(1000, 2500)], meta, held);
+    pack.add(id(randomBytes(32)), [copied], meta);
+    pack.add(id(randomBytes(32)), [reply.subarray(3000, 3100)], meta, held);
+    held.release(); // the encoder's own hold: the pack still holds the buffer
+    expect(freed).toBe(0);
+    const { id: packId, parts, size, entries, release } = pack.finish(metaKey);
+    // back-to-back blobs of one buffer are one part; the copied blob is not in the caller's buffer
+    expect(parts[0]!.buffer).toBe(reply.buffer);
+    expect(parts[0]!.length).toBe(2500);
+    expect(parts[1]!.buffer).not.toBe(copied.buffer);
+    const original = Buffer.from(copied);
+    copied.fill(0); // the pack has its own copy
+    const bytes = Buffer.concat(parts);
+    expect(bytes.length).toBe(size);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(packId);
+    const blobs = parsePackHeader(metaKey, 'p', bytes, bytes.length);
+    expect(blobs.map((b) => [b.offset, b.length])).toEqual([
+      [0, 1000],
+      [1000, 1500],
+      [2500, 300],
+      [2800, 100],
+    ]);
+    expect(entries.groups[0]!.pack).toBe(packId);
+    expect(bytes.subarray(2500, 2800).equals(original)).toBe(true);
+    expect(bytes.subarray(2800, 2900).equals(reply.subarray(3000, 3100))).toBe(true);
+    release();
+    release(); // once only
+    expect(freed).toBe(1);
   });
 });
