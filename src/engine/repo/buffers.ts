@@ -1,3 +1,5 @@
+import { FatalError } from '../../errors.js';
+
 /**
  * Reuse of the big buffers a backup allocates over and over (12 MiB packs, ~1.5 MiB encoder
  * batches): allocating thousands of them leaves the allocator holding freed memory it does not
@@ -77,11 +79,11 @@ export function hold(free: () => void): Hold {
   let count = 1;
   return {
     retain() {
-      if (count <= 0) throw new Error('buffer hold: retained after its release');
+      if (count <= 0) throw new FatalError('buffer hold: retained after its release');
       count++;
     },
     release() {
-      if (count <= 0) throw new Error('buffer hold: released more often than held');
+      if (count <= 0) throw new FatalError('buffer hold: released more often than held');
       if (--count === 0) free();
     },
   };

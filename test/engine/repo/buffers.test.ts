@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BufferPool } from '../../../src/engine/repo/buffers.js';
+import { FatalError } from '../../../src/errors.js';
+import { BufferPool, hold } from '../../../src/engine/repo/buffers.js';
 
 describe('buffer pool', () => {
   it('hands a given-back buffer out again, and keeps no views, no giants, no more than it may', () => {
@@ -34,5 +35,20 @@ describe('buffer pool', () => {
     pool.give(big);
     pool.give(pool.take(100)); // a small one given back does not push the big one out
     expect(pool.take(1000).buffer).toBe(big.buffer);
+  });
+
+  it('frees a held buffer once, when the last holder releases it', () => {
+    let freed = 0;
+    const h = hold(() => freed++);
+    h.retain();
+    h.retain();
+    h.release();
+    h.release();
+    expect(freed).toBe(0);
+    h.release(); // the maker's own
+    expect(freed).toBe(1);
+    expect(() => h.release()).toThrow(FatalError);
+    expect(() => h.retain()).toThrow(FatalError);
+    expect(freed).toBe(1);
   });
 });
