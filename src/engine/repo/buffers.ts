@@ -20,6 +20,8 @@ export class BufferPool {
      * buffer transferred back is a new ArrayBuffer to V8 every time, and churns full collections).
      */
     private readonly shared = false,
+    /** Bytes kept for reuse, all buffers together. */
+    private readonly keepBytes = Infinity,
   ) {}
 
   /**
@@ -52,16 +54,16 @@ export class BufferPool {
     if (b.byteOffset !== 0 || b.length !== b.buffer.byteLength) return;
     if (b.buffer instanceof SharedArrayBuffer !== this.shared) return;
     if (b.length > this.maxKept) return;
-    if (this.free.length >= this.keep) {
-      // Full: keep the bigger buffers, which serve any smaller request too. A pool full of small
-      // ones turned every bigger buffer away, and each request for one allocated anew: after a
-      // database backup's 2 MiB replies, a portfolio's 4–16 MiB replies left ~500 MB of garbage
-      // buffers between collections.
-      const smallest = this.free.reduce((m, f, i) => (f.length < this.free[m]!.length ? i : m), 0);
-      if (this.free[smallest]!.length >= b.length) return;
-      this.free.splice(smallest, 1);
-    }
     this.free.push(b);
+    // Past the count or the bytes kept, the smallest go first: the bigger buffers serve any smaller
+    // request too. A pool full of small ones turned every bigger buffer away, and each request for
+    // one allocated anew: after a database backup's 2 MiB replies, a portfolio's 4–16 MiB replies
+    // left ~500 MB of garbage buffers between collections.
+    let bytes = this.free.reduce((n, f) => n + f.length, 0);
+    while (this.free.length > this.keep || bytes > this.keepBytes) {
+      const smallest = this.free.reduce((m, f, i) => (f.length < this.free[m]!.length ? i : m), 0);
+      bytes -= this.free.splice(smallest, 1)[0]!.length;
+    }
   }
 }
 
@@ -89,8 +91,11 @@ export function hold(free: () => void): Hold {
   };
 }
 
-/** Pack buffers: for the blobs packs copy (one filling and two uploading per writer). */
-export const packBuffers = new BufferPool(3, 64 * 1024 * 1024);
+/**
+ * Pack buffers, for the blobs packs copy: 2 MiB each (or a bigger blob's size), six to a full
+ * pack, and up to three packs per writer (one filling, two uploading).
+ */
+export const packBuffers = new BufferPool(24, 64 * 1024 * 1024, false, 48 * 1024 * 1024);
 /** Encoder batch buffers: two batches per thread in flight, shared with the threads. */
 export const batchBuffers = new BufferPool(8, 4 * 1024 * 1024, true);
 /**
@@ -99,4 +104,4 @@ export const batchBuffers = new BufferPool(8, 4 * 1024 * 1024, true);
  * replies their blobs are in, besides the replies being encoded: with 8 kept, a portfolio backup
  * turned a third of them away and allocated anew.
  */
-export const replyBuffers = new BufferPool(16, 16 * 1024 * 1024, true);
+export const replyBuffers = new BufferPool(16, 16 * 1024 * 1024, true, 64 * 1024 * 1024);

@@ -25,11 +25,15 @@ export function fromPacked(pack: string, p: PackedBlob): BlobEntry {
   return { id, pack, offset, length, rawLength, flags, scopeHash, keyId };
 }
 
+/** The pack's own buffers, for the blobs it copies, come in this size (or a bigger blob's). */
+const OWN_BUFFER = 2 * 1024 * 1024;
+
 /**
  * Collects blobs in memory until the pack is big enough to upload, as parts to be written back to
  * back. A blob given with a `Hold` on the buffer it is in stays there: the pack retains the hold
  * until it is stored (a portfolio's sealed photos are not copied again). Other blobs are copied
- * into a buffer of the pack's own (sized for a full pack), so a mostly empty buffer is not held.
+ * into buffers of the pack's own, taken as they fill (a pack of held blobs takes none), so a
+ * mostly empty buffer is not held.
  */
 export class PackBuilder {
   /** The pack's own buffers; the last one is being filled. */
@@ -79,7 +83,7 @@ export class PackBuilder {
     }
     let buf = this.own.at(-1);
     if (!buf || this.ownSize + length > buf.length) {
-      buf = packBuffers.take(Math.max(length, this.capacity));
+      buf = packBuffers.take(Math.max(length, OWN_BUFFER));
       this.own.push(buf);
       this.ownSize = 0;
     }
