@@ -86,20 +86,9 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   const previous = components.includes('database') ? await lastDatabaseTree(repo) : undefined;
   let slot: string | undefined;
   try {
-    if (components.includes('database')) {
-      if (!source.url) throw new ConfigError('SOURCE_DATABASE_URL is not set');
-      const { backupPostgres } = await import('./sources/postgres.js');
-      const pgTree = await backupPostgres(writer, {
-        ...source,
-        parent: input.type === 'incremental' ? previous : undefined,
-        slotPrefix: `wedvault_${repo.id.slice(0, 12)}_`,
-      });
-      slot = pgTree.changes?.slot;
-      tree.postgres = pgTree;
-      consistentTime = new Date(pgTree.snapshotTime);
-      lsn = pgTree.lsn;
-    }
-    input.onProgress?.(0.5, writer.stats.bytesRead);
+    // Files before the database: the other way round, the portfolio's 4–16 MiB buffers came on top
+    // of the heap the database phase had left behind. A scale-1 full backup of both peaked at
+    // 479–505 MB in eight runs, and at 419–486 (455 on average) in eight this way round.
     if (components.includes('files')) {
       const parentFiles = (parent?.tree as { files?: Record<string, unknown> } | undefined)?.files;
       const out: Record<string, unknown> = {};
@@ -127,6 +116,20 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
         files += (entries as unknown[]).length;
       }
       tree.files = out;
+    }
+    input.onProgress?.(0.5, writer.stats.bytesRead);
+    if (components.includes('database')) {
+      if (!source.url) throw new ConfigError('SOURCE_DATABASE_URL is not set');
+      const { backupPostgres } = await import('./sources/postgres.js');
+      const pgTree = await backupPostgres(writer, {
+        ...source,
+        parent: input.type === 'incremental' ? previous : undefined,
+        slotPrefix: `wedvault_${repo.id.slice(0, 12)}_`,
+      });
+      slot = pgTree.changes?.slot;
+      tree.postgres = pgTree;
+      consistentTime = new Date(pgTree.snapshotTime);
+      lsn = pgTree.lsn;
     }
     await writer.flush();
   } catch (err) {
