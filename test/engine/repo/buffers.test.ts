@@ -51,4 +51,17 @@ describe('buffer pool', () => {
     expect(() => h.retain()).toThrow(FatalError);
     expect(freed).toBe(1);
   });
+
+  it('keeps within its byte budget, letting the smallest buffers go first', () => {
+    const pool = new BufferPool(8, 1 << 20, false, 1000);
+    const [a, b, c] = [pool.take(400), pool.take(300), pool.take(500)];
+    pool.give(a);
+    pool.give(b);
+    expect(pool.kept).toBe(2); // 700 bytes
+    pool.give(c); // 1200 bytes: the 300-byte one goes
+    expect(pool.kept).toBe(2);
+    expect(pool.take(250).buffer).toBe(a.buffer);
+    expect(pool.take(250).buffer).toBe(c.buffer);
+    expect(pool.kept).toBe(0);
+  });
 });
