@@ -95,8 +95,8 @@ export class AzureStorage implements Storage {
     );
   }
 
-  async put(key: string, parts: Body, opts: PutOptions = {}): Promise<void> {
-    const body = whole(parts);
+  async put(key: string, content: Body, opts: PutOptions = {}): Promise<void> {
+    const body = whole(content); // parts are joined: one request per object
     const blob = this.container.getBlockBlobClient(this.keys.full(key));
     if (Buffer.isBuffer(body) && body.length <= this.opts.singlePutMaxBytes) {
       const digest = checkedBufferMd5(body, opts.md5, key);

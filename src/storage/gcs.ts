@@ -55,8 +55,8 @@ export class GcsStorage implements Storage {
     throw mapStorageError(err, { target: this.name, op, key });
   }
 
-  async put(key: string, parts: Body, opts: PutOptions = {}): Promise<void> {
-    const body = whole(parts);
+  async put(key: string, content: Body, opts: PutOptions = {}): Promise<void> {
+    const body = whole(content); // parts are joined: one request per object
     const file = this.uploadBucket.file(this.keys.full(key));
     const digest = Buffer.isBuffer(body) ? checkedBufferMd5(body, opts.md5, key) : opts.md5;
     const checked = Buffer.isBuffer(body) ? toReadable(body) : md5Verifier(body, opts.md5, key).stream;

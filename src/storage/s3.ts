@@ -71,8 +71,8 @@ export class S3Storage implements Storage {
     throw mapStorageError(err, { target: this.name, op, key });
   }
 
-  async put(key: string, parts: Body, opts: PutOptions = {}): Promise<void> {
-    const body = whole(parts);
+  async put(key: string, content: Body, opts: PutOptions = {}): Promise<void> {
+    const body = whole(content); // parts are joined: one request per object
     const Key = this.keys.full(key);
     const Bucket = this.opts.bucket;
     if (Buffer.isBuffer(body) && body.length <= this.opts.singlePutMaxBytes) {
