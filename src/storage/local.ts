@@ -84,6 +84,12 @@ async function writeParts(file: string, parts: readonly Buffer[]): Promise<void>
   }
 }
 
+function md5Of(parts: readonly Buffer[]): Buffer {
+  const md5 = createHash('md5');
+  for (const p of parts) md5.update(p);
+  return md5.digest();
+}
+
 export class LocalStorage implements Storage {
   constructor(
     readonly name: string,
@@ -125,13 +131,7 @@ export class LocalStorage implements Storage {
         await this.ensureDir(path.dirname(dest));
         await writeParts(tmp, parts);
       }
-      if (
-        opts.md5 &&
-        !parts
-          .reduce((h, p) => h.update(p), createHash('md5'))
-          .digest()
-          .equals(opts.md5)
-      ) {
+      if (opts.md5 && !md5Of(parts).equals(opts.md5)) {
         await rm(tmp, { force: true });
         throw new CorruptionError(`${this.name}: MD5 mismatch writing ${key}`, { object: key });
       }
