@@ -88,7 +88,7 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   try {
     // Files before the database: the other way round, the portfolio's 4–16 MiB buffers came on top
     // of the heap the database phase had left behind. A scale-1 full backup of both peaked at
-    // 479–505 MB in eight runs, and at 419–486 (455 on average) in eight this way round.
+    // 481–499 MiB in seven runs, and at 410–475 MiB (444 on average) in eight this way round.
     if (components.includes('files')) {
       const parentFiles = (parent?.tree as { files?: Record<string, unknown> } | undefined)?.files;
       const out: Record<string, unknown> = {};
