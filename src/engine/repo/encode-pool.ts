@@ -72,13 +72,9 @@ export interface FileTask {
 }
 
 /** A file chunked, hashed and encoded on a thread; undefined when it grew past the task's limit. */
-export interface EncodedFile {
+export interface EncodedFile extends EncodedBatch {
   size: number;
   blobs: (Encoded & { id: string; rawLength: number })[];
-  /** The bytes of the buffer the blobs are in. */
-  capacity: number;
-  /** Hands the blobs' buffer back for the next file once released by all who retained it. */
-  hold: Hold;
 }
 
 /**
@@ -206,12 +202,11 @@ export class EncodePool {
     }
     const ids = reply.ids ?? [];
     const raw = reply.raw ?? new Uint32Array(0);
-    const { blobs, capacity, hold } = this.encoded(reply, spare);
+    const encoded = this.encoded(reply, spare);
     return {
+      ...encoded,
       size: reply.size ?? 0,
-      blobs: blobs.map((e, i) => ({ ...e, id: ids[i]!, rawLength: raw[i]! })),
-      capacity,
-      hold,
+      blobs: encoded.blobs.map((e, i) => ({ ...e, id: ids[i]!, rawLength: raw[i]! })),
     };
   }
 
