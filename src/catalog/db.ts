@@ -18,8 +18,10 @@ export async function ensureDatabase(url: string): Promise<void> {
       try {
         await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
       } catch (err) {
-        // Another process may have created it between the check and the create.
-        if ((err as { code?: string }).code !== '42P04') throw err;
+        // Another process may have created it between the check and the create: PostgreSQL says
+        // so as 42P04, or, when both creates ran at once, as a unique violation on pg_database.
+        const code = (err as { code?: string }).code;
+        if (code !== '42P04' && code !== '23505') throw err;
       }
     }
   } finally {
