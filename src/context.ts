@@ -36,10 +36,18 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
     storages.set(t.name, createStorage(t, config.credentialsEnv));
     await registerTarget(db, t.name, t.type, t.labels);
   }
-  const queues = createQueues(config.redisUrl, config.redisPrefix, {
-    attempts: config.jobAttempts,
-    backoffMs: config.jobBackoffMs,
-  });
+  // Redis errors repeat every reconnect attempt while it is away: one line a second at most.
+  let lastRedisLog = 0;
+  const queues = createQueues(
+    config.redisUrl,
+    config.redisPrefix,
+    { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs },
+    (err, source) => {
+      if (Date.now() - lastRedisLog < 1000) return;
+      lastRedisLog = Date.now();
+      log.warn({ err: err.message, source }, 'Redis unavailable; reconnecting');
+    },
+  );
   return {
     config,
     log,

@@ -35,8 +35,19 @@ export interface RetryPolicy {
   backoffMs: number;
 }
 
-export function createQueues(redisUrl: string, redisPrefix: string, retry?: RetryPolicy): QueueContext {
+/**
+ * Queues, the flow producer and their connection emit 'error' while Redis is away (refused,
+ * reset). An EventEmitter's 'error' with no listener is thrown, and would end the process: every
+ * one gets `onError`, and ioredis reconnects on its own.
+ */
+export function createQueues(
+  redisUrl: string,
+  redisPrefix: string,
+  retry?: RetryPolicy,
+  onError: (err: Error, source: string) => void = () => undefined,
+): QueueContext {
   const connection = createRedis(redisUrl);
+  connection.on('error', (err: Error) => onError(err, 'redis'));
   const prefix = bullPrefix(redisPrefix);
   const jobOptions = defaultJobOptions(retry?.attempts, retry?.backoffMs);
   const opts = { connection: connection as ConnectionOptions, prefix, defaultJobOptions: jobOptions };
@@ -45,6 +56,8 @@ export function createQueues(redisUrl: string, redisPrefix: string, retry?: Retr
     Queue
   >;
   const flow = new FlowProducer({ connection: connection as ConnectionOptions, prefix });
+  for (const [name, q] of Object.entries(queues)) q.on('error', (err) => onError(err, `queue ${name}`));
+  flow.on('error', (err) => onError(err, 'flow producer'));
   return {
     connection,
     prefix,
