@@ -1,7 +1,6 @@
 /** Entry point: `--role all` (default) runs API, workers and scheduler in one process; each role can run alone. */
 import { parseArgs } from 'node:util';
 import type { Server } from 'node:http';
-import type { Worker } from 'bullmq';
 import { ensureAdminKey, warnAboutKeys } from './bootstrap.js';
 import { boundHeapGrowth } from './heap.js';
 import { loadConfig } from './config/index.js';
@@ -12,7 +11,9 @@ import { createLogger } from './log.js';
 import { closeCeremonyPools } from './producers/ceremony.js';
 import { ALL_QUEUES, type QueueName } from './queues/names.js';
 import { installSchedules } from './scheduler.js';
-import { startWorkers, stopWorkers } from './workers/run.js';
+import { installProcessHandlers, untilReady } from './process.js';
+import { startReconciler, type Reconciler } from './workers/reconciler.js';
+import { superviseWorkers, type Supervisor } from './workers/supervisor.js';
 
 boundHeapGrowth();
 
@@ -35,6 +36,7 @@ try {
   throw err;
 }
 const log = createLogger(config.logLevel, { role: values.role });
+installProcessHandlers(log);
 const role = values.role!;
 if (!['all', 'api', 'worker', 'scheduler'].includes(role)) {
   console.error(`wedvault: --role must be all, api, worker or scheduler (got "${role}")`);
@@ -53,10 +55,11 @@ if (!Number.isInteger(concurrency) || concurrency < 1) {
   process.exit(64);
 }
 
-const ctx = await createContext(config, { log });
+const ctx = await untilReady('catalog', () => createContext(config, { log }), log);
 warnAboutKeys(ctx);
 let server: Server | undefined;
-let workers: Worker[] = [];
+let workers: Supervisor | undefined;
+let reconciler: Reconciler | undefined;
 
 if (role === 'all' || role === 'api') {
   await ensureAdminKey(ctx);
@@ -66,11 +69,8 @@ if (role === 'all' || role === 'api') {
   );
 }
 if (role === 'all' || role === 'worker') {
-  workers = startWorkers(ctx, {
-    queues,
-    concurrency,
-    lockDurationMs: config.jobLockMs,
-  });
+  workers = superviseWorkers(ctx, { queues, concurrency, lockDurationMs: config.jobLockMs });
+  reconciler = startReconciler(ctx, { everyMs: config.reconcileMs, staleMs: config.jobLockMs });
   log.info({ queues, concurrency }, 'workers started');
 }
 if (role === 'all' || role === 'scheduler') await installSchedules(ctx);
@@ -81,7 +81,8 @@ async function shutdown(signal: string): Promise<void> {
   stopping = true;
   log.info({ signal }, 'shutting down: finishing in-flight jobs');
   server?.close();
-  await stopWorkers(workers);
+  await reconciler?.stop();
+  await workers?.stop();
   await closeCeremonyPools();
   await ctx.close();
   log.info('stopped');

@@ -26,14 +26,41 @@ export async function createTest(
 
 export async function startTest(
   db: Db,
-  t: { id: string; recoveryPointId: string; mode: string; targets: string[] },
+  t: { id: string; recoveryPointId: string; mode: string; targets: string[]; jobId?: string },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO backup_tests (id, recovery_point_id, mode, targets, status, started_at)
-     VALUES ($1,$2,$3,$4,'running',now())
-     ON CONFLICT (id) DO UPDATE SET status = 'running', targets = EXCLUDED.targets, started_at = now()`,
-    [t.id, t.recoveryPointId, t.mode, t.targets],
+    `INSERT INTO backup_tests (id, recovery_point_id, mode, targets, status, started_at, job_id, heartbeat_at)
+     VALUES ($1,$2,$3,$4,'running',now(),$5,now())
+     ON CONFLICT (id) DO UPDATE SET status = 'running', targets = EXCLUDED.targets, started_at = now(),
+        job_id = COALESCE(EXCLUDED.job_id, backup_tests.job_id), heartbeat_at = now()`,
+    [t.id, t.recoveryPointId, t.mode, t.targets, t.jobId ?? null],
   );
+}
+
+/** A running test's sign of life, which the reconciler reads instead of Redis. */
+export async function touchTest(db: Db, id: string): Promise<void> {
+  await db.query(`UPDATE backup_tests SET heartbeat_at = now() WHERE id = $1 AND status = 'running'`, [id]);
+}
+
+export interface Scratch {
+  database: string;
+  dir: string;
+}
+
+/** Records (or, with null, forgets) a drill's scratch database and directory, so a dead drill's can be dropped. */
+export async function setScratch(db: Db, id: string, scratch: Scratch | null): Promise<void> {
+  await db.query('UPDATE backup_tests SET scratch = $2 WHERE id = $1', [
+    id,
+    scratch && JSON.stringify(scratch),
+  ]);
+}
+
+export async function getScratch(db: Db, id: string): Promise<Scratch | undefined> {
+  const { rows } = await db.query<{ scratch: Scratch | null }>(
+    'SELECT scratch FROM backup_tests WHERE id = $1',
+    [id],
+  );
+  return rows[0]?.scratch ?? undefined;
 }
 
 export async function finishTest(

@@ -89,14 +89,22 @@ export async function getOperation(db: Db, id: string): Promise<Operation | unde
 }
 
 /** Marks the operation running; a re-delivered job (after a crash) counts another attempt. */
-export async function startOperation(db: Db, id: string): Promise<Operation | undefined> {
+export async function startOperation(db: Db, id: string, jobId?: string): Promise<Operation | undefined> {
   const { rows } = await db.query<Row>(
     `UPDATE backup_operations
-        SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()), error = NULL
+        SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()), error = NULL,
+            job_id = COALESCE($2, job_id), heartbeat_at = now()
       WHERE id = $1 AND state <> 'completed' RETURNING *`,
-    [id],
+    [id, jobId ?? null],
   );
   return rows[0] && toOperation(rows[0]);
+}
+
+/** A running operation's sign of life, which the reconciler reads instead of Redis. */
+export async function touchOperation(db: Db, id: string): Promise<void> {
+  await db.query(`UPDATE backup_operations SET heartbeat_at = now() WHERE id = $1 AND state = 'running'`, [
+    id,
+  ]);
 }
 
 export async function reportProgress(db: Db, id: string, progress: number, bytes: number): Promise<void> {

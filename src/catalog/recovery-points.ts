@@ -21,7 +21,8 @@ export interface RecoveryPoint {
   healthy: boolean;
 }
 
-export type ReplicaState = 'pending' | 'replicated' | 'verified' | 'failed' | 'missing';
+/** unverified: its target was found to have lost its data; not counted as a copy until verified again. */
+export type ReplicaState = 'pending' | 'replicated' | 'verified' | 'failed' | 'missing' | 'unverified';
 
 export interface Replica {
   recoveryPointId: string;
@@ -180,4 +181,17 @@ export async function listReplicas(db: Db, pointIds: string[]): Promise<Replica[
 
 export async function markPointHealth(db: Db, id: string, healthy: boolean): Promise<void> {
   await db.query('UPDATE recovery_points SET healthy = $2 WHERE id = $1', [id, healthy]);
+}
+
+/**
+ * The target lost its data: no copy on it can be counted any more, for any point. Returns the number
+ * of replicas changed; the next verify of each point re-establishes the ones still sound.
+ */
+export async function markTargetUnverified(db: Db, target: string, reason: string): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE replicas SET state = 'unverified', error = $2, updated_at = now()
+      WHERE target = $1 AND state IN ('replicated', 'verified')`,
+    [target, reason.slice(0, 2000)],
+  );
+  return rowCount ?? 0;
 }

@@ -41,6 +41,8 @@ export interface Config {
   logLevel: string;
   workerConcurrency: number;
   jobLockMs: number;
+  /** Reconciler period: stranded operations, tests and replicas are resumed or failed within about two of these. */
+  reconcileMs: number;
   jobAttempts: number;
   jobBackoffMs: number;
   targets: TargetConfig[];
@@ -168,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     workerConcurrency: e.WEDVAULT_WORKER_CONCURRENCY,
     jobLockMs: e.WEDVAULT_JOB_LOCK_MS,
+    reconcileMs: e.WEDVAULT_RECONCILE_MS,
     jobAttempts: e.WEDVAULT_JOB_ATTEMPTS,
     jobBackoffMs: e.WEDVAULT_JOB_BACKOFF_MS,
     targets,

@@ -140,6 +140,8 @@ export const envSchema = z.object({
   /** Attempts per job and the first backoff delay (doubling) for transient failures. */
   WEDVAULT_JOB_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
   WEDVAULT_JOB_BACKOFF_MS: z.coerce.number().int().min(10).default(2_000),
+  /** How often the reconciler looks for operations, tests and replicas whose job is gone (worker role). */
+  WEDVAULT_RECONCILE_MS: z.coerce.number().int().min(200).max(30_000).default(30_000),
   WEDVAULT_WORKER_CONCURRENCY: z.coerce.number().int().positive().max(64).default(2),
 });
 export type Env = z.infer<typeof envSchema>;

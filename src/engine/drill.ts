@@ -4,7 +4,7 @@
  * existing wedding, payment totals equal to the backed-up ones. The elapsed time is the measured RTO.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -39,6 +39,36 @@ export interface DrillOptions {
   beforeChecks?: (scratchUrl: string) => Promise<void>;
   /** Table and column whose sum must match the backup (default payments.amount when present). */
   paymentColumn?: string;
+  /**
+   * Names of the scratch database and directory (default random). A caller that records them
+   * beforehand can drop them if the drill dies; whatever an earlier attempt left there is dropped first.
+   */
+  scratch?: DrillScratch;
+}
+
+export interface DrillScratch {
+  database: string;
+  dir: string;
+}
+
+/** Scratch names derived from a test id: a dead drill's leftovers are found from its row alone. */
+export function drillScratchFor(testId: string): DrillScratch {
+  const tag = testId.replace(/[^0-9a-f]/gi, '').toLowerCase();
+  return { database: `wv_drill_${tag}`, dir: path.join(tmpdir(), `wv-drill-${tag}`) };
+}
+
+/** Drops a drill's scratch database (on the server of serverUrl) and directory; absent ones are fine. */
+export async function dropDrillScratch(serverUrl: string, scratch: DrillScratch): Promise<void> {
+  await rm(scratch.dir, { recursive: true, force: true });
+  const admin = new URL(serverUrl);
+  admin.pathname = '/postgres';
+  const c = new pg.Client({ connectionString: admin.toString() });
+  await c.connect();
+  try {
+    await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(scratch.database)} WITH (FORCE)`);
+  } finally {
+    await c.end();
+  }
 }
 
 /** Sum of a decimal column straight from the backed-up COPY text, exact (BigInt at 12 decimals). */
@@ -208,9 +238,17 @@ export async function runDrill(
   const snap = await repo.loadSnapshot(snapshotId);
   const tree = snap.tree as { postgres?: PgTree; files?: Record<string, FileEntry[]> };
   const problems: DrillProblem[] = [];
+  const names = opts.scratch ?? {
+    database: `wv_drill_${randomBytes(6).toString('hex')}`,
+    dir: await mkdtemp(path.join(tmpdir(), 'wv-drill-')),
+  };
+  if (opts.scratch) {
+    await dropDrillScratch(opts.scratchServerUrl, names);
+    await mkdir(names.dir, { recursive: true, mode: 0o700 });
+  }
+  const dir = names.dir;
   const scratch = new URL(opts.scratchServerUrl);
-  scratch.pathname = `/wv_drill_${randomBytes(6).toString('hex')}`;
-  const dir = await mkdtemp(path.join(tmpdir(), 'wv-drill-'));
+  scratch.pathname = `/${names.database}`;
   let files = 0;
   try {
     if (tree.postgres) {
@@ -244,12 +282,6 @@ export async function runDrill(
       files,
     };
   } finally {
-    await rm(dir, { recursive: true, force: true });
-    const admin = new URL(opts.scratchServerUrl);
-    admin.pathname = '/postgres';
-    const c = new pg.Client({ connectionString: admin.toString() });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(scratch.pathname.slice(1))} WITH (FORCE)`);
-    await c.end();
+    await dropDrillScratch(opts.scratchServerUrl, names);
   }
 }

@@ -22,6 +22,31 @@ export async function enqueueFollowUps(
   for (const target of others) {
     await upsertReplica(ctx.db, { recoveryPointId, target, state: 'pending' });
   }
+  await addFollowUpFlow(ctx, { recoveryPointId, priority, operationId, targets: others });
+  return [
+    ...others.map((target) => ({
+      queue: QUEUES.replicate,
+      jobId: jobIds.replicate(recoveryPointId, target),
+      target,
+    })),
+    { queue: QUEUES.verify, jobId: jobIds.verify(recoveryPointId, 'quick') },
+  ];
+}
+
+export interface FollowUpFlow {
+  recoveryPointId: string;
+  priority: number;
+  operationId?: string | undefined;
+  /** The targets to copy to; the job ids are the same for the same point and target. */
+  targets: string[];
+}
+
+/** The replicate jobs and their verify parent; the reconciler adds it again when Redis lost it. */
+export async function addFollowUpFlow(
+  ctx: AppContext,
+  { recoveryPointId, priority, operationId, targets: others }: FollowUpFlow,
+): Promise<void> {
+  const source = ctx.config.primaryTarget;
   const children: FlowJob[] = others.map((target) => {
     const data: ReplicatePayload = { recoveryPointId, operationId, source, target };
     return {
@@ -45,12 +70,4 @@ export async function enqueueFollowUps(
     opts: { ...ctx.queues.jobOptions, jobId: jobIds.verify(recoveryPointId, 'quick'), priority },
     children,
   });
-  return [
-    ...others.map((target) => ({
-      queue: QUEUES.replicate,
-      jobId: jobIds.replicate(recoveryPointId, target),
-      target,
-    })),
-    { queue: QUEUES.verify, jobId: jobIds.verify(recoveryPointId, 'quick') },
-  ];
 }

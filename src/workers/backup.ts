@@ -8,6 +8,7 @@ import {
   reportProgress,
   startOperation,
   getOperation,
+  touchOperation,
 } from '../catalog/operations.js';
 import { recordBackupOutput } from '../catalog/record-backup.js';
 import { recordTargetFailure, recordTargetSuccess } from '../catalog/targets.js';
@@ -16,8 +17,10 @@ import { runBackup } from '../engine/backup.js';
 import { WedvaultError, errorMessage } from '../errors.js';
 import { enqueueFollowUps, type FollowUp } from '../producers/follow-ups.js';
 import { JOBS, QUEUES, jobIds } from '../queues/names.js';
-import { backupPayload } from '../queues/payloads.js';
+import { backupPayload, type BackupPayload } from '../queues/payloads.js';
+import type { Logger } from '../log.js';
 import { PRIORITY } from '../queues/priority.js';
+import { heartbeatEvery, progressReporter, startHeartbeat } from './heartbeat.js';
 
 export async function processBackup(job: Job, ctx: AppContext): Promise<{ recoveryPointId: string }> {
   const parsed = backupPayload.parse(job.data);
@@ -33,7 +36,7 @@ export async function processBackup(job: Job, ctx: AppContext): Promise<{ recove
     });
   }
   const log = ctx.log.child({ operationId: p.operationId, jobId: job.id, queue: job.queueName });
-  const op = await startOperation(ctx.db, p.operationId);
+  const op = await startOperation(ctx.db, p.operationId, String(job.id));
   if (!op) {
     const done = await getOperation(ctx.db, p.operationId);
     if (done?.recoveryPointId) return { recoveryPointId: done.recoveryPointId };
@@ -41,6 +44,26 @@ export async function processBackup(job: Job, ctx: AppContext): Promise<{ recove
   }
   log.info({ type: p.type, attempt: op.attempts }, 'backup started');
 
+  const stopBeat = startHeartbeat(
+    () => touchOperation(ctx.db, p.operationId),
+    heartbeatEvery(ctx.config.jobLockMs),
+    log,
+  );
+  try {
+    return await backUp(ctx, { ...p, priority: op.priority }, progressReporter(job, log), log);
+  } finally {
+    stopBeat();
+  }
+}
+
+type Run = BackupPayload & { operationId: string; priority: number };
+
+async function backUp(
+  ctx: AppContext,
+  p: Run,
+  progress: (value: number) => void,
+  log: Logger,
+): Promise<{ recoveryPointId: string }> {
   const primary = ctx.config.primaryTarget;
   const started = Date.now();
   let out;
@@ -55,8 +78,8 @@ export async function processBackup(job: Job, ctx: AppContext): Promise<{ recove
       sources: ctx.config.sources,
       storageFor: (name) => ctx.storage(name),
       onProgress: (fraction, bytes) => {
-        void job.updateProgress(Math.round(fraction * 100));
-        void reportProgress(ctx.db, p.operationId, fraction, bytes).catch(() => undefined);
+        progress(Math.round(fraction * 100));
+        reportProgress(ctx.db, p.operationId, fraction, bytes).catch(() => undefined);
       },
     });
   } catch (err) {
@@ -71,7 +94,7 @@ export async function processBackup(job: Job, ctx: AppContext): Promise<{ recove
     weddingId: p.weddingId ?? null,
     primaryTarget: primary,
   });
-  const followUps = await enqueueFollowUps(ctx, point.id, op.priority, p.operationId);
+  const followUps = await enqueueFollowUps(ctx, point.id, p.priority, p.operationId);
   const drill = await drillOnSchemaChange(ctx, point.id, out.summary.schemaDigest);
   if (drill) followUps.push(drill);
   await completeOperation(ctx.db, p.operationId, {

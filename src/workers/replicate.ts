@@ -6,6 +6,8 @@ import type { AppContext } from '../context.js';
 import { replicateObjects, type ReplicateResult } from '../engine/replicate.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import { replicatePayload } from '../queues/payloads.js';
+import { probeTarget } from './freshness.js';
+import { progressReporter } from './heartbeat.js';
 
 export async function processReplicate(job: Job, ctx: AppContext): Promise<ReplicateResult> {
   const p = replicatePayload.parse(job.data);
@@ -32,12 +34,13 @@ export async function processReplicate(job: Job, ctx: AppContext): Promise<Repli
   ];
   const dest = ctx.storage(p.target);
   const started = Date.now();
+  const progress = progressReporter(job, log);
   let lastError: unknown;
   for (const source of sources) {
     try {
       const result = await replicateObjects(ctx.storage(source), dest, point.objects, {
         concurrency: targetConfig.concurrency,
-        onProgress: ({ bytes }) => void job.updateProgress({ bytes }),
+        onProgress: ({ bytes }) => progress({ bytes }),
       });
       await upsertReplica(ctx.db, {
         recoveryPointId: point.id,
@@ -55,8 +58,10 @@ export async function processReplicate(job: Job, ctx: AppContext): Promise<Repli
     } catch (err) {
       lastError = err;
       log.warn({ source, err: errorMessage(err) }, 'replication from this source failed');
+      await probeTarget(ctx, source, `replication of ${point.id} from it`);
     }
   }
+  await probeTarget(ctx, p.target, `replication of ${point.id} to it`);
   await upsertReplica(ctx.db, {
     recoveryPointId: point.id,
     target: p.target,

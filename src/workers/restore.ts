@@ -6,6 +6,7 @@ import type { AppContext } from '../context.js';
 import { restoreFromCopies, type FailoverResult } from '../engine/failover.js';
 import { NotFoundError, WedvaultError, errorMessage } from '../errors.js';
 import { restorePayload } from '../queues/payloads.js';
+import { probeTarget } from './freshness.js';
 
 export async function processRestore(job: Job, ctx: AppContext): Promise<FailoverResult> {
   const p = restorePayload.parse(job.data);
@@ -13,8 +14,9 @@ export async function processRestore(job: Job, ctx: AppContext): Promise<Failove
   const point = await getRecoveryPoint(ctx.db, p.recoveryPointId);
   if (!point) throw new NotFoundError(`recovery point ${p.recoveryPointId} not found`);
   await startRecovery(ctx.db, p.recoveryId, point.id);
-  // verified copies first, then any other that holds the point; the primary breaks ties
-  const rank = { verified: 0, replicated: 1 } as Record<string, number>;
+  // verified copies first, then any other that holds the point (one on a target that lost its data
+  // last: what it still holds may be sound); the primary breaks ties
+  const rank = { verified: 0, replicated: 1, unverified: 2 } as Record<string, number>;
   const copies = (await listReplicas(ctx.db, [point.id]))
     .filter((r) => r.state in rank)
     .sort(
@@ -29,11 +31,13 @@ export async function processRestore(job: Job, ctx: AppContext): Promise<Failove
       targetDir: p.targetDir,
       wedding: p.weddingId,
     });
+    for (const f of result.failures) await probeTarget(ctx, f.target, `restore of ${point.id} from it`);
     await finishRecovery(ctx.db, p.recoveryId, 'completed', { validation: result });
     log.info({ from: result.target, durationMs: result.durationMs }, 'restored');
     return result;
   } catch (err) {
     const code = err instanceof WedvaultError ? err.code : 'internal';
+    for (const c of copies) await probeTarget(ctx, c.target, `restore of ${point.id} from it`);
     await finishRecovery(ctx.db, p.recoveryId, 'failed', { error: { code, message: errorMessage(err) } });
     throw err;
   }

@@ -1,8 +1,8 @@
 /** Verify processor: check a recovery point on every target that should hold it; record the result per replica. */
-import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
-import { finishTest, startTest } from '../catalog/backup-tests.js';
+import { finishTest, setScratch, startTest, touchTest } from '../catalog/backup-tests.js';
 import {
+  type RecoveryPoint,
   getRecoveryPoint,
   listRecoveryPoints,
   listReplicas,
@@ -12,10 +12,14 @@ import {
 import { recordTargetFailure } from '../catalog/targets.js';
 import type { AppContext } from '../context.js';
 import { NotFoundError, errorMessage } from '../errors.js';
-import { runDrill } from '../engine/drill.js';
+import { drillScratchFor, runDrill } from '../engine/drill.js';
 import { validatePoint } from '../engine/validate/validate.js';
 import { Repository } from '../engine/repo/repository.js';
-import { verifyPayload } from '../queues/payloads.js';
+import { verifyPayload, type VerifyPayload } from '../queues/payloads.js';
+import type { Logger } from '../log.js';
+import { operationIdForJob } from './backup.js';
+import { lostInValidation, markTargetLost, probeTarget } from './freshness.js';
+import { heartbeatEvery, startHeartbeat } from './heartbeat.js';
 
 export async function processVerify(
   job: Job,
@@ -33,11 +37,38 @@ export async function processVerify(
         })
       )[0];
   if (!point) throw new NotFoundError(`recovery point ${p.recoveryPointId ?? '(newest)'} not found`);
-  const testId = p.testId ?? randomUUID();
+  // a re-delivered job (after a crash) keeps its test row: the id follows the job, not the attempt
+  const testId = p.testId ?? operationIdForJob(`test:${job.id}@${job.timestamp}`);
   const replicas = (await listReplicas(ctx.db, [point.id])).filter((r) => r.state !== 'pending');
   const targets = p.targets ?? replicas.map((r) => r.target);
-  await startTest(ctx.db, { id: testId, recoveryPointId: point.id, mode: p.mode, targets });
-  if (p.mode === 'drill') return drill(ctx, point.id, point.primaryTarget, targets, testId);
+  await startTest(ctx.db, {
+    id: testId,
+    recoveryPointId: point.id,
+    mode: p.mode,
+    targets,
+    jobId: String(job.id),
+  });
+  const stopBeat = startHeartbeat(() => touchTest(ctx.db, testId), heartbeatEvery(ctx.config.jobLockMs), log);
+  try {
+    if (p.mode === 'drill') return await drill(ctx, point.id, point.primaryTarget, targets, testId);
+    return await validate(ctx, { ...p, mode: p.mode }, { point, targets, testId, log });
+  } finally {
+    stopBeat();
+  }
+}
+
+interface Check {
+  point: RecoveryPoint;
+  targets: string[];
+  testId: string;
+  log: Logger;
+}
+
+async function validate(
+  ctx: AppContext,
+  p: VerifyPayload & { mode: 'quick' | 'full' },
+  { point, targets, testId, log }: Check,
+): Promise<{ status: string; problems: unknown[] }> {
   const copies = targets.map((target) => ({ target, storage: ctx.storage(target) }));
   const r = await validatePoint({
     snapshotId: point.id,
@@ -50,6 +81,9 @@ export async function processVerify(
     repair: p.mode === 'full',
   });
   for (const target of targets) {
+    // first the target as a whole: this point's own result below re-establishes its replica
+    const lost = lostInValidation(target, r.problems, point.objects.length);
+    if (lost) await markTargetLost(ctx, target, `${p.mode} verification of ${point.id}: ${lost}`);
     const open = r.problems.filter((x) => x.target === target && !x.repaired);
     const first = open[0];
     await upsertReplica(ctx.db, {
@@ -66,6 +100,7 @@ export async function processVerify(
   await markPointHealth(ctx.db, point.id, r.status === 'passed');
   log.info(
     {
+      testId,
       recoveryPointId: point.id,
       mode: p.mode,
       status: r.status,
@@ -93,9 +128,14 @@ async function drill(
       repo = await Repository.open(ctx.storage(target), ctx.config.masterKey);
     } catch (err) {
       lastError = err;
+      await probeTarget(ctx, target, `drill of ${pointId}`);
       continue;
     }
-    const r = await runDrill(repo, pointId, { scratchServerUrl: ctx.config.databaseUrl });
+    // recorded first: if this process dies mid-drill, the reconciler drops them by this row
+    const scratch = drillScratchFor(testId);
+    await setScratch(ctx.db, testId, scratch);
+    const r = await runDrill(repo, pointId, { scratchServerUrl: ctx.config.databaseUrl, scratch });
+    await setScratch(ctx.db, testId, null);
     const problems = r.problems.map((x) => ({ target, object: x.object, kind: x.kind, detail: x.detail }));
     await finishTest(ctx.db, testId, r.status, problems, [], r.rtoMs);
     if (r.status === 'failed') await markPointHealth(ctx.db, pointId, false);

@@ -55,6 +55,20 @@ describe('3-2-1 evaluation', () => {
     expect(r.reason321).toBe('1 copy of 3; media: disk only; no offsite copy; not verified on: s3, azure');
   });
 
+  it('does not count a copy on a target that lost its data (unverified)', () => {
+    const r = evaluate321(
+      [
+        { target: 'disk', state: 'verified' },
+        { target: 's3', state: 'unverified' },
+        { target: 'azure', state: 'verified' },
+      ],
+      labels,
+      ['disk', 's3', 'azure'],
+    );
+    expect(r.copies).toBe(2);
+    expect(r.missing).toEqual(['s3']);
+  });
+
   it('ignores copies on targets that are no longer configured', () => {
     const r = evaluate321([{ target: 'gone', state: 'verified' }], labels, []);
     expect(r.copies).toBe(0);
