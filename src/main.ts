@@ -70,10 +70,13 @@ if (role === 'all' || role === 'api') {
 }
 if (role === 'all' || role === 'worker') {
   workers = superviseWorkers(ctx, { queues, concurrency, lockDurationMs: config.jobLockMs });
-  reconciler = startReconciler(ctx, { everyMs: config.reconcileMs, staleMs: config.jobLockMs });
   log.info({ queues, concurrency }, 'workers started');
 }
 if (role === 'all' || role === 'scheduler') await installSchedules(ctx);
+// a scheduler alone also reconciles: it is what puts back the schedules an emptied Redis lost
+if (role !== 'api') {
+  reconciler = startReconciler(ctx, { everyMs: config.reconcileMs, staleMs: config.jobLockMs });
+}
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
