@@ -50,15 +50,18 @@ function withoutOutsideStylesheets(views: Express): void {
 
 /**
  * A browser sends cached Basic credentials with any request to this origin, including one a
- * foreign page triggers: a write must come from this origin. Clients that are not browsers send
- * neither header and pass; browsers send Origin on every cross-site POST, PUT, PATCH and DELETE.
+ * foreign page triggers: a write must come from this origin. Sec-Fetch-Site is set by the browser
+ * itself and survives a proxy that rewrites Host, so it decides when present; older browsers are
+ * judged by Origin. Clients that are not browsers send neither header and pass.
  */
 const sameOriginWrites: RequestHandler = (req, _res, next) => {
   if (req.method === 'GET' || req.method === 'HEAD') return next();
   const site = req.headers['sec-fetch-site'];
   const origin = req.headers.origin;
-  let crossSite = site !== undefined && site !== 'same-origin' && site !== 'none';
-  if (origin !== undefined) crossSite ||= !URL.canParse(origin) || new URL(origin).host !== req.headers.host;
+  const crossSite =
+    site !== undefined
+      ? site !== 'same-origin' && site !== 'none'
+      : origin !== undefined && (!URL.canParse(origin) || new URL(origin).host !== req.host);
   if (crossSite) next(new ForbiddenError('a write to /admin must come from this origin'));
   else next();
 };
