@@ -41,9 +41,19 @@ export async function upsertApiKey(
   return key;
 }
 
+/**
+ * Looks a key up. Its `last_used_at` is written at most once a minute: a page of the board makes a
+ * dozen requests, and a write per request would churn the row for no extra information. The
+ * condition is re-checked on the row itself, so concurrent requests do not both write.
+ */
 export async function findApiKey(db: Db, key: string): Promise<ApiKey | undefined> {
   const { rows } = await db.query<ApiKey>(
-    `UPDATE api_keys SET last_used_at = now() WHERE key_hash = $1 AND revoked_at IS NULL RETURNING id, name, scopes`,
+    `WITH k AS (SELECT id, name, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL),
+     touched AS (
+       UPDATE api_keys SET last_used_at = now() FROM k
+       WHERE api_keys.id = k.id
+         AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at <= now() - interval '1 minute'))
+     SELECT id, name, scopes FROM k`,
     [hashKey(key)],
   );
   return rows[0];

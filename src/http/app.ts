@@ -1,12 +1,10 @@
-/** The Express application: health, metrics, the authenticated /api routes and Bull Board at /admin/queues. */
+/** The Express application: health, metrics, the authenticated /api routes and Bull Board at /admin/queues (src/http/board.ts). */
 import { randomUUID } from 'node:crypto';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { ExpressAdapter } from '@bull-board/express';
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { AppContext } from '../context.js';
-import { audit, authenticate, requireScope } from './auth.js';
+import { audit, authenticate } from './auth.js';
+import { adminRouter } from './board.js';
 import { errorHandler, notFound } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -50,19 +48,13 @@ export function createApp(ctx: AppContext): Express {
     res.type(registry.contentType).send(await registry.metrics());
   });
 
-  const board = new ExpressAdapter();
-  board.setBasePath('/admin/queues');
-  createBullBoard({
-    queues: Object.values(ctx.queues.queues).map((q) => new BullMQAdapter(q)),
-    serverAdapter: board,
-  });
-
-  app.use(['/api', '/admin'], audit(ctx.db), authenticate(ctx.db));
-  app.use('/admin/queues', requireScope('admin'), board.getRouter());
-  app.use(express.json({ limit: '256kb' }));
+  // the API's description holds no secret: tools read it before they hold a key
   app.get('/api/openapi.json', (_req, res) => {
     res.json(openApiDocument());
   });
+  app.use('/api', audit(ctx.db), authenticate(ctx.db));
+  app.use('/admin', adminRouter(ctx));
+  app.use(express.json({ limit: '256kb' }));
   app.use('/api/backups', backupsRouter(ctx));
   app.use('/api/targets', targetsRouter(ctx));
 

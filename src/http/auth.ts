@@ -1,4 +1,4 @@
-/** Bearer API keys with scopes, and the audit trail of every mutating call. */
+/** API keys with scopes (Bearer; Basic where a browser must log in), and the audit trail of every mutating call. */
 import type { RequestHandler } from 'express';
 import { findApiKey, type ApiKey, type ApiScope } from '../catalog/api-keys.js';
 import { writeAudit } from '../catalog/audit.js';
@@ -11,18 +11,41 @@ declare module 'express-serve-static-core' {
   }
 }
 
-export function authenticate(db: Db): RequestHandler {
-  return (req, _res, next) => {
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) {
-      next(new UnauthorizedError('missing API key: send Authorization: Bearer <key>'));
+export interface AuthOptions {
+  /** Also accept `Authorization: Basic` (any user name, the key as password) and challenge browsers with this realm. */
+  basicRealm?: string;
+}
+
+/** The key a request presents: Bearer always, Basic's password only where a realm allows it. */
+function presentedKey(header: string, allowBasic: boolean): string | undefined {
+  const bearer = /^Bearer\s+(\S+)$/i.exec(header);
+  if (bearer) return bearer[1];
+  const basic = allowBasic ? /^Basic\s+([A-Za-z0-9+/]+=*)$/i.exec(header) : null;
+  if (!basic) return undefined;
+  const credentials = Buffer.from(basic[1]!, 'base64').toString('utf8');
+  const password = credentials.slice(credentials.indexOf(':') + 1);
+  return credentials.includes(':') && password ? password : undefined;
+}
+
+export function authenticate(db: Db, opts: AuthOptions = {}): RequestHandler {
+  const allowBasic = opts.basicRealm !== undefined;
+  const missing = allowBasic
+    ? 'missing API key: send Authorization: Bearer <key>, or Basic with the key as password'
+    : 'missing API key: send Authorization: Bearer <key>';
+  return (req, res, next) => {
+    const refuse = (message: string): void => {
+      if (allowBasic) res.set('WWW-Authenticate', `Basic realm="${opts.basicRealm}", charset="UTF-8"`);
+      next(new UnauthorizedError(message));
+    };
+    const key = presentedKey(req.headers.authorization ?? '', allowBasic);
+    if (!key) {
+      refuse(missing);
       return;
     }
-    findApiKey(db, match[1]!)
-      .then((key) => {
-        if (!key) throw new UnauthorizedError('unknown or revoked API key');
-        req.apiKey = key;
+    findApiKey(db, key)
+      .then((found) => {
+        if (!found) return refuse('unknown or revoked API key');
+        req.apiKey = found;
         next();
       })
       .catch(next);

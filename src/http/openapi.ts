@@ -84,6 +84,9 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': { description: 'targets' } },
         },
       },
+      '/api/openapi.json': {
+        get: { security: [], summary: 'This document', responses: { '200': { description: 'OpenAPI 3' } } },
+      },
       '/healthz': {
         get: { security: [], summary: 'Process is up', responses: { '200': { description: 'ok' } } },
       },
