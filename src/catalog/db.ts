@@ -37,3 +37,19 @@ export function createPool(url: string, max = 10, onIdleError: (err: Error) => v
   pool.on('error', onIdleError);
   return pool;
 }
+
+/** The pool or one of its clients (inside a transaction): catalog functions accept either. */
+export type Queryable = pg.Pool | pg.PoolClient;
+
+/** Runs fn in a transaction on one client: committed when fn resolves, rolled back when it throws. */
+export async function inTransaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const out = await fn();
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}

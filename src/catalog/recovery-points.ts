@@ -181,3 +181,9 @@ export async function listReplicas(db: Db, pointIds: string[]): Promise<Replica[
 export async function markPointHealth(db: Db, id: string, healthy: boolean): Promise<void> {
   await db.query('UPDATE recovery_points SET healthy = $2 WHERE id = $1', [id, healthy]);
 }
+
+/** Whether any recovery point was taken of this wedding alone (full points do not list their weddings here). */
+export async function weddingHasPoints(db: Db, weddingId: string): Promise<boolean> {
+  const { rows } = await db.query('SELECT 1 FROM recovery_points WHERE wedding_id = $1 LIMIT 1', [weddingId]);
+  return rows.length > 0;
+}

@@ -43,6 +43,10 @@ export interface Config {
   jobLockMs: number;
   jobAttempts: number;
   jobBackoffMs: number;
+  /** Mutating API requests per key per minute; 0 turns the limit off. */
+  rateLimitPerMinute: number;
+  /** /metrics without a key (WEDVAULT_METRICS_PUBLIC=on). */
+  metricsPublic: boolean;
   targets: TargetConfig[];
   /** Backups are written here first, then replicated to the rest. */
   primaryTarget: string;
@@ -170,6 +174,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobLockMs: e.WEDVAULT_JOB_LOCK_MS,
     jobAttempts: e.WEDVAULT_JOB_ATTEMPTS,
     jobBackoffMs: e.WEDVAULT_JOB_BACKOFF_MS,
+    rateLimitPerMinute: e.WEDVAULT_RATE_LIMIT_PER_MINUTE,
+    metricsPublic: e.WEDVAULT_METRICS_PUBLIC === 'on',
     targets,
     primaryTarget: targets[0]!.name,
     policy: { targets: policyTargets, windowMinutes: file.policy.windowMinutes },

@@ -1,5 +1,4 @@
 /** The Express application: health, metrics, the authenticated /api routes and Bull Board at /admin/queues. */
-import { randomUUID } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
@@ -7,7 +6,9 @@ import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { AppContext } from '../context.js';
 import { audit, authenticate, requireScope } from './auth.js';
-import { errorHandler, notFound } from './errors.js';
+import { errorHandler, methodNotAllowed, notFound } from './errors.js';
+import { rateLimit, requestId } from './limits.js';
+import { readiness } from './readiness.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { backupsRouter } from './routes/backups.js';
@@ -22,7 +23,7 @@ export function createApp(ctx: AppContext): Express {
   app.use(
     pinoHttp({
       logger: ctx.log,
-      genReqId: (req) => (req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
+      genReqId: requestId,
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
     }),
   );
@@ -40,13 +41,9 @@ export function createApp(ctx: AppContext): Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
-    const checks = await Promise.allSettled([ctx.queues.connection.ping(), ctx.db.query('SELECT 1')]);
-    const [redis, catalog] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : String(c.reason)));
-    const ready = redis === 'ok' && catalog === 'ok';
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', redis, catalog });
-  });
-  app.get('/metrics', async (_req, res) => {
+  app.get('/readyz', readiness(ctx));
+  const metricsAuth = ctx.config.metricsPublic ? [] : [authenticate(ctx.db), requireScope('metrics:read')];
+  app.get('/metrics', ...metricsAuth, async (_req, res) => {
     res.type(registry.contentType).send(await registry.metrics());
   });
 
@@ -58,6 +55,7 @@ export function createApp(ctx: AppContext): Express {
   });
 
   app.use(['/api', '/admin'], audit(ctx.db), authenticate(ctx.db));
+  app.use('/api', rateLimit(ctx));
   app.use('/admin/queues', requireScope('admin'), board.getRouter());
   app.use(express.json({ limit: '256kb' }));
   app.get('/api/openapi.json', (_req, res) => {
@@ -66,6 +64,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/api/backups', backupsRouter(ctx));
   app.use('/api/targets', targetsRouter(ctx));
 
+  methodNotAllowed(app.router);
   app.use(notFound);
   app.use(errorHandler);
   return app;

@@ -2,6 +2,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AppContext } from '../context.js';
 import { listTargetHealth } from '../catalog/targets.js';
+import { dependency } from '../deadline.js';
 
 export function createMetrics(ctx: AppContext): { registry: Registry; httpRequests: Counter } {
   const registry = new Registry();
@@ -19,17 +20,20 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [name, q] of Object.entries(ctx.queues.queues)) {
-        const counts = await q.getJobCounts(
-          'waiting',
-          'active',
-          'delayed',
-          'failed',
-          'completed',
-          'prioritized',
-        );
-        for (const [state, n] of Object.entries(counts)) this.set({ queue: name, state }, n);
-      }
+      // The request connection fails fast and the deadline bounds the rest: a scrape during a Redis
+      // outage gets 503 naming redis instead of hanging.
+      const queues = Object.entries(ctx.queues.request.queues);
+      const counts = await dependency(
+        Promise.all(
+          queues.map(([, q]) =>
+            q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
+          ),
+        ),
+        'redis',
+      );
+      queues.forEach(([name], i) => {
+        for (const [state, n] of Object.entries(counts[i]!)) this.set({ queue: name, state }, n);
+      });
     },
   });
   new Gauge({
@@ -39,7 +43,8 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
     registers: [registry],
     async collect() {
       this.reset();
-      for (const h of await listTargetHealth(ctx.db)) this.set({ target: h.name }, h.healthy ? 1 : 0);
+      for (const h of await dependency(listTargetHealth(ctx.db), 'catalog'))
+        this.set({ target: h.name }, h.healthy ? 1 : 0);
     },
   });
   new Gauge({
@@ -47,8 +52,11 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
     help: 'Recovery points whose last verification or drill failed',
     registers: [registry],
     async collect() {
-      const { rows } = await ctx.db.query<{ n: number }>(
-        'SELECT count(*)::int AS n FROM recovery_points WHERE NOT healthy AND deleted_at IS NULL',
+      const { rows } = await dependency(
+        ctx.db.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM recovery_points WHERE NOT healthy AND deleted_at IS NULL',
+        ),
+        'catalog',
       );
       this.set(rows[0]!.n);
     },

@@ -12,12 +12,22 @@ import { requestBackup } from '../../producers/backups.js';
 import { JOBS, QUEUES, jobIds } from '../../queues/names.js';
 import { backupTypeSchema, componentSchema, idSchema } from '../../queues/payloads.js';
 import { PRIORITY } from '../../queues/priority.js';
+import { dependency } from '../../deadline.js';
 import { requireScope } from '../auth.js';
+import { methodNotAllowed } from '../errors.js';
 
 export const createBackupBody = z.strictObject({
   type: backupTypeSchema,
   components: z.array(componentSchema).optional(),
   weddingId: idSchema.optional(),
+});
+
+/** Idempotency-Key: any printable ASCII, as long as a UUID or a little more. */
+const idempotencyHeader = z.object({
+  'Idempotency-Key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, 'printable ASCII without spaces, at most 255 characters')
+    .optional(),
 });
 
 const listQuery = z.object({
@@ -41,9 +51,25 @@ export function backupsRouter(ctx: AppContext): Router {
     requireScope('backups:write'),
     async (req: import('express').Request, res: import('express').Response) => {
       const body = createBackupBody.parse(req.body ?? {});
-      const { operationId, priority } = await requestBackup(ctx, body, req.apiKey?.name);
+      const idempotencyKey = idempotencyHeader.parse({ 'Idempotency-Key': req.get('idempotency-key') })[
+        'Idempotency-Key'
+      ];
+      const { operationId, priority, existing } = await requestBackup(ctx, body, {
+        requestedBy: req.apiKey?.name,
+        apiKeyId: req.apiKey?.id,
+        idempotencyKey,
+      });
       res.locals.auditResource = `operation:${operationId}`;
-      res.status(202).json({ operationId, priority, statusUrl: `/api/backups/status/${operationId}` });
+      // 202: a new operation was queued; 200: the request named an existing one, whose id this is.
+      if (existing) res.set('Idempotent-Replayed', 'true');
+      res
+        .status(existing ? 200 : 202)
+        .json({
+          operationId,
+          priority,
+          statusUrl: `/api/backups/status/${operationId}`,
+          ...(existing && { existing }),
+        });
     },
   ];
   r.post('/', ...create);
@@ -94,13 +120,13 @@ export function backupsRouter(ctx: AppContext): Router {
   });
 
   r.get('/status/:operationId', requireScope('backups:read'), async (req, res) => {
-    const id = z.uuid().parse(req.params.operationId);
+    const { operationId: id } = z.object({ operationId: z.uuid() }).parse(req.params);
     const op = await getOperation(ctx.db, id);
     if (!op) throw new NotFoundError(`operation ${id} not found`);
     const followUps = await Promise.all(
       op.followUps.map(async (f) => {
-        const queue = ctx.queues.queues[f.queue as keyof typeof ctx.queues.queues];
-        const state = queue ? await queue.getJobState(f.jobId) : 'unknown';
+        const queue = ctx.queues.request.queues[f.queue as keyof typeof ctx.queues.queues];
+        const state = queue ? await dependency(queue.getJobState(f.jobId), 'redis') : 'unknown';
         return { ...f, state };
       }),
     );
@@ -127,21 +153,25 @@ export function backupsRouter(ctx: AppContext): Router {
     if (!point) throw new NotFoundError(`recovery point ${body.recoveryPointId} not found`);
     const testId = randomUUID();
     await createTest(ctx.db, { id: testId, recoveryPointId: point.id, mode: body.mode });
-    await ctx.queues.queues[QUEUES.verify].add(
-      JOBS.verify,
-      { recoveryPointId: point.id, testId, mode: body.mode, sample: body.sample },
-      { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
+    await dependency(
+      ctx.queues.request.queues[QUEUES.verify].add(
+        JOBS.verify,
+        { recoveryPointId: point.id, testId, mode: body.mode, sample: body.sample },
+        { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
+      ),
+      'redis',
     );
     res.locals.auditResource = `test:${testId}`;
     res.status(202).json({ testId });
   });
 
   r.get('/validation/:testId', requireScope('backups:read'), async (req, res) => {
-    const id = z.uuid().parse(req.params.testId);
+    const { testId: id } = z.object({ testId: z.uuid() }).parse(req.params);
     const t = await getTest(ctx.db, id);
     if (!t) throw new NotFoundError(`validation ${id} not found`);
     res.json(t);
   });
 
+  methodNotAllowed(r);
   return r;
 }
