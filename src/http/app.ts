@@ -44,7 +44,8 @@ export function createApp(ctx: AppContext): Express {
   app.get('/readyz', readiness(ctx));
   const metricsAuth = ctx.config.metricsPublic ? [] : [authenticate(ctx.db), requireScope('metrics:read')];
   app.get('/metrics', ...metricsAuth, async (_req, res) => {
-    res.type(registry.contentType).send(await registry.metrics());
+    const text = await registry.metrics(); // before the type: a 503 is JSON
+    res.type(registry.contentType).send(text);
   });
 
   const board = new ExpressAdapter();
