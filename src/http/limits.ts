@@ -43,7 +43,9 @@ export function rateLimit(ctx: AppContext): RequestHandler {
 }
 
 /** A client's X-Request-Id is kept (it ends up in audit_log) only when short and plain; otherwise a new one. */
+export const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
 export function requestId(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
-  return typeof given === 'string' && /^[A-Za-z0-9._-]{1,128}$/.test(given) ? given : randomUUID();
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
 }

@@ -168,6 +168,21 @@ describe('request details', () => {
   });
 });
 
+it('documents the new statuses and headers in the OpenAPI document', async () => {
+  const doc = (
+    await request(app)
+      .get('/api/openapi.json')
+      .set(await newKey())
+      .expect(200)
+  ).body;
+  const post = doc.paths['/api/backups'].post;
+  expect(Object.keys(post.responses)).toEqual(
+    expect.arrayContaining(['200', '202', '404', '405', '413', '422', '429', '503']),
+  );
+  expect(post.responses['429'].headers['Retry-After']).toBeDefined();
+  expect(post.parameters.map((p: { name: string }) => p.name)).toEqual(['Idempotency-Key', 'X-Request-Id']);
+});
+
 describe('weddingId', () => {
   it('is accepted when in the source or in a recovery point, 404 when in neither', async () => {
     const key = await newKey();

@@ -22,11 +22,12 @@ export const createBackupBody = z.strictObject({
   weddingId: idSchema.optional(),
 });
 
-/** Idempotency-Key: any printable ASCII, as long as a UUID or a little more. */
+/** Idempotency-Key: printable ASCII without spaces. */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const idempotencyHeader = z.object({
   'Idempotency-Key': z
     .string()
-    .regex(/^[\x21-\x7e]{1,255}$/, 'printable ASCII without spaces, at most 255 characters')
+    .regex(IDEMPOTENCY_KEY, 'printable ASCII without spaces, at most 255 characters')
     .optional(),
 });
 
@@ -62,14 +63,12 @@ export function backupsRouter(ctx: AppContext): Router {
       res.locals.auditResource = `operation:${operationId}`;
       // 202: a new operation was queued; 200: the request named an existing one, whose id this is.
       if (existing) res.set('Idempotent-Replayed', 'true');
-      res
-        .status(existing ? 200 : 202)
-        .json({
-          operationId,
-          priority,
-          statusUrl: `/api/backups/status/${operationId}`,
-          ...(existing && { existing }),
-        });
+      res.status(existing ? 200 : 202).json({
+        operationId,
+        priority,
+        statusUrl: `/api/backups/status/${operationId}`,
+        ...(existing && { existing }),
+      });
     },
   ];
   r.post('/', ...create);
