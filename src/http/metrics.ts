@@ -3,6 +3,8 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AppContext } from '../context.js';
 import { listTargetHealth } from '../catalog/targets.js';
 import { dependency } from '../deadline.js';
+import { onRequestPath } from '../queues/connection.js';
+import type { QueueName } from '../queues/names.js';
 
 export function createMetrics(ctx: AppContext): { registry: Registry; httpRequests: Counter } {
   const registry = new Registry();
@@ -22,16 +24,15 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
       this.reset();
       // The request connection fails fast and the deadline bounds the rest: a scrape during a Redis
       // outage gets 503 naming redis instead of hanging.
-      const queues = Object.entries(ctx.queues.request.queues);
-      const counts = await dependency(
+      const names = Object.keys(ctx.queues.queues) as QueueName[];
+      const counts = await onRequestPath(ctx.queues, (q) =>
         Promise.all(
-          queues.map(([, q]) =>
-            q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
+          names.map((name) =>
+            q[name].getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
           ),
         ),
-        'redis',
       );
-      queues.forEach(([name], i) => {
+      names.forEach((name, i) => {
         for (const [state, n] of Object.entries(counts[i]!)) this.set({ queue: name, state }, n);
       });
     },

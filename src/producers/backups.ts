@@ -10,8 +10,9 @@ import {
   recordIdempotencyKey,
 } from '../catalog/requests.js';
 import type { AppContext } from '../context.js';
-import { REQUEST_DEADLINE_MS, dependency, withDeadline } from '../deadline.js';
+import { REQUEST_DEADLINE_MS, withDeadline } from '../deadline.js';
 import { NotFoundError, UnprocessableError } from '../errors.js';
+import { onRequestPath } from '../queues/connection.js';
 import { JOBS, QUEUES, jobIds } from '../queues/names.js';
 import type { BackupPayload } from '../queues/payloads.js';
 import { priorityFor } from '../queues/priority.js';
@@ -94,12 +95,8 @@ export async function requestBackup(
         weddingId: req.weddingId,
         requestedBy: origin.requestedBy,
       };
-      await dependency(
-        ctx.queues.request.queues[QUEUES.backup].add(JOBS.backup, payload, {
-          jobId: jobIds.backup(operationId),
-          priority,
-        }),
-        'redis',
+      await onRequestPath(ctx.queues, (q) =>
+        q[QUEUES.backup].add(JOBS.backup, payload, { jobId: jobIds.backup(operationId), priority }),
       );
       if (apiKeyId && idempotencyKey)
         await recordIdempotencyKey(client, apiKeyId, idempotencyKey, { requestHash, operationId });

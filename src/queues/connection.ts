@@ -7,6 +7,8 @@ import {
   type QueueOptions,
 } from 'bullmq';
 import { Redis } from 'ioredis';
+import { dependency } from '../deadline.js';
+import { ServiceUnavailableError } from '../errors.js';
 import { ALL_QUEUES, type QueueName } from './names.js';
 
 export interface QueueContext {
@@ -34,6 +36,24 @@ export function createRequestRedis(url: string): Redis {
   return new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 });
 }
 
+/**
+ * Runs a request path's Redis call on the fail-fast queues, within the request deadline. Refuses at
+ * once unless the connection is up: a queue's first command waits for Redis to be ready whatever
+ * the offline queue says, and would then run after its request had been answered 503.
+ */
+export async function onRequestPath<T>(
+  queues: QueueContext,
+  call: (q: Record<QueueName, Queue>) => Promise<T>,
+): Promise<T> {
+  const { status } = queues.request.connection;
+  if (status !== 'ready') {
+    throw new ServiceUnavailableError(`redis is unavailable (connection ${status})`, {
+      details: { dependency: 'redis' },
+    });
+  }
+  return dependency(call(queues.request.queues), 'redis');
+}
+
 export const bullPrefix = (redisPrefix: string) => `{${redisPrefix}}`;
 
 /** Transient failures retry with exponential backoff; typed fatal errors are marked unrecoverable by workers. */
@@ -58,9 +78,11 @@ export function createQueues(redisUrl: string, redisPrefix: string, retry?: Retr
   const opts = { connection: connection as ConnectionOptions, prefix, defaultJobOptions: jobOptions };
   const queues = queuesOn(opts);
   const requestConnection = createRequestRedis(redisUrl);
-  // Without a listener, each failed reconnection would be logged by ioredis as unhandled.
-  requestConnection.on('error', () => undefined);
   const requestQueues = queuesOn({ ...opts, connection: requestConnection as ConnectionOptions });
+  // Each failure reaches its caller as a rejection (a 503) and /readyz names the outage; without
+  // listeners, ioredis and BullMQ would also print every failed reconnection to stderr.
+  requestConnection.on('error', () => undefined);
+  for (const q of Object.values(requestQueues)) q.on('error', () => undefined);
   const flow = new FlowProducer({ connection: connection as ConnectionOptions, prefix });
   return {
     connection,

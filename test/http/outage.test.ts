@@ -86,8 +86,14 @@ describe('during a Redis outage', () => {
     const res = await request(app).post('/api/backups').set(bearer()).send({ type: 'files' }).expect(202);
     const op = await getOperation(svc.ctx.db, res.body.operationId);
     expect(op?.state).toBe('queued');
-    const job = await svc.ctx.queues.queues[QUEUES.backup].getJob(jobIds.backup(res.body.operationId));
+    const queue = svc.ctx.queues.queues[QUEUES.backup];
+    const job = await queue.getJob(jobIds.backup(res.body.operationId));
     expect(job?.data.operationId).toBe(res.body.operationId);
+    // Redis came back empty: the adds refused during the outage must not have landed late, as jobs
+    // without a request behind them (the client was told 503 and may have sent another).
+    await new Promise((r) => setTimeout(r, 2_000));
+    const jobs = await queue.getJobs(['waiting', 'prioritized', 'delayed', 'active']);
+    expect(jobs.map((j) => j.id)).toEqual([jobIds.backup(res.body.operationId)]);
   });
 });
 
@@ -110,5 +116,30 @@ it('runs a job whose request rolled back after Redis took it: the worker writes 
     expect(rows[0].requested_by).toBe('admin');
   } finally {
     await stopWorkers(workers);
+  }
+});
+
+it('an API started while Redis is down answers 503, and the refused job never lands later', async () => {
+  await redis.kill();
+  const late = await createTestService({ REDIS_URL: redis.url, WEDVAULT_RATE_LIMIT_PER_MINUTE: '0' });
+  try {
+    await ensureAdminKey(late.ctx);
+    const lateApp = createApp(late.ctx);
+    const res = await request(lateApp)
+      .post('/api/backups')
+      .set({ Authorization: `Bearer ${late.env.WEDVAULT_ADMIN_KEY}` })
+      .send({ type: 'files' })
+      .expect(503);
+    expect(res.body.error.details).toMatchObject({ dependency: 'redis' });
+    const { rows } = await late.ctx.db.query('SELECT count(*)::int AS n FROM backup_operations');
+    expect(rows[0].n).toBe(0);
+
+    await redis.start();
+    await waitFor(async () => (await request(lateApp).get('/readyz')).status === 200, 20_000);
+    await new Promise((r) => setTimeout(r, 2_000));
+    const jobs = await late.ctx.queues.queues[QUEUES.backup].getJobs(['waiting', 'prioritized', 'delayed']);
+    expect(jobs).toEqual([]);
+  } finally {
+    await late.cleanup();
   }
 });

@@ -9,10 +9,10 @@ import type { AppContext } from '../../context.js';
 import { NotFoundError } from '../../errors.js';
 import { evaluate321 } from '../../policy/rule321.js';
 import { requestBackup } from '../../producers/backups.js';
+import { onRequestPath } from '../../queues/connection.js';
 import { JOBS, QUEUES, jobIds } from '../../queues/names.js';
 import { backupTypeSchema, componentSchema, idSchema } from '../../queues/payloads.js';
 import { PRIORITY } from '../../queues/priority.js';
-import { dependency } from '../../deadline.js';
 import { requireScope } from '../auth.js';
 import { methodNotAllowed } from '../errors.js';
 
@@ -124,8 +124,11 @@ export function backupsRouter(ctx: AppContext): Router {
     if (!op) throw new NotFoundError(`operation ${id} not found`);
     const followUps = await Promise.all(
       op.followUps.map(async (f) => {
-        const queue = ctx.queues.request.queues[f.queue as keyof typeof ctx.queues.queues];
-        const state = queue ? await dependency(queue.getJobState(f.jobId), 'redis') : 'unknown';
+        const queue = f.queue as keyof typeof ctx.queues.queues;
+        const state =
+          queue in ctx.queues.queues
+            ? await onRequestPath(ctx.queues, (q) => q[queue].getJobState(f.jobId))
+            : 'unknown';
         return { ...f, state };
       }),
     );
@@ -152,13 +155,12 @@ export function backupsRouter(ctx: AppContext): Router {
     if (!point) throw new NotFoundError(`recovery point ${body.recoveryPointId} not found`);
     const testId = randomUUID();
     await createTest(ctx.db, { id: testId, recoveryPointId: point.id, mode: body.mode });
-    await dependency(
-      ctx.queues.request.queues[QUEUES.verify].add(
+    await onRequestPath(ctx.queues, (q) =>
+      q[QUEUES.verify].add(
         JOBS.verify,
         { recoveryPointId: point.id, testId, mode: body.mode, sample: body.sample },
         { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
       ),
-      'redis',
     );
     res.locals.auditResource = `test:${testId}`;
     res.status(202).json({ testId });
