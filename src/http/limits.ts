@@ -1,6 +1,6 @@
 /** Request limits: mutating calls per API key per minute (counted in Redis, shared by every API process) and request ids. */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { AppContext } from '../context.js';
@@ -42,10 +42,15 @@ export function rateLimit(ctx: AppContext): RequestHandler {
   };
 }
 
-/** A client's X-Request-Id is kept (it ends up in audit_log) only when short and plain; otherwise a new one. */
 export const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
-export function requestId(req: IncomingMessage): string {
+/**
+ * A client's X-Request-Id is kept (it ends up in audit_log) only when short and plain; otherwise a
+ * new one. Either way the response carries the id the service used.
+ */
+export function requestId(req: IncomingMessage, res: ServerResponse): string {
   const given = req.headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  res.setHeader('X-Request-Id', id);
+  return id;
 }

@@ -106,7 +106,11 @@ describe('request details', () => {
   it('keeps a plain X-Request-Id and replaces a long or odd one in audit_log', async () => {
     const key = await newKey();
     const sent = ['req-1.A_b', 'x'.repeat(129), 'bad id\u00e9', 'y'.repeat(128)];
-    for (const id of sent) await post({ ...key, 'X-Request-Id': id }, { type: 'everything' }).expect(400);
+    const answered: (string | undefined)[] = [];
+    for (const id of sent) {
+      const res = await post({ ...key, 'X-Request-Id': id }, { type: 'everything' }).expect(400);
+      answered.push(res.headers['x-request-id']);
+    }
     const rows = await waitFor(async () => {
       const r = await svc.ctx.db.query<{ request_id: string }>(
         `SELECT request_id FROM audit_log WHERE actor = $1 ORDER BY id`,
@@ -119,6 +123,7 @@ describe('request details', () => {
     expect(rows[1]).toMatch(/^[0-9a-f-]{36}$/);
     expect(rows[2]).toMatch(/^[0-9a-f-]{36}$/);
     expect(rows[3]).toBe(sent[3]);
+    expect(answered).toEqual(rows);
   });
 
   it('answers a wrong method with 405 and Allow', async () => {
