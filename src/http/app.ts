@@ -7,7 +7,7 @@ import { pinoHttp } from 'pino-http';
 import type { AppContext } from '../context.js';
 import { audit, authenticate, requireScope } from './auth.js';
 import { errorHandler, methodNotAllowed, notFound } from './errors.js';
-import { rateLimit, requestId } from './limits.js';
+import { requestId } from './limits.js';
 import { readiness } from './readiness.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -56,7 +56,6 @@ export function createApp(ctx: AppContext): Express {
   });
 
   app.use(['/api', '/admin'], audit(ctx.db), authenticate(ctx.db));
-  app.use('/api', rateLimit(ctx));
   app.use('/admin/queues', requireScope('admin'), board.getRouter());
   app.use(express.json({ limit: '256kb' }));
   app.get('/api/openapi.json', (_req, res) => {

@@ -15,6 +15,7 @@ import { backupTypeSchema, componentSchema, idSchema } from '../../queues/payloa
 import { PRIORITY } from '../../queues/priority.js';
 import { requireScope } from '../auth.js';
 import { methodNotAllowed } from '../errors.js';
+import { rateLimit } from '../limits.js';
 
 export const createBackupBody = z.strictObject({
   type: backupTypeSchema,
@@ -47,6 +48,8 @@ const validationBody = z.strictObject({
 
 export function backupsRouter(ctx: AppContext): Router {
   const r = Router();
+  // Every mutating route of a router counts against its key's limit (targets has none yet).
+  r.use(rateLimit(ctx));
 
   const create = [
     requireScope('backups:write'),
