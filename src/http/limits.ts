@@ -4,8 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { AppContext } from '../context.js';
-import { REQUEST_DEADLINE_MS, unavailable, withDeadline } from '../deadline.js';
 import { RateLimitedError } from '../errors.js';
+import { onRequestPath } from '../queues/connection.js';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -17,28 +17,29 @@ export function rateLimit(ctx: AppContext): RequestHandler {
     keyPrefix: `${ctx.queues.prefix}:rate`,
     points: perMinute,
     duration: 60,
-    // Refuse at once when Redis is down: the request would get 503 from its own Redis call anyway.
-    rejectIfRedisNotReady: true,
   });
+  // The limiter rejects with its result when the key is over its limit: an answer, not a failure.
+  const consume = (id: string) =>
+    limiter.consume(id).then(
+      (r) => ({ allowed: true, r }),
+      (r: unknown) => (r instanceof RateLimiterRes ? { allowed: false, r } : Promise.reject(r)),
+    );
   return (req, res, next) => {
-    if (!MUTATING.has(req.method) || !req.apiKey) {
+    const key = req.apiKey;
+    if (!MUTATING.has(req.method) || !key) {
       next();
       return;
     }
-    withDeadline(limiter.consume(req.apiKey.id), REQUEST_DEADLINE_MS, 'redis').then(
-      (r: RateLimiterRes) => {
+    onRequestPath(ctx.queues, () => consume(key.id)).then(({ allowed, r }) => {
+      if (allowed) {
         res.set('RateLimit-Remaining', String(r.remainingPoints));
         next();
-      },
-      (err: unknown) => {
-        // The limiter rejects with its result object when the key is over its limit, with an Error when Redis fails.
-        if (err instanceof RateLimiterRes) {
-          const seconds = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-          const message = `more than ${perMinute} mutating requests a minute with this API key; retry in ${seconds} s`;
-          next(new RateLimitedError(message, seconds, { details: { limitPerMinute: perMinute } }));
-        } else next(unavailable(err, 'redis'));
-      },
-    );
+        return;
+      }
+      const seconds = Math.max(1, Math.ceil(r.msBeforeNext / 1000));
+      const message = `more than ${perMinute} mutating requests a minute with this API key; retry in ${seconds} s`;
+      next(new RateLimitedError(message, seconds, { details: { limitPerMinute: perMinute } }));
+    }, next);
   };
 }
 

@@ -3,15 +3,16 @@ import type { RequestHandler } from 'express';
 import type { AppContext } from '../context.js';
 import { withDeadline } from '../deadline.js';
 import { errorMessage } from '../errors.js';
+import { onRequestPath } from '../queues/connection.js';
 
-/** Under the 2 s a probe may wait, with room for the response itself. */
-const PROBE_DEADLINE_MS = 1_500;
+/** Well under the 2 s a probe may wait: a local Redis or PostgreSQL answers in a millisecond. */
+const PROBE_DEADLINE_MS = 1_000;
 
 export function readiness(ctx: AppContext): RequestHandler {
   return async (_req, res) => {
     const checks = await Promise.allSettled([
       // The request connection: the workers' one queues commands while Redis is away.
-      withDeadline(ctx.queues.request.connection.ping(), PROBE_DEADLINE_MS, 'redis'),
+      onRequestPath(ctx.queues, () => ctx.queues.request.connection.ping(), PROBE_DEADLINE_MS),
       withDeadline(ctx.db.query('SELECT 1'), PROBE_DEADLINE_MS, 'catalog'),
     ]);
     const [redis, catalog] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : errorMessage(c.reason)));

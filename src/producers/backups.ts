@@ -1,6 +1,6 @@
 /** Turns a validated backup request into a prioritised backup job and its catalog operation, once per request. */
 import { createHash, randomUUID } from 'node:crypto';
-import { inTransaction } from '../catalog/db.js';
+import { transaction } from '../catalog/db.js';
 import { createOperation, getOperation } from '../catalog/operations.js';
 import { weddingHasPoints } from '../catalog/recovery-points.js';
 import {
@@ -68,43 +68,38 @@ export async function requestBackup(
       ? uuidFrom(digest(`${apiKeyId}\n${idempotencyKey}\n${requestHash}`))
       : randomUUID();
 
-  const client = await ctx.db.connect();
-  try {
-    return await inTransaction(client, async () => {
-      if (apiKeyId) {
-        const earlier = await findEarlier(client, apiKeyId, idempotencyKey, requestHash);
-        if (earlier) {
-          const op = await getOperation(client, earlier.operationId);
-          return { ...earlier, priority: op?.priority ?? priority, ceremonyDate };
-        }
+  return transaction(ctx.db, async (client) => {
+    if (apiKeyId) {
+      const earlier = await findEarlier(client, apiKeyId, idempotencyKey, requestHash);
+      if (earlier) {
+        const op = await getOperation(client, earlier.operationId);
+        return { ...earlier, priority: op?.priority ?? priority, ceremonyDate };
       }
-      await createOperation(client, {
-        id: operationId,
-        type: req.type,
-        priority,
-        weddingId: req.weddingId,
-        components,
-        requestedBy: origin.requestedBy,
-        apiKeyId,
-        requestHash: apiKeyId ? requestHash : undefined,
-      });
-      const payload: BackupPayload = {
-        operationId,
-        type: req.type,
-        components,
-        weddingId: req.weddingId,
-        requestedBy: origin.requestedBy,
-      };
-      await onRequestPath(ctx.queues, (q) =>
-        q[QUEUES.backup].add(JOBS.backup, payload, { jobId: jobIds.backup(operationId), priority }),
-      );
-      if (apiKeyId && idempotencyKey)
-        await recordIdempotencyKey(client, apiKeyId, idempotencyKey, { requestHash, operationId });
-      return { operationId, priority, ceremonyDate };
+    }
+    await createOperation(client, {
+      id: operationId,
+      type: req.type,
+      priority,
+      weddingId: req.weddingId,
+      components,
+      requestedBy: origin.requestedBy,
+      apiKeyId,
+      requestHash: apiKeyId ? requestHash : undefined,
     });
-  } finally {
-    client.release();
-  }
+    const payload: BackupPayload = {
+      operationId,
+      type: req.type,
+      components,
+      weddingId: req.weddingId,
+      requestedBy: origin.requestedBy,
+    };
+    await onRequestPath(ctx.queues, (q) =>
+      q[QUEUES.backup].add(JOBS.backup, payload, { jobId: jobIds.backup(operationId), priority }),
+    );
+    if (apiKeyId && idempotencyKey)
+      await recordIdempotencyKey(client, apiKeyId, idempotencyKey, { requestHash, operationId });
+    return { operationId, priority, ceremonyDate };
+  });
 }
 
 /** An operation this request repeats, under the locks that keep two such requests from both creating one. */

@@ -7,7 +7,7 @@ import {
   type QueueOptions,
 } from 'bullmq';
 import { Redis } from 'ioredis';
-import { dependency } from '../deadline.js';
+import { REQUEST_DEADLINE_MS, dependency } from '../deadline.js';
 import { ServiceUnavailableError } from '../errors.js';
 import { ALL_QUEUES, type QueueName } from './names.js';
 
@@ -37,21 +37,46 @@ export function createRequestRedis(url: string): Redis {
 }
 
 /**
- * Runs a request path's Redis call on the fail-fast queues, within the request deadline. Refuses at
- * once unless the connection is up: a queue's first command waits for Redis to be ready whatever
- * the offline queue says, and would then run after its request had been answered 503.
+ * Runs a request path's Redis call on the fail-fast queues, within the deadline. The call is sent
+ * only once the connection is ready (a queue's first command would otherwise wait for Redis and
+ * run after its request had been answered 503), and never after the deadline has passed.
  */
 export async function onRequestPath<T>(
   queues: QueueContext,
   call: (q: Record<QueueName, Queue>) => Promise<T>,
+  ms = REQUEST_DEADLINE_MS,
 ): Promise<T> {
-  const { status } = queues.request.connection;
-  if (status !== 'ready') {
-    throw new ServiceUnavailableError(`redis is unavailable (connection ${status})`, {
-      details: { dependency: 'redis' },
-    });
+  let abandoned = false;
+  const run = async () => {
+    await untilReady(queues.request.connection, ms);
+    if (abandoned)
+      throw new ServiceUnavailableError('redis: the request gave up', { details: { dependency: 'redis' } });
+    return call(queues.request.queues);
+  };
+  try {
+    return await dependency(run(), 'redis', ms);
+  } finally {
+    abandoned = true;
   }
-  return dependency(call(queues.request.queues), 'redis');
+}
+
+function untilReady(connection: Redis, ms: number): Promise<void> {
+  if (connection.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      connection.off('ready', onReady);
+      reject(
+        new ServiceUnavailableError(`redis is unavailable (connection ${connection.status})`, {
+          details: { dependency: 'redis' },
+        }),
+      );
+    }, ms);
+    connection.once('ready', onReady);
+  });
 }
 
 export const bullPrefix = (redisPrefix: string) => `{${redisPrefix}}`;

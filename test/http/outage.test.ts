@@ -78,6 +78,18 @@ describe('during a Redis outage', () => {
       expect(post.ms).toBeLessThan(5_000);
     }
     expect(await operationCount()).toBe(before);
+
+    await svc.ctx.db.query(
+      `INSERT INTO recovery_points (id, type, primary_target, checksum) VALUES ('rp-outage', 'full', 'local-primary', 'x')`,
+    );
+    const verify = await request(unlimited)
+      .post('/api/backups/validation')
+      .set(bearer())
+      .send({ recoveryPointId: 'rp-outage', mode: 'quick' })
+      .expect(503);
+    expect(verify.body.error.details).toMatchObject({ dependency: 'redis' });
+    const tests = await svc.ctx.db.query(`SELECT 1 FROM backup_tests WHERE recovery_point_id = 'rp-outage'`);
+    expect(tests.rows).toEqual([]);
   });
 
   it('accepts the backup again once Redis is back', async () => {

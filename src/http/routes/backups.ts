@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { createTest, getTest } from '../../catalog/backup-tests.js';
+import { transaction } from '../../catalog/db.js';
 import { getOperation } from '../../catalog/operations.js';
 import { getRecoveryPoint, listRecoveryPoints, listReplicas } from '../../catalog/recovery-points.js';
 import type { AppContext } from '../../context.js';
@@ -157,14 +158,17 @@ export function backupsRouter(ctx: AppContext): Router {
     const point = await getRecoveryPoint(ctx.db, body.recoveryPointId);
     if (!point) throw new NotFoundError(`recovery point ${body.recoveryPointId} not found`);
     const testId = randomUUID();
-    await createTest(ctx.db, { id: testId, recoveryPointId: point.id, mode: body.mode });
-    await onRequestPath(ctx.queues, (q) =>
-      q[QUEUES.verify].add(
-        JOBS.verify,
-        { recoveryPointId: point.id, testId, mode: body.mode, sample: body.sample },
-        { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
-      ),
-    );
+    // The row commits only once Redis took the job (the verify worker upserts it if it starts first).
+    await transaction(ctx.db, async (client) => {
+      await createTest(client, { id: testId, recoveryPointId: point.id, mode: body.mode });
+      await onRequestPath(ctx.queues, (q) =>
+        q[QUEUES.verify].add(
+          JOBS.verify,
+          { recoveryPointId: point.id, testId, mode: body.mode, sample: body.sample },
+          { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
+        ),
+      );
+    });
     res.locals.auditResource = `test:${testId}`;
     res.status(202).json({ testId });
   });
