@@ -7,7 +7,7 @@ import {
   type QueueOptions,
 } from 'bullmq';
 import { Redis } from 'ioredis';
-import { REQUEST_DEADLINE_MS, dependency } from '../deadline.js';
+import { REQUEST_DEADLINE_MS, dependency, withDeadline } from '../deadline.js';
 import { ServiceUnavailableError } from '../errors.js';
 import { ALL_QUEUES, type QueueName } from './names.js';
 
@@ -60,23 +60,22 @@ export async function onRequestPath<T>(
   }
 }
 
+/** One listener per connection however many requests wait (each waits under its own deadline). */
+const nextReady = new WeakMap<Redis, Promise<void>>();
+
 function untilReady(connection: Redis, ms: number): Promise<void> {
   if (connection.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      connection.off('ready', onReady);
-      reject(
-        new ServiceUnavailableError(`redis is unavailable (connection ${connection.status})`, {
-          details: { dependency: 'redis' },
-        }),
-      );
-    }, ms);
-    connection.once('ready', onReady);
-  });
+  let ready = nextReady.get(connection);
+  if (!ready) {
+    ready = new Promise((resolve) =>
+      connection.once('ready', () => {
+        nextReady.delete(connection);
+        resolve();
+      }),
+    );
+    nextReady.set(connection, ready);
+  }
+  return withDeadline(ready, ms, 'redis');
 }
 
 export const bullPrefix = (redisPrefix: string) => `{${redisPrefix}}`;
