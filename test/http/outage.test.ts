@@ -2,7 +2,7 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAdminKey } from '../../src/bootstrap.js';
-import { getOperation } from '../../src/catalog/operations.js';
+import { createOperation, getOperation } from '../../src/catalog/operations.js';
 import { createApp } from '../../src/http/app.js';
 import { JOBS, QUEUES, jobIds } from '../../src/queues/names.js';
 import { startWorkers, stopWorkers } from '../../src/workers/run.js';
@@ -127,6 +127,34 @@ it('runs a job whose request rolled back after Redis took it: the worker writes 
     ]);
     expect(rows[0].requested_by).toBe('admin');
   } finally {
+    await stopWorkers(workers);
+  }
+});
+
+it('runs a job that a worker takes before its request committed the row', async () => {
+  // The API's order: row inserted in a transaction, job added, commit. Hold the commit back.
+  const operationId = '0b7e5c1a-2d3f-4a6b-8c9d-112233445566';
+  const client = await svc.ctx.db.connect();
+  const workers = startWorkers(svc.ctx, { queues: ['backup'], concurrency: 1 });
+  try {
+    await client.query('BEGIN');
+    await createOperation(client, { id: operationId, type: 'files', priority: 4, requestedBy: 'api-client' });
+    await svc.ctx.queues.queues[QUEUES.backup].add(
+      JOBS.backup,
+      { operationId, type: 'files', components: ['files'], requestedBy: 'api-client' },
+      { jobId: jobIds.backup(operationId) },
+    );
+    await waitFor(
+      async () =>
+        (await svc.ctx.queues.queues[QUEUES.backup].getJobState(jobIds.backup(operationId))) === 'active',
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    await client.query('COMMIT');
+    const op = await waitForOperation(svc.ctx, operationId, 60_000);
+    expect(op.attempts).toBe(1);
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release();
     await stopWorkers(workers);
   }
 });
