@@ -5,8 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upsertApiKey } from '../../src/catalog/api-keys.js';
 import { ensureDatabase } from '../../src/catalog/db.js';
 import { createApp } from '../../src/http/app.js';
+import { requestBackup } from '../../src/producers/backups.js';
 import { closeCeremonyPools } from '../../src/producers/ceremony.js';
-import { createTestService, waitFor, type TestService } from '../helpers/service.js';
+import { startWorkers, stopWorkers } from '../../src/workers/run.js';
+import { createTestService, waitFor, waitForOperation, type TestService } from '../helpers/service.js';
 
 const LIMIT = 5;
 let svc: TestService;
@@ -199,6 +201,24 @@ describe('weddingId', () => {
        VALUES ('rp-gone-wedding', 'full', 'w-gone', 'local-primary', 'x')`,
     );
     await post(key, { type: 'files', weddingId: 'w-gone' }).expect(202);
+  });
+
+  it('is accepted when only a database backup still holds it', async () => {
+    const source = new pg.Client({ connectionString: svc.config.sources.postgres.url });
+    await source.connect();
+    const workers = startWorkers(svc.ctx, { queues: ['backup'], concurrency: 1 });
+    try {
+      await source.query(`INSERT INTO weddings VALUES ('w-deleted', current_date + 40)`);
+      const { operationId } = await requestBackup(svc.ctx, { type: 'full', components: ['database'] });
+      await waitForOperation(svc.ctx, operationId, 60_000);
+      await source.query(`DELETE FROM weddings WHERE wedding_id = 'w-deleted'`);
+    } finally {
+      await stopWorkers(workers);
+      await source.end();
+    }
+    const key = await newKey();
+    await post(key, { type: 'files', weddingId: 'w-deleted' }).expect(202);
+    await post(key, { type: 'files', weddingId: 'w-never' }).expect(404);
   });
 
   it('is accepted when the source cannot be reached', async () => {

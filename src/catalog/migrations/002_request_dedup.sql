@@ -14,3 +14,12 @@ CREATE TABLE idempotency_keys (
   created_at    timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (api_key_id, key)
 );
+
+-- Every wedding a database backup held, first seen in which point: POST /api/backups refuses a
+-- weddingId only when neither the source nor any point knows it. Rows are only ever added (a
+-- backup inserts its new weddings, nothing more), so a point of 20,000 weddings writes almost nothing.
+CREATE TABLE backed_up_weddings (
+  wedding_id         text PRIMARY KEY,
+  recovery_point_id  text NOT NULL,
+  first_seen_at      timestamptz NOT NULL DEFAULT now()
+);
