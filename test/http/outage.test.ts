@@ -2,6 +2,7 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAdminKey } from '../../src/bootstrap.js';
+import { createPool } from '../../src/catalog/db.js';
 import { createOperation, getOperation } from '../../src/catalog/operations.js';
 import { createApp } from '../../src/http/app.js';
 import { JOBS, QUEUES, jobIds } from '../../src/queues/names.js';
@@ -107,6 +108,18 @@ describe('during a Redis outage', () => {
     const jobs = await queue.getJobs(['waiting', 'prioritized', 'delayed', 'active']);
     expect(jobs.map((j) => j.id)).toEqual([jobIds.backup(res.body.operationId)]);
   });
+});
+
+it('names the catalog when it is the dependency that fails', async () => {
+  const db = createPool('postgres://postgres@127.0.0.1:1/nothing-listens-here');
+  try {
+    const res = await request(createApp({ ...svc.ctx, db }))
+      .get('/readyz')
+      .expect(503);
+    expect(res.body).toMatchObject({ status: 'not ready', failing: ['catalog'], redis: 'ok' });
+  } finally {
+    await db.end();
+  }
 });
 
 it('runs a job whose request rolled back after Redis took it: the worker writes the row', async () => {
