@@ -8,7 +8,7 @@ export interface OwnRedis {
   url: string;
   /** SIGKILL, like a crashed server: nothing is saved. */
   kill(): Promise<void>;
-  /** Starts it again on the same port, empty. */
+  /** Starts it again on the same port, empty (nothing when it runs). */
   start(): Promise<void>;
 }
 
@@ -40,6 +40,8 @@ export async function startOwnRedis(): Promise<OwnRedis> {
   const own: OwnRedis = {
     url,
     async start() {
+      // Already running: a second server could not bind the port, and the first would be lost.
+      if (child) return;
       child = spawn(
         'redis-server',
         ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
@@ -61,6 +63,8 @@ export async function startOwnRedis(): Promise<OwnRedis> {
       await exited(c);
     },
   };
+  // A test run that ends before its afterAll must not leave the server behind.
+  process.once('exit', () => child?.kill('SIGKILL'));
   await own.start();
   return own;
 }
