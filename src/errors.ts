@@ -51,9 +51,31 @@ export class ConfigError extends WedvaultError {
 
 /** A network blip, a throttled store, a lost connection: trying again may succeed. */
 export class TransientError extends WedvaultError {
-  override readonly code = 'transient';
+  override readonly code: string = 'transient';
   override readonly retryable = true;
   override readonly httpStatus = 503;
+}
+
+/** A dependency (Redis, the catalog) did not answer in time: the request may be sent again later. */
+export class ServiceUnavailableError extends TransientError {
+  override readonly code: string = 'unavailable';
+}
+
+/** Too many requests for one API key; `retryAfterSeconds` becomes the `Retry-After` header. */
+export class RateLimitedError extends WedvaultError {
+  override readonly code = 'rate_limited';
+  override readonly httpStatus = 429;
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number, opts: ErrorOptions = {}) {
+    super(message, opts);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** A well-formed request that contradicts an earlier one (an `Idempotency-Key` reused with another body). */
+export class UnprocessableError extends WedvaultError {
+  override readonly code = 'unprocessable';
+  override readonly httpStatus = 422;
 }
 
 /** Data that fails its checksum, MAC or structure check. Never retried: the bytes will not change. */

@@ -10,6 +10,8 @@ export const API_SCOPES = [
   'targets:read',
   'dr:write',
   'compliance:write',
+  /** Scrape /metrics (unless WEDVAULT_METRICS_PUBLIC=on). */
+  'metrics:read',
   'admin',
 ] as const;
 export type ApiScope = (typeof API_SCOPES)[number];

@@ -1,5 +1,5 @@
 /** Verification runs of recovery points (quick, full, drill) and what they found. */
-import type { Db } from './db.js';
+import type { Db, Queryable } from './db.js';
 
 export interface BackupTest {
   testId: string;
@@ -15,7 +15,7 @@ export interface BackupTest {
 }
 
 export async function createTest(
-  db: Db,
+  db: Queryable,
   t: { id: string; recoveryPointId: string; mode: string; targets?: string[] },
 ): Promise<void> {
   await db.query(

@@ -39,3 +39,22 @@ export function createPool(url: string, max = 10, onIdleError: (err: Error) => v
   pool.on('error', onIdleError);
   return pool;
 }
+
+/** The pool or one of its clients (inside a transaction): catalog functions accept either. */
+export type Queryable = pg.Pool | pg.PoolClient;
+
+/** Runs fn in a transaction on one pooled client: committed when fn resolves, rolled back when it throws. */
+export async function transaction<T>(db: Db, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,5 +1,5 @@
 /** Backup operations: one row per requested backup, moved through queued → running → completed|failed. */
-import type { Db } from './db.js';
+import type { Db, Queryable } from './db.js';
 
 export type OperationState = 'queued' | 'running' | 'completed' | 'failed';
 export type BackupType = 'full' | 'incremental' | 'files';
@@ -59,19 +59,22 @@ const toOperation = (r: Row): Operation => ({
 });
 
 export async function createOperation(
-  db: Db,
+  db: Queryable,
   op: {
     id: string;
     type: BackupType;
     priority: number;
-    weddingId?: string;
+    weddingId?: string | undefined;
     components?: string[];
-    requestedBy?: string;
+    requestedBy?: string | undefined;
+    /** The API key that asked and a digest of what it asked (see catalog/requests.ts). */
+    apiKeyId?: string | undefined;
+    requestHash?: string | undefined;
   },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO backup_operations (id, type, priority, wedding_id, components, requested_by)
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+    `INSERT INTO backup_operations (id, type, priority, wedding_id, components, requested_by, api_key_id, request_hash)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
     [
       op.id,
       op.type,
@@ -79,11 +82,13 @@ export async function createOperation(
       op.weddingId ?? null,
       JSON.stringify(op.components ?? []),
       op.requestedBy ?? null,
+      op.apiKeyId ?? null,
+      op.requestHash ?? null,
     ],
   );
 }
 
-export async function getOperation(db: Db, id: string): Promise<Operation | undefined> {
+export async function getOperation(db: Queryable, id: string): Promise<Operation | undefined> {
   const { rows } = await db.query<Row>('SELECT * FROM backup_operations WHERE id = $1', [id]);
   return rows[0] && toOperation(rows[0]);
 }

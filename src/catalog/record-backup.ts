@@ -1,7 +1,12 @@
 /** Records what a backup run produced: its recovery point and the primary target's copy of it. */
 import type { BackupOutput } from '../engine/backup.js';
 import type { Db } from './db.js';
-import { recordRecoveryPoint, upsertReplica, type RecoveryPoint } from './recovery-points.js';
+import {
+  recordPointWeddings,
+  recordRecoveryPoint,
+  upsertReplica,
+  type RecoveryPoint,
+} from './recovery-points.js';
 
 export async function recordBackupOutput(
   db: Db,
@@ -21,6 +26,7 @@ export async function recordBackupOutput(
     checksum: out.checksum,
     summary: out.summary,
   });
+  await recordPointWeddings(db, point.id, out.weddings);
   await upsertReplica(db, {
     recoveryPointId: point.id,
     target: meta.primaryTarget,

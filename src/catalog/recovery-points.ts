@@ -195,3 +195,27 @@ export async function markTargetUnverified(db: Db, target: string, reason: strin
   );
   return rowCount ?? 0;
 }
+
+/** Remembers the weddings a point holds; only those not seen before are written. */
+export async function recordPointWeddings(
+  db: Db,
+  recoveryPointId: string,
+  weddingIds: string[],
+): Promise<void> {
+  if (weddingIds.length === 0) return;
+  await db.query(
+    `INSERT INTO backed_up_weddings (wedding_id, recovery_point_id)
+     SELECT id, $2 FROM unnest($1::text[]) AS id ON CONFLICT (wedding_id) DO NOTHING`,
+    [weddingIds, recoveryPointId],
+  );
+}
+
+/** Whether any recovery point holds this wedding: one taken of it alone, or a database backup that held it. */
+export async function weddingHasPoints(db: Db, weddingId: string): Promise<boolean> {
+  const { rows } = await db.query(
+    `SELECT 1 FROM recovery_points WHERE wedding_id = $1
+     UNION ALL SELECT 1 FROM backed_up_weddings WHERE wedding_id = $1 LIMIT 1`,
+    [weddingId],
+  );
+  return rows.length > 0;
+}

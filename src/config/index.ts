@@ -45,6 +45,10 @@ export interface Config {
   reconcileMs: number;
   jobAttempts: number;
   jobBackoffMs: number;
+  /** Mutating API requests per key per minute; 0 turns the limit off. */
+  rateLimitPerMinute: number;
+  /** /metrics without a key (WEDVAULT_METRICS_PUBLIC=on). */
+  metricsPublic: boolean;
   targets: TargetConfig[];
   /** Backups are written here first, then replicated to the rest. */
   primaryTarget: string;
@@ -173,6 +177,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     reconcileMs: e.WEDVAULT_RECONCILE_MS,
     jobAttempts: e.WEDVAULT_JOB_ATTEMPTS,
     jobBackoffMs: e.WEDVAULT_JOB_BACKOFF_MS,
+    rateLimitPerMinute: e.WEDVAULT_RATE_LIMIT_PER_MINUTE,
+    metricsPublic: e.WEDVAULT_METRICS_PUBLIC === 'on',
     targets,
     primaryTarget: targets[0]!.name,
     policy: { targets: policyTargets, windowMinutes: file.policy.windowMinutes },

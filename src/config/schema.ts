@@ -143,5 +143,9 @@ export const envSchema = z.object({
   /** How often the reconciler looks for operations, tests and replicas whose job is gone (worker role). */
   WEDVAULT_RECONCILE_MS: z.coerce.number().int().min(200).max(30_000).default(30_000),
   WEDVAULT_WORKER_CONCURRENCY: z.coerce.number().int().positive().max(64).default(2),
+  /** Mutating API requests per API key per minute, shared by every API process (0: no limit). */
+  WEDVAULT_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(60),
+  /** on: /metrics answers without a key (only where the listening address is private). */
+  WEDVAULT_METRICS_PUBLIC: z.enum(['on', 'off']).default('off'),
 });
 export type Env = z.infer<typeof envSchema>;

@@ -34,6 +34,8 @@ export interface BackupOutput {
   consistentTime?: Date;
   lsn?: string;
   summary: Record<string, unknown>;
+  /** The weddings (tenant ids) the database part holds: the catalog remembers them for the API. */
+  weddings: string[];
   reused: boolean;
 }
 
@@ -168,6 +170,7 @@ async function describe(
     objects,
     checksum: objectsChecksum(objects),
     stats: snap.stats,
+    weddings: (snap.tree as { postgres?: PgTree } | null)?.postgres?.tenants.map((t) => t.id) ?? [],
     files: extra.files ?? 0,
     consistentTime: extra.consistentTime,
     lsn: extra.lsn,

@@ -1,11 +1,12 @@
 /** The Express application: health, metrics, the authenticated /api routes and Bull Board at /admin/queues (src/http/board.ts). */
-import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { AppContext } from '../context.js';
-import { audit, authenticate } from './auth.js';
+import { audit, authenticate, requireScope } from './auth.js';
 import { adminRouter } from './board.js';
-import { errorHandler, notFound } from './errors.js';
+import { errorHandler, methodNotAllowed, notFound } from './errors.js';
+import { requestId } from './limits.js';
+import { readiness } from './readiness.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { backupsRouter } from './routes/backups.js';
@@ -20,7 +21,7 @@ export function createApp(ctx: AppContext): Express {
   app.use(
     pinoHttp({
       logger: ctx.log,
-      genReqId: (req) => (req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
+      genReqId: requestId,
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
     }),
   );
@@ -38,14 +39,11 @@ export function createApp(ctx: AppContext): Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
-    const checks = await Promise.allSettled([ctx.queues.connection.ping(), ctx.db.query('SELECT 1')]);
-    const [redis, catalog] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : String(c.reason)));
-    const ready = redis === 'ok' && catalog === 'ok';
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', redis, catalog });
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(registry.contentType).send(await registry.metrics());
+  app.get('/readyz', readiness(ctx));
+  const metricsAuth = ctx.config.metricsPublic ? [] : [authenticate(ctx.db), requireScope('metrics:read')];
+  app.get('/metrics', ...metricsAuth, async (_req, res) => {
+    const text = await registry.metrics(); // before the type: a 503 is JSON
+    res.type(registry.contentType).send(text);
   });
 
   // the API's description holds no secret: tools read it before they hold a key
@@ -58,6 +56,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/api/backups', backupsRouter(ctx));
   app.use('/api/targets', targetsRouter(ctx));
 
+  methodNotAllowed(app.router);
   app.use(notFound);
   app.use(errorHandler);
   return app;

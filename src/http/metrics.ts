@@ -2,6 +2,9 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AppContext } from '../context.js';
 import { listTargetHealth } from '../catalog/targets.js';
+import { dependency } from '../deadline.js';
+import { onRequestPath } from '../queues/connection.js';
+import type { QueueName } from '../queues/names.js';
 
 export function createMetrics(ctx: AppContext): { registry: Registry; httpRequests: Counter } {
   const registry = new Registry();
@@ -19,17 +22,19 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [name, q] of Object.entries(ctx.queues.queues)) {
-        const counts = await q.getJobCounts(
-          'waiting',
-          'active',
-          'delayed',
-          'failed',
-          'completed',
-          'prioritized',
-        );
-        for (const [state, n] of Object.entries(counts)) this.set({ queue: name, state }, n);
-      }
+      // The request connection fails fast and the deadline bounds the rest: a scrape during a Redis
+      // outage gets 503 naming redis instead of hanging.
+      const names = Object.keys(ctx.queues.queues) as QueueName[];
+      const counts = await onRequestPath(ctx.queues, (q) =>
+        Promise.all(
+          names.map((name) =>
+            q[name].getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
+          ),
+        ),
+      );
+      names.forEach((name, i) => {
+        for (const [state, n] of Object.entries(counts[i]!)) this.set({ queue: name, state }, n);
+      });
     },
   });
   new Gauge({
@@ -39,7 +44,8 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
     registers: [registry],
     async collect() {
       this.reset();
-      for (const h of await listTargetHealth(ctx.db)) this.set({ target: h.name }, h.healthy ? 1 : 0);
+      for (const h of await dependency(listTargetHealth(ctx.db), 'catalog'))
+        this.set({ target: h.name }, h.healthy ? 1 : 0);
     },
   });
   new Gauge({
@@ -47,8 +53,11 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
     help: 'Recovery points whose last verification or drill failed',
     registers: [registry],
     async collect() {
-      const { rows } = await ctx.db.query<{ n: number }>(
-        'SELECT count(*)::int AS n FROM recovery_points WHERE NOT healthy AND deleted_at IS NULL',
+      const { rows } = await dependency(
+        ctx.db.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM recovery_points WHERE NOT healthy AND deleted_at IS NULL',
+        ),
+        'catalog',
       );
       this.set(rows[0]!.n);
     },

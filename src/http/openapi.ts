@@ -1,6 +1,7 @@
 /** The OpenAPI document of the REST contract, built from the same zod schemas that validate requests. */
 import { z } from 'zod';
-import { createBackupBody } from './routes/backups.js';
+import { REQUEST_ID } from './limits.js';
+import { IDEMPOTENCY_KEY, createBackupBody } from './routes/backups.js';
 
 const errorBody = {
   type: 'object',
@@ -14,11 +15,45 @@ const errorBody = {
 };
 
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
+const retryAfter = { 'Retry-After': { description: 'seconds to wait', schema: { type: 'integer' } } };
 const errors = {
   '400': { description: 'invalid request; details name the fields', ...json(errorBody) },
   '401': { description: 'missing or unknown API key', ...json(errorBody) },
   '403': { description: 'the key lacks the scope', ...json(errorBody) },
+  '405': { description: 'method not allowed on this path; the Allow header lists those that are' },
+  '503': {
+    description: 'Redis or the catalog did not answer in time; details.dependency names which',
+    headers: retryAfter,
+    ...json(errorBody),
+  },
 };
+/** Mutating calls: limited per API key, bodies up to 256 KiB. */
+const mutating = {
+  ...errors,
+  '413': { description: 'request body too large (256 KiB at most)', ...json(errorBody) },
+  '429': {
+    description:
+      'more mutating requests a minute than this key may make (WEDVAULT_RATE_LIMIT_PER_MINUTE, default 60)',
+    headers: retryAfter,
+    ...json(errorBody),
+  },
+};
+const requestIdHeader = {
+  name: 'X-Request-Id',
+  in: 'header',
+  description:
+    'kept (logs, audit_log) when at most 128 characters of [A-Za-z0-9._-]; otherwise replaced by a generated id',
+  schema: { type: 'string', pattern: REQUEST_ID.source },
+};
+const operationAnswer = json({
+  type: 'object',
+  properties: {
+    operationId: { type: 'string', format: 'uuid' },
+    priority: { type: 'integer' },
+    statusUrl: { type: 'string' },
+    existing: { type: 'string', enum: ['identical', 'idempotency-key'] },
+  },
+});
 
 export function openApiDocument(): Record<string, unknown> {
   return {
@@ -34,13 +69,30 @@ export function openApiDocument(): Record<string, unknown> {
       '/api/backups': {
         post: {
           summary: 'Start a backup (scope backups:write)',
+          description:
+            'A request identical (same key, same body) to one still queued or running answers 200 with ' +
+            'that operation (existing: identical). With an Idempotency-Key, the same key and body always ' +
+            'answer 200 with the first operation (existing: idempotency-key); the key with another body is 422.',
+          parameters: [
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              description: 'names this request for good: send the same one when retrying',
+              schema: { type: 'string', pattern: IDEMPOTENCY_KEY.source },
+            },
+            requestIdHeader,
+          ],
           requestBody: json(z.toJSONSchema(createBackupBody)),
           responses: {
-            '202': {
-              description: 'queued',
-              ...json({ type: 'object', properties: { operationId: { type: 'string' } } }),
+            '202': { description: 'a new operation, queued', ...operationAnswer },
+            '200': {
+              description: 'an existing operation (identical request, or Idempotency-Key replay)',
+              headers: { 'Idempotent-Replayed': { schema: { type: 'string', enum: ['true'] } } },
+              ...operationAnswer,
             },
-            ...errors,
+            '404': { description: 'weddingId is in neither the source database nor any recovery point' },
+            '422': { description: 'Idempotency-Key already used with another body', ...json(errorBody) },
+            ...mutating,
           },
         },
         get: {
@@ -72,7 +124,8 @@ export function openApiDocument(): Record<string, unknown> {
       '/api/backups/validation': {
         post: {
           summary: 'Verify a recovery point (scope validation:write)',
-          responses: { '202': { description: '{testId}' }, ...errors },
+          parameters: [requestIdHeader],
+          responses: { '202': { description: '{testId}' }, ...mutating },
         },
       },
       '/api/backups/validation/{testId}': {
@@ -93,12 +146,18 @@ export function openApiDocument(): Record<string, unknown> {
       '/readyz': {
         get: {
           security: [],
-          summary: 'Redis and catalog reachable',
-          responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } },
+          summary: 'Redis and catalog reachable; answers within 2 s',
+          responses: {
+            '200': { description: 'ready' },
+            '503': { description: 'not ready: `failing` lists redis and/or catalog, each with its error' },
+          },
         },
       },
       '/metrics': {
-        get: { security: [], summary: 'Prometheus metrics', responses: { '200': { description: 'text' } } },
+        get: {
+          summary: 'Prometheus metrics (scope metrics:read or admin; no key with WEDVAULT_METRICS_PUBLIC=on)',
+          responses: { '200': { description: 'text' }, ...errors },
+        },
       },
     },
   };

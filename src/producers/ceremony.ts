@@ -24,6 +24,22 @@ export async function ceremonyDateOf(
   source: PostgresSourceConfig,
   weddingId: string,
 ): Promise<string | undefined> {
+  return (await lookupWedding(source, weddingId))?.ceremonyDate;
+}
+
+export interface WeddingLookup {
+  found: boolean;
+  ceremonyDate: string | undefined;
+}
+
+/**
+ * Looks the wedding up in the configured table; undefined when that table (or its single-column
+ * key) is not there, so the source cannot say whether the wedding exists.
+ */
+export async function lookupWedding(
+  source: PostgresSourceConfig,
+  weddingId: string,
+): Promise<WeddingLookup | undefined> {
   const [table, column] = source.ceremonyDate.split('.') as [string, string];
   const pool = poolFor(source.url);
   const pk = await pool.query<{ attname: string }>(
@@ -39,5 +55,5 @@ export async function ceremonyDateOf(
       WHERE ${pg.escapeIdentifier(key)}::text = $1`,
     [weddingId],
   );
-  return rows[0]?.d ?? undefined;
+  return { found: rows.length > 0, ceremonyDate: rows[0]?.d ?? undefined };
 }

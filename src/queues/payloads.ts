@@ -12,6 +12,8 @@ export const backupPayload = z.object({
   /** Absent on scheduled runs: the worker derives one from the job id. */
   operationId: z.uuid().optional(),
   scheduleId: z.string().optional(),
+  /** Who asked (an API key's name): the worker records it if it creates the operation's row itself. */
+  requestedBy: z.string().optional(),
   type: backupTypeSchema,
   components: z.array(componentSchema).default([]),
   weddingId: idSchema.optional(),

@@ -25,16 +25,16 @@ import { heartbeatEvery, progressReporter, startHeartbeat } from './heartbeat.js
 export async function processBackup(job: Job, ctx: AppContext): Promise<{ recoveryPointId: string }> {
   const parsed = backupPayload.parse(job.data);
   const p = { ...parsed, operationId: parsed.operationId ?? operationIdForJob(String(job.id)) };
-  if (!parsed.operationId) {
-    await createOperation(ctx.db, {
-      id: p.operationId,
-      type: p.type,
-      priority: job.opts.priority ?? PRIORITY.later,
-      weddingId: p.weddingId,
-      components: p.components,
-      requestedBy: `schedule:${p.scheduleId ?? 'unknown'}`,
-    });
-  }
+  // Scheduled jobs have no row yet; the API commits its row only after the add, so this job may
+  // start first (this insert then waits for that commit) or outlive a rolled-back request.
+  await createOperation(ctx.db, {
+    id: p.operationId,
+    type: p.type,
+    priority: job.opts.priority ?? PRIORITY.later,
+    weddingId: p.weddingId,
+    components: p.components,
+    requestedBy: p.requestedBy ?? `schedule:${p.scheduleId ?? 'unknown'}`,
+  });
   const log = ctx.log.child({ operationId: p.operationId, jobId: job.id, queue: job.queueName });
   const op = await startOperation(ctx.db, p.operationId, String(job.id));
   if (!op) {

@@ -39,7 +39,8 @@ describe('REST API', () => {
     await request(app).get('/healthz').expect(200, { status: 'ok' });
     const ready = await request(app).get('/readyz').expect(200);
     expect(ready.body).toMatchObject({ status: 'ready', redis: 'ok', catalog: 'ok' });
-    const metrics = await request(app).get('/metrics').expect(200);
+    await request(app).get('/metrics').expect(401);
+    const metrics = await request(app).get('/metrics').set(auth(admin)).expect(200);
     expect(metrics.text).toContain('wedvault_queue_jobs');
   });
 

@@ -3,21 +3,34 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { createTest, getTest } from '../../catalog/backup-tests.js';
+import { transaction } from '../../catalog/db.js';
 import { getOperation } from '../../catalog/operations.js';
 import { getRecoveryPoint, listRecoveryPoints, listReplicas } from '../../catalog/recovery-points.js';
 import type { AppContext } from '../../context.js';
 import { NotFoundError } from '../../errors.js';
 import { evaluate321 } from '../../policy/rule321.js';
 import { requestBackup } from '../../producers/backups.js';
+import { onRequestPath } from '../../queues/connection.js';
 import { JOBS, QUEUES, jobIds } from '../../queues/names.js';
 import { backupTypeSchema, componentSchema, idSchema } from '../../queues/payloads.js';
 import { PRIORITY } from '../../queues/priority.js';
 import { requireScope } from '../auth.js';
+import { methodNotAllowed } from '../errors.js';
+import { rateLimit } from '../limits.js';
 
 export const createBackupBody = z.strictObject({
   type: backupTypeSchema,
   components: z.array(componentSchema).optional(),
   weddingId: idSchema.optional(),
+});
+
+/** Idempotency-Key: printable ASCII without spaces. */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const idempotencyHeader = z.object({
+  'Idempotency-Key': z
+    .string()
+    .regex(IDEMPOTENCY_KEY, 'printable ASCII without spaces, at most 255 characters')
+    .optional(),
 });
 
 const listQuery = z.object({
@@ -36,14 +49,30 @@ const validationBody = z.strictObject({
 
 export function backupsRouter(ctx: AppContext): Router {
   const r = Router();
+  // Every mutating route of a router counts against its key's limit (targets has none yet).
+  r.use(rateLimit(ctx));
 
   const create = [
     requireScope('backups:write'),
     async (req: import('express').Request, res: import('express').Response) => {
       const body = createBackupBody.parse(req.body ?? {});
-      const { operationId, priority } = await requestBackup(ctx, body, req.apiKey?.name);
+      const idempotencyKey = idempotencyHeader.parse({ 'Idempotency-Key': req.get('idempotency-key') })[
+        'Idempotency-Key'
+      ];
+      const { operationId, priority, existing } = await requestBackup(ctx, body, {
+        requestedBy: req.apiKey?.name,
+        apiKeyId: req.apiKey?.id,
+        idempotencyKey,
+      });
       res.locals.auditResource = `operation:${operationId}`;
-      res.status(202).json({ operationId, priority, statusUrl: `/api/backups/status/${operationId}` });
+      // 202: a new operation was queued; 200: the request named an existing one, whose id this is.
+      if (existing) res.set('Idempotent-Replayed', 'true');
+      res.status(existing ? 200 : 202).json({
+        operationId,
+        priority,
+        statusUrl: `/api/backups/status/${operationId}`,
+        ...(existing && { existing }),
+      });
     },
   ];
   r.post('/', ...create);
@@ -94,13 +123,16 @@ export function backupsRouter(ctx: AppContext): Router {
   });
 
   r.get('/status/:operationId', requireScope('backups:read'), async (req, res) => {
-    const id = z.uuid().parse(req.params.operationId);
+    const { operationId: id } = z.object({ operationId: z.uuid() }).parse(req.params);
     const op = await getOperation(ctx.db, id);
     if (!op) throw new NotFoundError(`operation ${id} not found`);
     const followUps = await Promise.all(
       op.followUps.map(async (f) => {
-        const queue = ctx.queues.queues[f.queue as keyof typeof ctx.queues.queues];
-        const state = queue ? await queue.getJobState(f.jobId) : 'unknown';
+        const queue = f.queue as keyof typeof ctx.queues.queues;
+        const state =
+          queue in ctx.queues.queues
+            ? await onRequestPath(ctx.queues, (q) => q[queue].getJobState(f.jobId))
+            : 'unknown';
         return { ...f, state };
       }),
     );
@@ -126,22 +158,28 @@ export function backupsRouter(ctx: AppContext): Router {
     const point = await getRecoveryPoint(ctx.db, body.recoveryPointId);
     if (!point) throw new NotFoundError(`recovery point ${body.recoveryPointId} not found`);
     const testId = randomUUID();
-    await createTest(ctx.db, { id: testId, recoveryPointId: point.id, mode: body.mode });
-    await ctx.queues.queues[QUEUES.verify].add(
-      JOBS.verify,
-      { recoveryPointId: point.id, testId, mode: body.mode, sample: body.sample },
-      { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
-    );
+    // The row commits only once Redis took the job (the verify worker upserts it if it starts first).
+    await transaction(ctx.db, async (client) => {
+      await createTest(client, { id: testId, recoveryPointId: point.id, mode: body.mode });
+      await onRequestPath(ctx.queues, (q) =>
+        q[QUEUES.verify].add(
+          JOBS.verify,
+          { recoveryPointId: point.id, testId, mode: body.mode, sample: body.sample },
+          { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
+        ),
+      );
+    });
     res.locals.auditResource = `test:${testId}`;
     res.status(202).json({ testId });
   });
 
   r.get('/validation/:testId', requireScope('backups:read'), async (req, res) => {
-    const id = z.uuid().parse(req.params.testId);
+    const { testId: id } = z.object({ testId: z.uuid() }).parse(req.params);
     const t = await getTest(ctx.db, id);
     if (!t) throw new NotFoundError(`validation ${id} not found`);
     res.json(t);
   });
 
+  methodNotAllowed(r);
   return r;
 }

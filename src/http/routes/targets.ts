@@ -5,6 +5,7 @@ import { listTargetHealth } from '../../catalog/targets.js';
 import type { AppContext } from '../../context.js';
 import { evaluate321 } from '../../policy/rule321.js';
 import { requireScope } from '../auth.js';
+import { methodNotAllowed } from '../errors.js';
 
 export function targetsRouter(ctx: AppContext): Router {
   const r = Router();
@@ -49,5 +50,6 @@ export function targetsRouter(ctx: AppContext): Router {
     );
     res.json({ targets, rule321: { recoveryPoints: points.length, meeting } });
   });
+  methodNotAllowed(r);
   return r;
 }
