@@ -97,6 +97,15 @@ function startRole(name: string, args: string[]): void {
   procs.set(name, child);
 }
 let stopping = false;
+// an interrupted soak must not leave its service processes and Redis running
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    stopping = true;
+    for (const c of procs.values()) c.kill('SIGKILL');
+    redis?.kill('SIGKILL');
+    process.exit(130);
+  });
+}
 const unexpectedExits: string[] = [];
 
 interface ApiJson {
@@ -229,7 +238,18 @@ const failedWithoutReason = Number(
   ).rows[0]!.n,
 );
 const byState = Object.fromEntries(ops.map((o) => [o.state, Number(o.n)]));
-const schedulers = await api('GET', '/readyz');
+const ready = await api('GET', '/readyz');
+// after Redis came back empty several times, the schedules must all be there again
+const { Queue } = await import('bullmq');
+const { Redis } = await import('ioredis');
+const connection = new Redis(env.REDIS_URL!, { maxRetriesPerRequest: null });
+let schedulers = 0;
+for (const name of ['backup', 'verify']) {
+  const q = new Queue(name, { connection, prefix: `{${env.WEDVAULT_REDIS_PREFIX}}` });
+  schedulers += (await q.getJobSchedulers()).length;
+  await q.close();
+}
+connection.disconnect();
 
 // ---- restores: the newest completed points of each kind, checked against the sources
 const primary = path.join(env.WEDVAULT_DATA_DIR!, 'targets', 'local-primary');
@@ -310,7 +330,8 @@ const result = {
   validations: tests.map((t) => ({ mode: t.mode, status: t.status, n: Number(t.n) })),
   restores: { checked: restores.length, ok: restores.filter((r) => r.ok).length, detail: restores },
   unexpectedExits,
-  readyAtEnd: schedulers.status,
+  readyAtEnd: ready.status,
+  schedulersAtEnd: schedulers,
 };
 writeFileSync(path.join(ROOT, 'bench', 'results', 'soak.json'), JSON.stringify(result, null, 2) + '\n');
 console.log(JSON.stringify(result, null, 2));
