@@ -63,7 +63,7 @@ const codeOf = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.cod
  * Maps a filesystem error. ENOENT means a missing object only when reading: a write meets it when
  * its directory vanished (replaced by an operator, a remount), which a retry writes through.
  */
-function mapFsError(err: unknown, key: string, target: string, op: 'read' | 'write'): Error {
+export function mapFsError(err: unknown, key: string, target: string, op: 'read' | 'write'): Error {
   if (err instanceof WedvaultError) return err;
   const code = codeOf(err);
   if (code === 'ENOENT' && op === 'read') {
