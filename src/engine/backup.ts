@@ -4,6 +4,7 @@ import type { FilesSourceConfig, PostgresSourceConfig } from '../config/index.js
 import { ConfigError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
 import type { WriteStats } from './api.js';
+import type { OnLockBreak } from './repo/lock.js';
 import { Repository } from './repo/repository.js';
 import { backupFiles, backupFilesFromStorage } from './sources/files.js';
 import { dropChangeSlot } from './sources/postgres-changes.js';
@@ -19,6 +20,8 @@ export interface BackupInput {
   operationId: string;
   sources: { postgres: PostgresSourceConfig; files: FilesSourceConfig[] };
   onProgress?: (fraction: number, bytesRead: number) => void;
+  /** Told of each stale or dead repository lock broken on the way (default: a process warning). */
+  onLockBreak?: OnLockBreak;
   /** Stores by target name, for files sources that are a bucket prefix. */
   storageFor?: (target: string) => Storage;
 }
@@ -77,7 +80,8 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
       ? ['files']
       : ['database', 'files'];
   const parent = input.type === 'full' ? undefined : await repo.latestSnapshot({ tag: ['kind', input.type] });
-  const writer = repo.writer();
+  // the write lock makes concurrent backups of this repository take turns: each dedups against the last
+  const writer = repo.writer({ onLockBreak: input.onLockBreak });
   const tree: Record<string, unknown> = {};
   let consistentTime: Date | undefined;
   let lsn: string | undefined;

@@ -54,6 +54,8 @@ export async function replicateObjects(
   };
   const limit = pLimit(opts.concurrency ?? 4);
   for (const phase of [0, 1, 2]) {
+    // a local destination syncs packs before the indexes naming them, those before the snapshots
+    if (phase > 0) await dest.sync?.();
     await Promise.all(
       missing
         .filter((o) => copyOrder(o.key) === phase)
@@ -69,5 +71,6 @@ export async function replicateObjects(
         ),
     );
   }
+  await dest.sync?.();
   return result;
 }

@@ -82,6 +82,18 @@ export class LimitedStorage implements Storage {
   get localFile(): Storage['localFile'] {
     return this.inner.localFile?.bind(this.inner);
   }
+
+  get sync(): Storage['sync'] {
+    const inner = this.inner;
+    if (!inner.sync) return undefined;
+    return () => this.run(() => inner.sync!());
+  }
+
+  get sweepTemp(): Storage['sweepTemp'] {
+    const inner = this.inner;
+    if (!inner.sweepTemp) return undefined;
+    return (maxAgeMs?: number) => this.run(() => inner.sweepTemp!(maxAgeMs));
+  }
 }
 
 export function withLimit(storage: Storage, opts: LimitOptions): Storage {

@@ -118,6 +118,18 @@ export class RetryStorage implements Storage {
   get localFile(): Storage['localFile'] {
     return this.inner.localFile?.bind(this.inner);
   }
+
+  get sync(): Storage['sync'] {
+    const inner = this.inner;
+    if (!inner.sync) return undefined;
+    return () => this.retry('sync', undefined, () => inner.sync!());
+  }
+
+  get sweepTemp(): Storage['sweepTemp'] {
+    const inner = this.inner;
+    if (!inner.sweepTemp) return undefined;
+    return (maxAgeMs?: number) => this.retry('sweepTemp', undefined, () => inner.sweepTemp!(maxAgeMs));
+  }
 }
 
 export function withRetry(storage: Storage, opts?: RetryOptions): Storage {

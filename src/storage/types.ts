@@ -57,6 +57,14 @@ export interface Storage {
    * (a restore's threads read blobs from pack files). Only stores over a local directory have it.
    */
   localFile?(key: string): string;
+  /**
+   * A durability barrier: every put that resolved before it survives a power loss once it resolves.
+   * Only a local disk has it (files are synced as they are put; this syncs their directories);
+   * cloud stores are durable when put resolves. Called before an index or a snapshot is written.
+   */
+  sync?(): Promise<void>;
+  /** Removes temp objects killed writers left, older than `maxAgeMs`; how many. Local disk only. */
+  sweepTemp?(maxAgeMs?: number): Promise<number>;
 }
 
 export async function readAll(stream: Readable): Promise<Buffer> {

@@ -1,6 +1,6 @@
 // One conformance suite, written once, run against every provider on a real server: local disk, S3 (s3rver), GCS (firebase emulator), Azure (Azurite).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -27,10 +27,20 @@ const OUTAGE_TIMEOUT_MS = 2_000;
 interface Harness {
   /** A storage for the target with another prefix (same bucket). */
   make(prefix: string, opts?: StorageFactoryOptions): Storage;
+  /**
+   * Empties the target under `ns` behind the store's back: a local target's whole directory is
+   * removed and, with putBack, made again empty (an operator replacing it); others delete the objects.
+   */
+  wipe(s: Storage, ns: string, putBack: boolean): Promise<void>;
   /** The same target with credentials the store refuses; absent where the store checks none. */
   withBadCredentials?: () => Storage;
   emulator?: Emulator;
   stop(): Promise<void>;
+}
+
+/** Object stores have no directories: what goes is the objects the case wrote. */
+async function deleteAll(s: Storage, ns: string): Promise<void> {
+  for (const key of await keysOf(s, `${ns}/gone/`)) await s.delete(key);
 }
 
 function harnessFor(
@@ -39,6 +49,7 @@ function harnessFor(
   emulator?: Emulator,
   cleanup?: () => Promise<void>,
   badEnv?: Record<string, string>,
+  wipe: Harness['wipe'] = deleteAll,
 ) {
   const make = (prefix: string, opts: StorageFactoryOptions = {}, e = env) =>
     createStorage({ ...target, prefix, concurrency: 32 }, e, {
@@ -49,6 +60,7 @@ function harnessFor(
   return {
     emulator,
     make,
+    wipe,
     withBadCredentials: badEnv ? () => make('wv/p', {}, { ...env, ...badEnv }) : undefined,
     stop: async () => {
       await emulator?.stop();
@@ -183,6 +195,25 @@ function conformance(name: string, start: () => Promise<Harness>) {
       expect(await keysOf(h.make('wv'), `p/${ns}/other/`)).toEqual([`p/${ns}/other/a`]);
     });
 
+    it('writes through after the target directory is removed and put back between two writes', async () => {
+      const body = randomBytes(70_000);
+      const kinds = {
+        buffer: () => body,
+        parts: () => [body.subarray(0, 1234), body.subarray(1234)],
+        stream: () => streamOf(body, 9999),
+      };
+      for (const [kind, make] of Object.entries(kinds)) {
+        for (const putBack of [true, false]) {
+          // the first write makes (and the store remembers) the directories; then they go
+          await s.put(`${ns}/gone/a/first`, Buffer.from('before'));
+          await h.wipe(s, ns, putBack);
+          await expect(s.stat(`${ns}/gone/a/first`)).rejects.toBeInstanceOf(NotFoundError);
+          await s.put(`${ns}/gone/a/${kind}`, make());
+          expect((await getBuffer(s, `${ns}/gone/a/${kind}`)).equals(body)).toBe(true);
+        }
+      }
+    });
+
     it.skipIf(!['s3', 'azure'].includes(name))('maps refused credentials to StorageAuthError', async () => {
       const bad = h.withBadCredentials!();
       await expect(bad.put(`${ns}/auth`, Buffer.from('x'))).rejects.toBeInstanceOf(StorageAuthError);
@@ -251,7 +282,12 @@ function conformance(name: string, start: () => Promise<Harness>) {
 conformance('local', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wv-local-'));
   const target = targetSchema.parse({ type: 'local', name: 'local-test', path: dir });
-  return harnessFor(target, {}, undefined, () => rm(dir, { recursive: true, force: true }));
+  // the target's own directory (prefix wv/p) goes, not only what is under ns
+  const wipe = async (_s: Storage, _ns: string, putBack: boolean) => {
+    await rm(path.join(dir, 'wv', 'p'), { recursive: true, force: true });
+    if (putBack) await mkdir(path.join(dir, 'wv', 'p'));
+  };
+  return harnessFor(target, {}, undefined, () => rm(dir, { recursive: true, force: true }), undefined, wipe);
 });
 
 conformance('s3', async () => {

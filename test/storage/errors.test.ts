@@ -8,6 +8,7 @@ import {
   TransientError,
 } from '../../src/errors.js';
 import { mapStorageError } from '../../src/storage/errors.js';
+import { mapFsError } from '../../src/storage/local.js';
 
 const ctx = { target: 't', op: 'get', key: 'k' };
 const err = (message: string, extra: Record<string, unknown>) => Object.assign(new Error(message), extra);
@@ -76,5 +77,24 @@ describe('mapStorageError', () => {
     expect(mapped).toBeInstanceOf(type);
     expect(mapped.message).toContain('t: get k');
     expect(mapped.cause).toBe(input);
+  });
+});
+
+describe('mapFsError (local disk)', () => {
+  const fsErr = (code: string) => Object.assign(new Error(`${code}: boom`), { code });
+  it('calls ENOENT "not found" only when reading', () => {
+    expect(mapFsError(fsErr('ENOENT'), 'k', 't', 'read')).toBeInstanceOf(NotFoundError);
+    expect(mapFsError(fsErr('ENOENT'), 'k', 't', 'write')).toBeInstanceOf(TransientError);
+  });
+  it.each(['EIO', 'EAGAIN', 'EBUSY', 'EMFILE', 'ENFILE', 'ETIMEDOUT', 'ESTALE', 'EINTR'])(
+    '%s is transient on reads and writes',
+    (code) => {
+      expect(mapFsError(fsErr(code), 'k', 't', 'read')).toBeInstanceOf(TransientError);
+      expect(mapFsError(fsErr(code), 'k', 't', 'write')).toBeInstanceOf(TransientError);
+    },
+  );
+  it('refusals and the rest are not retried', () => {
+    expect(mapFsError(fsErr('EACCES'), 'k', 't', 'write')).toBeInstanceOf(StorageAuthError);
+    expect(mapFsError(fsErr('ENOSPC'), 'k', 't', 'write')).toBeInstanceOf(FatalError);
   });
 });

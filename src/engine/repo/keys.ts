@@ -276,6 +276,13 @@ export class ScopeKeys {
     })());
   }
 
+  /** Lists again: a writer that waited for another's lock must see the key sets that one stored. */
+  async reload(): Promise<void> {
+    this.single = undefined;
+    this.damaged.length = 0;
+    await this.preload();
+  }
+
   /** Seals the key sets created since the last call into one bundle; before an index names their blobs. */
   async persist(): Promise<{ key: string; size: number } | undefined> {
     const sets = this.fresh;
@@ -311,6 +318,8 @@ export class ScopeKeys {
       if (kept.length > 0) {
         const object = `${SCOPE_BUNDLES_PREFIX}${randomBytes(16).toString('hex')}`;
         await this.storage.put(object, sealBundle(this.keys, object, kept));
+        // the other scopes' keys must be on disk in the new bundle before the old one goes
+        await this.storage.sync?.();
       }
       await this.storage.delete(o.key);
       removed.push(o.key);

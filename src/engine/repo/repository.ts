@@ -110,8 +110,10 @@ export class Repository {
     await storage.put(REPO_KEY_OBJECT, wrapRepoKey(masterKey, config.id, repoKey));
     const repo = new Repository(storage, config, keys);
     await repo.ctx.scopes.forScope(PLATFORM_SCOPE);
-    // The config goes last: its presence means the repository is complete.
+    // The config goes last, once the key is on disk: its presence means the repository is complete.
+    await storage.sync?.();
     await storage.put(CONFIG_OBJECT, configBytes(keys, config));
+    await storage.sync?.();
     return repo;
   }
 
@@ -198,7 +200,10 @@ export class Repository {
     } else {
       manifest.tree = input.tree ?? null;
     }
+    // what it names reaches the disk before the snapshot does, and the snapshot before we say so
+    await this.storage.sync?.();
     await this.storage.put(snapshotKey(manifest.id), encodeSnapshot(this.keys, manifest));
+    await this.storage.sync?.();
     const snap: Snapshot = { ...manifest, tree: input.tree ?? null };
     this.snapshots.set(snap.id, snap);
     return snap;

@@ -11,7 +11,7 @@ import type { EntryTable } from './entries.js';
 import { encodeIndex, type RepoIndex } from './index.js';
 import { INLINE_LIMIT, sealInline } from './inline.js';
 import type { KeySet, MetaKeys, ScopeKeys } from './keys.js';
-import { RepoLock } from './lock.js';
+import { RepoLock, type OnLockBreak } from './lock.js';
 import { PackBuilder, packKey } from './pack.js';
 
 /** What writer and reader share with the repository that made them. */
@@ -37,11 +37,18 @@ export interface WriterOptions {
   encoders?: number;
   /** Blobs go to the encoder threads in batches of about this many bytes. */
   batchBytes?: number;
-  /** Take a shared lock for the session (default true). */
+  /**
+   * Take the repository's write lock for the session (default true): writers take turns, so a
+   * backup sees every blob the one before it stored.
+   */
   lock?: boolean;
+  /** How long to wait for another writer's lock before ConflictError. */
+  lockWaitMs?: number;
+  /** Told of each lock found dead or stale and broken (default: a process warning). */
+  onLockBreak?: OnLockBreak | undefined;
 }
 
-const DEFAULTS: Required<WriterOptions> = {
+const DEFAULTS: Required<Omit<WriterOptions, 'onLockBreak'>> = {
   packSize: 12 * 1024 * 1024,
   uploads: 2,
   encoders: 4,
@@ -49,6 +56,7 @@ const DEFAULTS: Required<WriterOptions> = {
   indexEvery: 8,
   indexBlobs: 65536,
   lock: true,
+  lockWaitMs: 6 * 60 * 60_000,
 };
 
 const emptyStats = (): WriteStats => ({
@@ -68,7 +76,7 @@ export class RepoWriter implements ContentWriter {
   readonly stats: WriteStats = emptyStats();
   /** Pack and index objects this session wrote. */
   readonly written: { key: string; size: number }[] = [];
-  private readonly opts: Required<WriterOptions>;
+  private readonly opts: typeof DEFAULTS & WriterOptions;
   private pack: PackBuilder;
   /** This session's mark on the index entries of the blobs it stores, until they are indexed. */
   private readonly claimant = ++writers;
@@ -276,8 +284,18 @@ export class RepoWriter implements ContentWriter {
   private start(): Promise<void> {
     if (this.closed) throw new FatalError('this repository writer is closed');
     this.started ??= (async () => {
-      await Promise.all([this.ctx.index.refresh(), this.ctx.scopes.preload()]);
-      if (this.opts.lock) this.lock = await RepoLock.acquire(this.ctx.storage);
+      const { storage, index, scopes } = this.ctx;
+      if (this.opts.lock) {
+        this.lock = await RepoLock.acquire(storage, {
+          write: true,
+          waitMs: this.opts.lockWaitMs,
+          onBreak: this.opts.onLockBreak,
+        });
+        // temp files of writers killed mid-put (no other writer is putting now)
+        await storage.sweepTemp?.();
+      }
+      // read after the lock: a writer that waited sees the blobs and key sets the one before stored
+      await Promise.all([index.refresh(), this.opts.lock ? scopes.reload() : scopes.preload()]);
     })();
     return this.started;
   }
@@ -411,6 +429,8 @@ export class RepoWriter implements ContentWriter {
     const packs = this.unindexed;
     if (packs.length === 0) return;
     this.unindexed = [];
+    // packs and keys on disk before an index names them (a local disk syncs their directories)
+    await this.ctx.storage.sync?.();
     const { key, bytes, table } = encodeIndex(this.ctx.meta.meta, packs);
     await this.ctx.storage.put(key, bytes, { size: bytes.length });
     this.written.push({ key, size: bytes.length });

@@ -40,6 +40,7 @@ export async function repairObject(input: RepairInput): Promise<RepairOutcome> {
         size: bytes.length,
         md5: createHash('md5').update(bytes).digest(),
       });
+      await victim.storage.sync?.();
       const back = await getBuffer(victim.storage, object);
       if (!back.equals(bytes)) return { why: `written from ${donor.target}, but reads back different` };
       verifyObjectBytes(trust, object, back);

@@ -3,6 +3,7 @@ import { ConflictError, NotFoundError } from '../../../src/errors.js';
 import { activeLocks, RepoLock } from '../../../src/engine/repo/lock.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
 import { LocalStorage } from '../../../src/storage/local.js';
+import { deadPid, writeLockOf } from './lock-helpers.js';
 import { newRepo, pseudoRandom, readBack, streamOf, tempDir, type TestRepo } from './helpers.js';
 import { rm } from 'node:fs/promises';
 
@@ -28,9 +29,11 @@ describe('repository lifecycle', () => {
   it('a backup killed midway leaves a repository whose next backup and restore succeed', async () => {
     const t = await repoFor();
     const data = pseudoRandom(300_000, 31);
-    // Killed after uploading some packs: no flush, no index, no snapshot, lock left behind.
-    const dead = t.repo.writer({ packSize: 20_000 });
+    // Killed after uploading some packs: no flush, no index, no snapshot, lock left behind (a
+    // dead process's, which the next writer breaks).
+    const dead = t.repo.writer({ packSize: 20_000, lock: false });
     await dead.write('wedding:5', streamOf(data.subarray(0, 200_000)));
+    await writeLockOf(t.storage, await deadPid());
     expect((await t.repo.listObjects('data/')).length).toBeGreaterThan(0);
     expect(await t.repo.listSnapshots()).toEqual([]);
 
@@ -132,8 +135,9 @@ describe('repository lifecycle', () => {
     const t = await repoFor();
     const other = await Repository.open(t.storage, t.masterKey);
     const [a, b, c] = [61, 62, 63].map((seed) => pseudoRandom(20_000, seed));
-    const w1 = t.repo.writer();
-    const w2 = other.writer();
+    // sessions without the write lock (as a snapshot's tree writer): nothing makes them take turns
+    const w1 = t.repo.writer({ lock: false });
+    const w2 = other.writer({ lock: false });
     const [r1, r2] = await Promise.all([
       w1.write('wedding:5', streamOf(a!)),
       w2.write('wedding:5', streamOf(b!)),
@@ -161,7 +165,7 @@ describe('repository lifecycle', () => {
   it('locks: an exclusive lock blocks writers, expired locks are ignored and removed', async () => {
     const t = await repoFor();
     const ex = await RepoLock.acquire(t.storage, { exclusive: true });
-    const w = t.repo.writer();
+    const w = t.repo.writer({ lockWaitMs: 0 });
     await expect(w.write('platform', streamOf(Buffer.from('x')))).rejects.toThrow(ConflictError);
     await ex.release();
     const stale = await RepoLock.acquire(t.storage, { exclusive: true, ttlMs: 1 });
