@@ -77,6 +77,11 @@ async function backUp(
       operationId: p.operationId,
       sources: ctx.config.sources,
       storageFor: (name) => ctx.storage(name),
+      onLockBreak: (lock, reason) =>
+        log.warn(
+          { target: primary, lock: { id: lock.id, host: lock.host, pid: lock.pid }, reason },
+          'broke a dead holder’s repository lock; the backup proceeds',
+        ),
       onProgress: (fraction, bytes) => {
         progress(Math.round(fraction * 100));
         reportProgress(ctx.db, p.operationId, fraction, bytes).catch(() => undefined);
