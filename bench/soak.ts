@@ -212,7 +212,8 @@ const openOps = async () =>
   Number(
     (
       await catalog.query<{ n: string }>(
-        `SELECT count(*) AS n FROM backup_operations WHERE state IN ('queued', 'running')`,
+        `SELECT (SELECT count(*) FROM backup_operations WHERE state IN ('queued', 'running'))
+              + (SELECT count(*) FROM backup_tests WHERE status IN ('queued', 'running')) AS n`,
       )
     ).rows[0]!.n,
   );
@@ -228,6 +229,11 @@ const ops = (
 const tests = (
   await catalog.query<{ mode: string; status: string; n: string }>(
     `SELECT mode, status, count(*) AS n FROM backup_tests GROUP BY mode, status ORDER BY mode, status`,
+  )
+).rows;
+const failedTests = (
+  await catalog.query<{ mode: string; problems: unknown }>(
+    `SELECT mode, left(problems::text, 300) AS problems FROM backup_tests WHERE status = 'failed' LIMIT 5`,
   )
 ).rows;
 const failedWithoutReason = Number(
@@ -328,6 +334,10 @@ const result = {
     failureReasons: ops.find((o) => o.state === 'failed')?.reasons ?? [],
   },
   validations: tests.map((t) => ({ mode: t.mode, status: t.status, n: Number(t.n) })),
+  failedValidations: failedTests,
+  stuckValidations: tests
+    .filter((t) => t.status === 'queued' || t.status === 'running')
+    .reduce((n, t) => n + Number(t.n), 0),
   restores: { checked: restores.length, ok: restores.filter((r) => r.ok).length, detail: restores },
   unexpectedExits,
   readyAtEnd: ready.status,
