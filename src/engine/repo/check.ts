@@ -5,14 +5,17 @@ import { decodeBlob, type BlobEntry } from './blob.js';
 import { decodeIndex, INDEX_PREFIX } from './index.js';
 import { inlineFault } from './inline.js';
 import { openBundle, SCOPE_BUNDLES_PREFIX, SCOPE_KEYS_PREFIX } from './keys.js';
-import { DATA_PREFIX, packKey, readPackHeader, verifyPackBytes } from './pack.js';
+import { checkHeaderAgainstIndex, DATA_PREFIX, packKey, readPackHeader, verifyPackBytes } from './pack.js';
 import { RepoReader } from './reader.js';
 import { allContentRefs, SNAPSHOTS_PREFIX, type Snapshot } from './snapshot.js';
 import type { RepoContext } from './writer.js';
 
+/** quick: structure (indexes, pack headers, snapshots, keys); full: also every pack whole and every blob. */
+export type CheckMode = 'quick' | 'full';
+
 export interface CheckOptions {
-  /** Read every pack whole and open every blob (slow); otherwise only pack headers are read. */
-  readData?: boolean;
+  /** Default quick. */
+  mode?: CheckMode;
 }
 
 export interface Problem {
@@ -30,6 +33,7 @@ async function listKeys(ctx: CheckContext, prefix: string): Promise<Map<string, 
 }
 
 export async function checkRepository(ctx: CheckContext, opts: CheckOptions = {}): Promise<Problem[]> {
+  const full = opts.mode === 'full';
   const problems: Problem[] = [];
   const report = (object: string, err: unknown) => {
     if (err instanceof CorruptionError)
@@ -73,19 +77,11 @@ export async function checkRepository(ctx: CheckContext, opts: CheckOptions = {}
       continue;
     }
     try {
-      const bytes = opts.readData ? await getBuffer(ctx.storage, key) : undefined;
+      const bytes = full ? await getBuffer(ctx.storage, key) : undefined;
       const header = bytes
         ? verifyPackBytes(ctx.meta.meta, key, bytes)
         : await readPackHeader(ctx.storage, ctx.meta.meta, key, size);
-      const byId = new Map(header.map((h) => [h.id, h]));
-      for (const e of indexed) {
-        const h = byId.get(e.id);
-        if (!h || h.offset !== e.offset || h.length !== e.length || h.flags !== e.flags) {
-          throw new CorruptionError(`${key}: header disagrees with the index about blob ${e.id}`, {
-            object: key,
-          });
-        }
-      }
+      checkHeaderAgainstIndex(key, header, indexed);
       if (bytes) await checkBlobs(ctx, key, header, bytes, problems);
     } catch (err) {
       report(key, err);
@@ -99,7 +95,7 @@ export async function checkRepository(ctx: CheckContext, opts: CheckOptions = {}
       // a record list is read only once its own blobs are known to be indexed
       for await (const ref of allContentRefs(snap.tree, reader)) {
         // inline content is opened like a blob; its bytes are in a record list of this snapshot
-        const fault = opts.readData && ref.inline !== undefined && (await inlineFault(reader, ref));
+        const fault = full && ref.inline !== undefined && (await inlineFault(reader, ref));
         if (fault) problems.push({ object: key, kind: 'corrupt', detail: fault });
         const lost = ref.blobs.filter((b) => !entries.has(b));
         if (lost.length > 0) {

@@ -98,7 +98,7 @@ it('reads format-1 (JSON) index objects and pack headers beside binary ones', as
   }
   const reopened = await Repository.open(t.storage, t.masterKey);
   expect((await readBack(reopened, ref)).equals(data)).toBe(true);
-  expect(await reopened.check({ readData: true })).toEqual([]);
+  expect(await reopened.check({ mode: 'full' })).toEqual([]);
 
   // a format-1 pack header parses to the same entries
   const blobs = [entry(0, randomBytes(16).toString('hex'))];

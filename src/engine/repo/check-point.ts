@@ -1,27 +1,44 @@
-/** Inspects one copy of a recovery point: listing and sizes, keys, snapshot, index consistency, and in full mode every pack. */
+/** Checks one recovery point's objects on one store (one copy): listing and sizes, keys, snapshot, index consistency, and in full mode every pack. */
 import pLimit from 'p-limit';
 import { CorruptionError, NotFoundError, WedvaultError, WrongKeyError, errorMessage } from '../../errors.js';
 import { getBuffer, type Storage } from '../../storage/types.js';
 import type { ContentRef } from '../api.js';
-import { decodeBlob, type BlobEntry } from '../repo/blob.js';
-import { sha256Hex } from '../repo/crypto.js';
-import { decodeIndex, INDEX_PREFIX } from '../repo/index.js';
-import { inlineFault } from '../repo/inline.js';
-import { REPO_KEY_OBJECT, SCOPE_KEYS_PREFIX, type KeySet } from '../repo/keys.js';
-import { packIdOf, packKey, verifyPackBytes } from '../repo/pack.js';
-import { CONFIG_OBJECT, Repository } from '../repo/repository.js';
-import { allContentRefs, snapshotKey, type Snapshot } from '../repo/snapshot.js';
+import { decodeBlob, type BlobEntry } from './blob.js';
+import { CONFIG_OBJECT, decodeConfig } from './config.js';
+import { sha256Hex } from './crypto.js';
+import { decodeIndex, INDEX_PREFIX } from './index.js';
+import { inlineFault } from './inline.js';
+import { openScopeKeys, REPO_KEY_OBJECT, SCOPE_KEYS_PREFIX, type KeySet } from './keys.js';
 import {
   claimedRepoId,
   identifyIndex,
   identifyPack,
   objectKind,
-  openConfig,
   openRepoKey,
-  openScopeKeys,
   type Trust,
 } from './objects.js';
-import type { Copy, ObjectRef, ProblemKind, ValidationMode } from './types.js';
+import { checkHeaderAgainstIndex, packIdOf, packKey, verifyPackBytes } from './pack.js';
+import type { RepoReader } from './reader.js';
+import { allContentRefs, snapshotKey, type Snapshot } from './snapshot.js';
+import type { CheckMode } from './check.js';
+
+/**
+ * missing / size: the listing disagrees with the catalog; corrupt: bytes fail their hash, MAC or tag
+ * (a swapped object too); stale_index: an index object holds another valid index; wrong_key: the
+ * copy's keys open under another master key; unreachable: the target did not answer.
+ */
+export type ProblemKind = 'missing' | 'size' | 'corrupt' | 'stale_index' | 'wrong_key' | 'unreachable';
+
+export interface ObjectRef {
+  key: string;
+  size: number;
+}
+
+/** How a checked copy opens its snapshot: the repository facade, passed in so no import loop forms. */
+export type OpenRepository = (
+  storage: Storage,
+  masterKey: Buffer,
+) => Promise<{ loadSnapshot(id: string): Promise<Snapshot>; reader(): RepoReader }>;
 
 export interface Found {
   kind: ProblemKind;
@@ -41,26 +58,31 @@ export interface CopyReport {
   objectsChecked: number;
 }
 
-export interface InspectOptions {
+export interface PointCheckOptions {
   snapshotId: string;
   expected: ObjectRef[];
   masterKey: Buffer;
-  mode: ValidationMode;
+  mode: CheckMode;
   sample: number;
   concurrency: number;
 }
 
 /** Never throws for damage or an unreachable store; only for bugs. */
-export async function inspectCopy(copy: Copy, opts: InspectOptions): Promise<CopyReport> {
+export async function checkPoint(
+  target: string,
+  storage: Storage,
+  opts: PointCheckOptions,
+  openRepo: OpenRepository,
+): Promise<CopyReport> {
   const rep: CopyReport = {
-    target: copy.target,
+    target,
     problems: new Map(),
     claims: [],
     unreachable: false,
     objectsChecked: 0,
   };
   try {
-    await new Inspection(copy.storage, opts, rep).run();
+    await new PointCheck(storage, opts, rep, openRepo).run();
   } catch (err) {
     if (!(err instanceof WedvaultError)) throw err;
     rep.unreachable = true;
@@ -69,7 +91,7 @@ export async function inspectCopy(copy: Copy, opts: InspectOptions): Promise<Cop
   return rep;
 }
 
-class Inspection {
+class PointCheck {
   private readonly present = new Map<string, number>();
   /** Blob entries of this copy's sound index objects, by blob and by pack. */
   private readonly entries = new Map<string, BlobEntry>();
@@ -77,8 +99,9 @@ class Inspection {
 
   constructor(
     private readonly storage: Storage,
-    private readonly opts: InspectOptions,
+    private readonly opts: PointCheckOptions,
     private readonly rep: CopyReport,
+    private readonly openRepo: OpenRepository,
   ) {}
 
   /** Records a problem once per object; a content finding may refine a plain size mismatch. */
@@ -153,7 +176,7 @@ class Inspection {
       const bytes = await getBuffer(this.storage, CONFIG_OBJECT);
       this.claim(claimedRepoId(CONFIG_OBJECT, bytes));
       try {
-        if (opened) configSound = Boolean(openConfig(opened.keys, opened.repoId, bytes));
+        if (opened) configSound = Boolean(decodeConfig(opened.keys, opened.repoId, bytes));
       } catch (err) {
         this.fail(CONFIG_OBJECT, err);
       }
@@ -164,11 +187,11 @@ class Inspection {
   }
 
   /** The snapshot's MAC and seal, through the repository's own loader (which also reads a treeRef). */
-  private async snapshot(): Promise<{ snap: Snapshot; repo: Repository } | undefined> {
+  private async snapshot(): Promise<{ snap: Snapshot; repo: { reader(): RepoReader } } | undefined> {
     const key = snapshotKey(this.opts.snapshotId);
     if (!this.has(key)) return undefined;
     try {
-      const repo = await Repository.open(this.storage, this.opts.masterKey);
+      const repo = await this.openRepo(this.storage, this.opts.masterKey);
       return { snap: await repo.loadSnapshot(this.opts.snapshotId), repo };
     } catch (err) {
       // A missing pack of a large tree is already in the listing's findings; 'index/' names no object.
@@ -218,7 +241,7 @@ class Inspection {
    * Every blob the snapshot names is in this copy's index, and every pack holding one exists; the
    * record lists (a table's segments) are read from this copy once their own blobs are there.
    */
-  private async consistency(snap: Snapshot, repo: Repository): Promise<void> {
+  private async consistency(snap: Snapshot, repo: { reader(): RepoReader }): Promise<void> {
     let lost = 0;
     let example = '';
     const sound = new Set<ContentRef>();
@@ -313,15 +336,7 @@ class Inspection {
       else throw err;
       return;
     }
-    const byId = new Map(header.map((h) => [h.id, h]));
-    for (const e of this.packEntries.get(packIdOf(key)) ?? []) {
-      const h = byId.get(e.id);
-      if (!h || h.offset !== e.offset || h.length !== e.length || h.flags !== e.flags) {
-        throw new CorruptionError(`${key}: header disagrees with the index about blob ${e.id}`, {
-          object: key,
-        });
-      }
-    }
+    checkHeaderAgainstIndex(key, header, this.packEntries.get(packIdOf(key)) ?? []);
     for (const e of header) {
       // Blobs of scopes this point does not use have no key here; the pack hash already covers them.
       const keys = scopeKeys.get(`${SCOPE_KEYS_PREFIX}${e.scopeHash}/${e.keyId}`);
