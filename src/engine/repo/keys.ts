@@ -161,7 +161,7 @@ export function openBundle(keys: WrapKeys, object: string, bytes: Buffer): KeySe
 }
 
 /** Opens keys/scopes/<hash>/<keyId> (sealed under the scope-wrap key, AAD = its object key). */
-export function openScopeKey(keys: WrapKeys, object: string, bytes: Buffer): KeySet {
+function openScopeKey(keys: WrapKeys, object: string, bytes: Buffer): KeySet {
   const plain = open(keys.scopeWrap, bytes, object);
   if (!plain) throw new CorruptionError(`${object}: scope key fails authentication`, { object });
   const file = JSON.parse(plain.toString('utf8')) as ScopeKeyFile;

@@ -78,7 +78,7 @@ export function verifyObjectBytes(trust: Trust, key: string, bytes: Buffer): voi
  * name. Any changed bytes hash to *some* name, so only a pack the copy is known to hold counts.
  */
 export function identifyPack(
-  trust: Trust,
+  trust: Pick<Trust, 'keys'>,
   bytes: Buffer,
   known: (key: string) => boolean,
 ): string | undefined {
@@ -94,7 +94,7 @@ export function identifyPack(
 
 /** The index these bytes really are, when they are a sound index stored under another index's name. */
 export function identifyIndex(
-  trust: Trust,
+  trust: Pick<Trust, 'keys'>,
   bytes: Buffer,
 ): { key: string; packs: { id: string; blobs: BlobEntry[] }[] } | undefined {
   const real = `${INDEX_PREFIX}${sha256Hex(bytes)}`;

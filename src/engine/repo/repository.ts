@@ -5,8 +5,14 @@ import { Readable } from 'node:stream';
 import { ConflictError, CorruptionError, NotFoundError } from '../../errors.js';
 import { getBuffer, type ObjectInfo, type Storage } from '../../storage/types.js';
 import { PLATFORM_SCOPE, type WriteStats } from '../api.js';
-import { checkRepository, type CheckOptions, type Problem } from './check.js';
-import { checkPoint, type CopyReport, type PointCheckOptions } from './check-point.js';
+import {
+  checkPoint,
+  checkRepository,
+  type CheckOptions,
+  type CopyReport,
+  type PointCheckOptions,
+  type Problem,
+} from './check.js';
 import { DEFAULT_CHUNKER, gearTable, validateChunkerParams, type ChunkerParams } from './chunker.js';
 import { CONFIG_OBJECT, decodeConfig, encodeConfig, FORMAT_VERSION, type RepoConfig } from './config.js';
 import { RepoIndex } from './index.js';
@@ -284,12 +290,15 @@ export class Repository {
    * problem as {object, kind, detail}, and the trust a sound copy's keys give. Never throws for damage.
    */
   static check(target: string, storage: Storage, opts: PointCheckOptions): Promise<CopyReport> {
-    return checkPoint(target, storage, opts, (s, key) => Repository.open(s, key));
+    return checkPoint(target, storage, opts, (s) => Repository.open(s, opts.masterKey));
   }
 
   /** Verifies indexes, packs (headers; full: every blob), snapshots and scope keys of the whole repository. */
   async check(opts: CheckOptions = {}): Promise<Problem[]> {
-    return checkRepository({ ...this.ctx, loadSnapshot: (id) => this.uncachedSnapshot(id) }, opts);
+    const self = { loadSnapshot: (id: string) => this.uncachedSnapshot(id), reader: () => this.reader() };
+    return checkRepository(this.storage, { keys: this.keys, repoId: this.id }, opts, () =>
+      Promise.resolve(self),
+    );
   }
 
   private async uncachedSnapshot(id: string): Promise<Snapshot> {

@@ -1,7 +1,7 @@
 /** The integrity validator's inputs and results, shared by its modules and by the workers that call it. */
 import type { Storage } from '../../storage/types.js';
 
-import type { ObjectRef, PointCheckOptions, ProblemKind } from '../repo/check-point.js';
+import type { ObjectRef, PointCheckOptions, ProblemKind } from '../repo/check.js';
 
 export type { ObjectRef, ProblemKind };
 export type ValidationMode = PointCheckOptions['mode'];

@@ -3,7 +3,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ValidationError } from '../../errors.js';
 import type { Storage } from '../../storage/types.js';
-import type { CopyReport, Found, PointCheckOptions } from '../repo/check-point.js';
+import type { CopyReport, Found, PointCheckOptions } from '../repo/check.js';
 import { objectKind, type Trust } from '../repo/objects.js';
 import { checkMasterKey, Repository } from '../repo/repository.js';
 import { repairObject } from './repair.js';
