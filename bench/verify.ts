@@ -22,7 +22,7 @@ export async function benchVerify(
   let bytes = 0;
   for await (const o of storage.list('data/')) bytes += o.size;
   const t0 = performance.now();
-  const problems = await repo.check({ readData: true });
+  const problems = await repo.check({ mode: 'full' });
   const wall = (performance.now() - t0) / 1000;
   if (problems.length) throw new Error(`full check found problems: ${JSON.stringify(problems.slice(0, 3))}`);
   const restic = await measure('restic', ['check', '--read-data', '-q'], resticEnv);

@@ -68,5 +68,5 @@ it('two concurrent backups of the same new data into one repository store it onc
     const repo = await Repository.open(shared, masterKey);
     expect((await repo.loadSnapshot(out.snapshotId)).tags.operation).toMatch(/^op-[ab]$/);
   }
-  expect(await (await Repository.open(shared, masterKey)).check({ readData: true })).toEqual([]);
+  expect(await (await Repository.open(shared, masterKey)).check({ mode: 'full' })).toEqual([]);
 });

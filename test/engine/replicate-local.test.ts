@@ -52,7 +52,7 @@ it('a local target directory replaced during replication: the run goes on, and t
   expect(again.copiedObjects).toBeGreaterThanOrEqual(3);
   expect(again.skippedObjects).toBeGreaterThan(0);
   const copy = await Repository.open(dest, src.masterKey);
-  expect(await copy.check({ readData: true })).toEqual([]);
+  expect(await copy.check({ mode: 'full' })).toEqual([]);
   const loaded = await copy.loadSnapshot(snap.id);
   expect((await readBack(copy, (loaded.tree as { ref: typeof ref }).ref)).equals(data)).toBe(true);
   expect((await replicateObjects(src.storage, dest, objects)).copiedObjects).toBe(0);

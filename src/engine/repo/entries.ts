@@ -141,15 +141,6 @@ export class TableBuilder {
   }
 }
 
-export function encodeTable(groups: { pack?: string; blobs: EntryFields[] }[]): Buffer {
-  const table = new TableBuilder();
-  for (const g of groups) {
-    table.group(g.pack);
-    for (const b of g.blobs) table.add(b.id, b);
-  }
-  return table.finish().bytes;
-}
-
 /** Reads a binary table; `withPacks`: groups carry pack ids (index objects). Throws RangeError when malformed. */
 export function decodeTable(bytes: Buffer, withPacks: boolean): EntryTable {
   const need = (p: number, n: number) => {

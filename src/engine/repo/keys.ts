@@ -102,6 +102,16 @@ export function unwrapRepoKey(masterKey: Buffer, bytes: Buffer): { repoId: strin
     }
     throw bad('the wrapped repository key fails authentication');
   }
+  // What unwrapping leaves unchecked: the key-check value and the exact encoding, so no changed byte
+  // anywhere in the object goes unseen.
+  if (file.check !== keyCheck(masterKey, repoId)) throw bad('the key-check value is damaged');
+  const canonical = JSON.stringify({
+    version: 1,
+    repoId,
+    check: file.check,
+    key: Buffer.from(file.key, 'base64').toString('base64'),
+  });
+  if (!Buffer.from(canonical).equals(bytes)) throw bad('not in its canonical encoding');
   return { repoId, repoKey };
 }
 
@@ -148,6 +158,32 @@ export function openBundle(keys: WrapKeys, object: string, bytes: Buffer): KeySe
     encKey: Buffer.from(k.encKey, 'base64'),
     idKey: Buffer.from(k.idKey, 'base64'),
   }));
+}
+
+/** Opens keys/scopes/<hash>/<keyId> (sealed under the scope-wrap key, AAD = its object key). */
+function openScopeKey(keys: WrapKeys, object: string, bytes: Buffer): KeySet {
+  const plain = open(keys.scopeWrap, bytes, object);
+  if (!plain) throw new CorruptionError(`${object}: scope key fails authentication`, { object });
+  const file = JSON.parse(plain.toString('utf8')) as ScopeKeyFile;
+  const [scopeHash = '', keyId = ''] = object.slice(SCOPE_KEYS_PREFIX.length).split('/');
+  if (hashOfScope(keys, file.scope) !== scopeHash) {
+    throw new CorruptionError(`${object}: holds the key of another scope`, { object });
+  }
+  return {
+    scope: file.scope,
+    scopeHash,
+    keyId,
+    encKey: Buffer.from(file.encKey, 'base64'),
+    idKey: Buffer.from(file.idKey, 'base64'),
+  };
+}
+
+/** Opens a scope-key object, a bundle or one key set; returns its sets by key name. */
+export function openScopeKeys(keys: WrapKeys, object: string, bytes: Buffer): Map<string, KeySet> {
+  const sets = object.startsWith(SCOPE_BUNDLES_PREFIX)
+    ? openBundle(keys, object, bytes)
+    : [openScopeKey(keys, object, bytes)];
+  return new Map(sets.map((s) => [scopeKeyName(s.scopeHash, s.keyId), s]));
 }
 
 /**
@@ -402,19 +438,6 @@ export class ScopeKeys {
       }
       throw err;
     }
-    const plain = open(this.keys.scopeWrap, sealed, object);
-    if (!plain) throw new CorruptionError(`${object}: scope key fails authentication`, { object });
-    const file = JSON.parse(plain.toString('utf8')) as ScopeKeyFile;
-    const set: KeySet = {
-      scope: file.scope,
-      scopeHash,
-      keyId,
-      encKey: Buffer.from(file.encKey, 'base64'),
-      idKey: Buffer.from(file.idKey, 'base64'),
-    };
-    if (this.scopeHash(set.scope) !== scopeHash) {
-      throw new CorruptionError(`${object}: holds the key of another scope`, { object });
-    }
-    return set;
+    return openScopeKey(this.keys, object, sealed);
   }
 }

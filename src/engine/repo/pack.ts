@@ -195,3 +195,16 @@ export function verifyPackBytes(metaKey: Buffer, key: string, bytes: Buffer): Bl
   }
   return parsePackHeader(metaKey, key, bytes, bytes.length);
 }
+
+/** Throws CorruptionError unless the pack's own header lists every blob the index places in it, where the index says. */
+export function checkHeaderAgainstIndex(key: string, header: BlobEntry[], indexed: BlobEntry[]): void {
+  const byId = new Map(header.map((h) => [h.id, h]));
+  for (const e of indexed) {
+    const h = byId.get(e.id);
+    if (!h || h.offset !== e.offset || h.length !== e.length || h.flags !== e.flags) {
+      throw new CorruptionError(`${key}: header disagrees with the index about blob ${e.id}`, {
+        object: key,
+      });
+    }
+  }
+}

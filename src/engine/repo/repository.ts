@@ -2,12 +2,19 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Readable } from 'node:stream';
-import { ConflictError, CorruptionError, FatalError, NotFoundError } from '../../errors.js';
+import { ConflictError, CorruptionError, NotFoundError } from '../../errors.js';
 import { getBuffer, type ObjectInfo, type Storage } from '../../storage/types.js';
 import { PLATFORM_SCOPE, type WriteStats } from '../api.js';
-import { checkRepository, type CheckOptions, type Problem } from './check.js';
+import {
+  checkPoint,
+  checkRepository,
+  type CheckOptions,
+  type CopyReport,
+  type PointCheckOptions,
+  type Problem,
+} from './check.js';
 import { DEFAULT_CHUNKER, gearTable, validateChunkerParams, type ChunkerParams } from './chunker.js';
-import { equalBytes, hmac } from './crypto.js';
+import { CONFIG_OBJECT, decodeConfig, encodeConfig, FORMAT_VERSION, type RepoConfig } from './config.js';
 import { RepoIndex } from './index.js';
 import {
   checkMasterKey,
@@ -34,17 +41,10 @@ import {
 } from './snapshot.js';
 import { RepoWriter, type RepoContext, type WriterOptions } from './writer.js';
 
-export const CONFIG_OBJECT = 'config';
-export const FORMAT_VERSION = 1;
+export { CONFIG_OBJECT, FORMAT_VERSION, type RepoConfig } from './config.js';
+export { checkMasterKey } from './keys.js';
 /** Trees bigger than this are stored as content and the manifest keeps only their ref. */
 const INLINE_TREE_BYTES = 256 * 1024;
-
-export interface RepoConfig {
-  version: 1;
-  id: string;
-  created: string;
-  chunker: ChunkerParams;
-}
 
 export interface InitOptions {
   chunker?: Partial<ChunkerParams>;
@@ -57,13 +57,6 @@ export interface SaveSnapshotInput {
   parent?: string | undefined;
   consistentPoint?: ConsistentPoint | undefined;
   tags?: Record<string, string>;
-}
-
-function configBytes(keys: MetaKeys, config: RepoConfig): Buffer {
-  const payload = JSON.stringify(config);
-  return Buffer.from(
-    JSON.stringify({ payload, mac: hmac(keys.mac, CONFIG_OBJECT, payload).toString('hex') }),
-  );
 }
 
 export class Repository {
@@ -112,7 +105,7 @@ export class Repository {
     await repo.ctx.scopes.forScope(PLATFORM_SCOPE);
     // The config goes last, once the key is on disk: its presence means the repository is complete.
     await storage.sync?.();
-    await storage.put(CONFIG_OBJECT, configBytes(keys, config));
+    await storage.put(CONFIG_OBJECT, encodeConfig(keys, config));
     await storage.sync?.();
     return repo;
   }
@@ -122,24 +115,7 @@ export class Repository {
     const raw = await getBuffer(storage, CONFIG_OBJECT);
     const { repoId, repoKey } = unwrapRepoKey(masterKey, await getBuffer(storage, REPO_KEY_OBJECT));
     const keys = deriveMetaKeys(repoKey);
-    const bad = (why: string) => new CorruptionError(`${CONFIG_OBJECT}: ${why}`, { object: CONFIG_OBJECT });
-    let outer: { payload: string; mac: string };
-    try {
-      outer = JSON.parse(raw.toString('utf8')) as typeof outer;
-    } catch {
-      throw bad('not valid JSON');
-    }
-    if (typeof outer?.payload !== 'string' || typeof outer.mac !== 'string') throw bad('unknown structure');
-    if (!equalBytes(hmac(keys.mac, CONFIG_OBJECT, outer.payload), Buffer.from(outer.mac, 'hex'))) {
-      throw bad('MAC does not verify');
-    }
-    const config = JSON.parse(outer.payload) as RepoConfig;
-    if (config.version !== FORMAT_VERSION) {
-      throw new FatalError(
-        `repository format version ${config.version} is not supported (this build reads 1)`,
-      );
-    }
-    if (config.id !== repoId) throw bad(`names repository ${config.id}, keys/repo names ${repoId}`);
+    const config = decodeConfig(keys, repoId, raw);
     return new Repository(storage, config, keys);
   }
 
@@ -309,9 +285,20 @@ export class Repository {
     return [...sizes].map(([key, size]) => ({ key, size })).sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
-  /** Verifies indexes, packs (headers, or every blob with readData), snapshots and scope keys. */
+  /**
+   * Checks one recovery point on one copy, which may not even open (wrong key, damaged config): every
+   * problem as {object, kind, detail}, and the trust a sound copy's keys give. Never throws for damage.
+   */
+  static check(target: string, storage: Storage, opts: PointCheckOptions): Promise<CopyReport> {
+    return checkPoint(target, storage, opts, (s) => Repository.open(s, opts.masterKey));
+  }
+
+  /** Verifies indexes, packs (headers; full: every blob), snapshots and scope keys of the whole repository. */
   async check(opts: CheckOptions = {}): Promise<Problem[]> {
-    return checkRepository({ ...this.ctx, loadSnapshot: (id) => this.uncachedSnapshot(id) }, opts);
+    const self = { loadSnapshot: (id: string) => this.uncachedSnapshot(id), reader: () => this.reader() };
+    return checkRepository(this.storage, { keys: this.keys, repoId: this.id }, opts, () =>
+      Promise.resolve(self),
+    );
   }
 
   private async uncachedSnapshot(id: string): Promise<Snapshot> {

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { CorruptionError, WedvaultError, errorMessage } from '../../errors.js';
 import { getBuffer } from '../../storage/types.js';
-import { verifyObjectBytes, type Trust } from './objects.js';
+import { verifyObjectBytes, type Trust } from '../repo/objects.js';
 import type { Copy } from './types.js';
 
 export interface RepairInput {

@@ -1,19 +1,10 @@
 /** The integrity validator's inputs and results, shared by its modules and by the workers that call it. */
 import type { Storage } from '../../storage/types.js';
 
-export type ValidationMode = 'quick' | 'full';
+import type { ObjectRef, PointCheckOptions, ProblemKind } from '../repo/check.js';
 
-/**
- * missing / size: the listing disagrees with the catalog; corrupt: bytes fail their hash, MAC or tag
- * (a swapped object too); stale_index: an index object holds another valid index; wrong_key: the
- * copy's keys open under another master key; unreachable: the target did not answer.
- */
-export type ProblemKind = 'missing' | 'size' | 'corrupt' | 'stale_index' | 'wrong_key' | 'unreachable';
-
-export interface ObjectRef {
-  key: string;
-  size: number;
-}
+export type { ObjectRef, ProblemKind };
+export type ValidationMode = PointCheckOptions['mode'];
 
 export interface Copy {
   target: string;

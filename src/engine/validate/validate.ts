@@ -3,9 +3,9 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ValidationError } from '../../errors.js';
 import type { Storage } from '../../storage/types.js';
-import { checkMasterKey } from '../repo/keys.js';
-import { inspectCopy, type CopyReport, type Found, type InspectOptions } from './inspect.js';
-import { objectKind, type Trust } from './objects.js';
+import type { CopyReport, Found, PointCheckOptions } from '../repo/check.js';
+import { objectKind, type Trust } from '../repo/objects.js';
+import { checkMasterKey, Repository } from '../repo/repository.js';
 import { repairObject } from './repair.js';
 import type { Copy, Repair, ValidateOptions, ValidationProblem, ValidationResult } from './types.js';
 
@@ -21,7 +21,7 @@ export async function validatePoint(opts: ValidateOptions): Promise<ValidationRe
     target: c.target,
     storage: metered(c.storage, meters.get(c.target)!),
   }));
-  const inspectOpts: InspectOptions = {
+  const checkOpts: PointCheckOptions = {
     snapshotId: opts.snapshotId,
     expected: opts.expected,
     masterKey: opts.masterKey,
@@ -30,7 +30,9 @@ export async function validatePoint(opts: ValidateOptions): Promise<ValidationRe
     concurrency: opts.concurrency ?? 4,
   };
   const reports = new Map<string, CopyReport>(
-    await Promise.all(copies.map(async (c) => [c.target, await inspectCopy(c, inspectOpts)] as const)),
+    await Promise.all(
+      copies.map(async (c) => [c.target, await Repository.check(c.target, c.storage, checkOpts)] as const),
+    ),
   );
   // Every problem as first seen, whatever later rounds find.
   const seen = new Map(copies.map((c) => [c.target, new Map<string, Found>()]));
@@ -74,7 +76,7 @@ export async function validatePoint(opts: ValidateOptions): Promise<ValidationRe
           if (objectKind(object) !== 'pack') unmask = true;
         }
         if (unmask) {
-          const fresh = await inspectCopy(victim, inspectOpts);
+          const fresh = await Repository.check(victim.target, victim.storage, checkOpts);
           reports.set(victim.target, fresh);
           remember(fresh);
           again = true;

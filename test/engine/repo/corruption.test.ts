@@ -98,7 +98,7 @@ describe('corruption and keys', () => {
           expect(await writtenOrCorruption(repo, ref, data, pack!, path.join(t.dir, 'restored'))).toBe(
             streamed,
           );
-          const problems = await repo.check({ readData: true });
+          const problems = await repo.check({ mode: 'full' });
           expect(problems.map((p) => [p.object, p.kind])).toContainEqual([pack, 'corrupt']);
         }),
       ),
@@ -240,7 +240,7 @@ describe('corruption and keys', () => {
       const repo = await Repository.open(s.storage, s.masterKey);
       await expect(readBack(repo, ra)).rejects.toThrow(CorruptionError);
       await expect(readBack(repo, rb)).rejects.toThrow(CorruptionError);
-      expect(await repo.check({ readData: true })).toContainEqual(expect.objectContaining({ object: pack }));
+      expect(await repo.check({ mode: 'full' })).toContainEqual(expect.objectContaining({ object: pack }));
 
       // A different, valid pack under this pack's name: content no longer matches the name.
       const w2 = s.repo.writer();

@@ -74,7 +74,7 @@ it("a changed byte or another size is corruption; another scope's or an erased s
     tree: { good: ref, bad: flipped(ref, length - 1) },
     stats: w.stats,
   });
-  expect(await t.repo.check({ readData: true })).toEqual([
+  expect(await t.repo.check({ mode: 'full' })).toEqual([
     expect.objectContaining({ object: `snapshots/${snap.id}`, kind: 'corrupt' }),
   ]);
   expect(await t.repo.check()).toEqual([]);
@@ -83,5 +83,5 @@ it("a changed byte or another size is corruption; another scope's or an erased s
   const after = await Repository.open(t.storage, t.masterKey);
   await expect(after.reader().readBuffer(ref)).rejects.toThrow(NotFoundError);
   // erased content is unreadable by design, not a fault (the damaged one included)
-  expect(await after.check({ readData: true })).toEqual([]);
+  expect(await after.check({ mode: 'full' })).toEqual([]);
 });

@@ -46,7 +46,7 @@ describe('repository lifecycle', () => {
     const fresh = await Repository.open(t.storage, t.masterKey);
     const loaded = await fresh.loadSnapshot(snap.id);
     expect((await readBack(fresh, (loaded.tree as { ref: typeof ref }).ref)).equals(data)).toBe(true);
-    expect(await fresh.check({ readData: true })).toEqual([]);
+    expect(await fresh.check({ mode: 'full' })).toEqual([]);
   });
 
   it('a writer that fails in the same process leaves no claim behind: the next one stores the blobs', async () => {
@@ -109,7 +109,7 @@ describe('repository lifecycle', () => {
     for (const o of objects) await copy.put(o.key, await t.storage.get(o.key));
     const repo = await Repository.open(copy, t.masterKey);
     expect((await readBack(repo, ref)).equals(data)).toBe(true);
-    expect(await repo.check({ readData: true })).toEqual([]);
+    expect(await repo.check({ mode: 'full' })).toEqual([]);
   });
 
   it('erasing a scope key (crypto-shredding) makes only that scope unreadable', async () => {
@@ -128,7 +128,7 @@ describe('repository lifecycle', () => {
     const repo = await Repository.open(t.storage, t.masterKey);
     await expect(readBack(repo, erased)).rejects.toThrow(NotFoundError);
     expect((await readBack(repo, kept)).equals(a)).toBe(true);
-    expect(await repo.check({ readData: true })).toEqual([]);
+    expect(await repo.check({ mode: 'full' })).toEqual([]);
   });
 
   it('two sessions creating one scope key at once both stay readable; later ones agree on one', async () => {
@@ -156,7 +156,7 @@ describe('repository lifecycle', () => {
     expect(refs[0]!.blobs).toEqual(refs[1]!.blobs); // same key set chosen, so the same blob ids
     expect((await readBack(later[0]!, r1)).equals(a!)).toBe(true);
     expect((await readBack(later[0]!, r2)).equals(b!)).toBe(true);
-    expect(await later[1]!.check({ readData: true })).toEqual([]);
+    expect(await later[1]!.check({ mode: 'full' })).toEqual([]);
     expect(await later[1]!.eraseScope('wedding:5')).toHaveLength(2);
     const after = await Repository.open(t.storage, t.masterKey);
     for (const ref of [r1, r2, refs[0]!]) await expect(readBack(after, ref)).rejects.toThrow(NotFoundError);
