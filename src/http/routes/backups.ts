@@ -5,10 +5,9 @@ import { z } from 'zod';
 import { createTest, getTest } from '../../catalog/backup-tests.js';
 import { transaction } from '../../catalog/db.js';
 import { getOperation } from '../../catalog/operations.js';
-import { getRecoveryPoint, listRecoveryPoints, listReplicas } from '../../catalog/recovery-points.js';
+import { getRecoveryPoint } from '../../catalog/recovery-points.js';
 import type { AppContext } from '../../context.js';
 import { NotFoundError } from '../../errors.js';
-import { evaluate321 } from '../../policy/rule321.js';
 import { requestBackup } from '../../producers/backups.js';
 import { onRequestPath } from '../../queues/connection.js';
 import { JOBS, QUEUES, jobIds } from '../../queues/names.js';
@@ -16,6 +15,7 @@ import { backupTypeSchema, componentSchema, idSchema } from '../../queues/payloa
 import { PRIORITY } from '../../queues/priority.js';
 import { requireScope } from '../auth.js';
 import { methodNotAllowed } from '../errors.js';
+import { listPoints, listQuery } from './point-list.js';
 import { rateLimit } from '../limits.js';
 
 export const createBackupBody = z.strictObject({
@@ -31,14 +31,6 @@ const idempotencyHeader = z.object({
     .string()
     .regex(IDEMPOTENCY_KEY, 'printable ASCII without spaces, at most 255 characters')
     .optional(),
-});
-
-const listQuery = z.object({
-  weddingId: idSchema.optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
-  until: z.iso.datetime({ offset: true }).optional(),
-  meets321: z.enum(['true', 'false']).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 
 const validationBody = z.strictObject({
@@ -79,47 +71,7 @@ export function backupsRouter(ctx: AppContext): Router {
   r.post('/create', ...create);
 
   r.get('/', requireScope('backups:read'), async (req, res) => {
-    const q = listQuery.parse(req.query);
-    const points = await listRecoveryPoints(ctx.db, {
-      weddingId: q.weddingId,
-      since: q.since ? new Date(q.since) : undefined,
-      until: q.until ? new Date(q.until) : undefined,
-      limit: q.limit,
-    });
-    const replicas = await listReplicas(
-      ctx.db,
-      points.map((p) => p.id),
-    );
-    const labels = new Map(ctx.config.targets.map((t) => [t.name, t.labels]));
-    let items = points.map((p) => {
-      const mine = replicas.filter((x) => x.recoveryPointId === p.id);
-      const rule = evaluate321(mine, labels, ctx.config.policy.targets);
-      const ageMin = (Date.now() - p.createdAt.getTime()) / 60_000;
-      return {
-        id: p.id,
-        type: p.type,
-        weddingId: p.weddingId,
-        createdAt: p.createdAt,
-        consistentTime: p.consistentTime,
-        files: p.files,
-        bytesRead: p.bytesRead,
-        bytesNew: p.bytesNew,
-        bytesStored: p.bytesStored,
-        checksum: p.checksum,
-        healthy: p.healthy,
-        replicas: mine.map((x) => ({
-          target: x.target,
-          state: x.state,
-          error: x.error,
-          verifiedAt: x.verifiedAt,
-        })),
-        meets321: rule.meets321,
-        reason321: rule.reason321,
-        policyOverdue: rule.missing.length > 0 && ageMin > ctx.config.policy.windowMinutes,
-      };
-    });
-    if (q.meets321) items = items.filter((i) => String(i.meets321) === q.meets321);
-    res.json({ recoveryPoints: items });
+    res.json({ recoveryPoints: await listPoints(ctx, listQuery.parse(req.query)) });
   });
 
   r.get('/status/:operationId', requireScope('backups:read'), async (req, res) => {
