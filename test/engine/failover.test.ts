@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { filesSourceSchema, postgresSourceSchema } from '../../src/config/schema.js';
 import { CorruptionError } from '../../src/errors.js';
 import { runBackup } from '../../src/engine/backup.js';
@@ -10,18 +10,9 @@ import { restoreFromCopies } from '../../src/engine/failover.js';
 import { replicateObjects } from '../../src/engine/replicate.js';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { LocalStorage } from '../../src/storage/local.js';
-import { pseudoRandom, tempDir } from './repo/helpers.js';
+import { pseudoRandom, tempDirsPerTest } from './repo/helpers.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
-
-async function dir(prefix: string): Promise<string> {
-  const d = await tempDir(prefix);
-  cleanups.push(() => rm(d, { recursive: true, force: true }));
-  return d;
-}
+const dir = tempDirsPerTest();
 
 /** A files backup on a primary, copied to a secondary: two real local repositories of one point. */
 async function twoCopies() {
