@@ -223,3 +223,22 @@ export async function weddingHasPoints(db: Db, weddingId: string): Promise<boole
   );
   return rows.length > 0;
 }
+
+/** Points whose last verification or drill failed (deleted ones aside). */
+export async function countUnhealthyPoints(db: Db): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM recovery_points WHERE NOT healthy AND deleted_at IS NULL',
+  );
+  return rows[0]!.n;
+}
+
+/** The schema digest of the newest other point that recorded one: a new digest means the schema changed. */
+export async function previousSchemaDigest(db: Db, pointId: string): Promise<string | null | undefined> {
+  const { rows } = await db.query<{ d: string | null }>(
+    `SELECT summary->>'schemaDigest' AS d FROM recovery_points
+      WHERE id <> $1 AND summary ? 'schemaDigest' AND summary->>'schemaDigest' IS NOT NULL
+      ORDER BY created_at DESC LIMIT 1`,
+    [pointId],
+  );
+  return rows[0]?.d;
+}

@@ -1,18 +1,14 @@
 /** /api/backups: request backups, follow their operations, list recovery points with their 3-2-1 status. */
-import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
-import { createTest, getTest } from '../../catalog/backup-tests.js';
-import { transaction } from '../../catalog/db.js';
 import { getOperation } from '../../catalog/operations.js';
-import { getRecoveryPoint } from '../../catalog/recovery-points.js';
+import { getTest } from '../../catalog/backup-tests.js';
 import type { AppContext } from '../../context.js';
 import { NotFoundError } from '../../errors.js';
 import { requestBackup } from '../../producers/backups.js';
+import { requestValidation } from '../../producers/validation.js';
 import { onRequestPath } from '../../queues/connection.js';
-import { JOBS, QUEUES, jobIds } from '../../queues/names.js';
 import { backupTypeSchema, componentSchema, idSchema } from '../../queues/payloads.js';
-import { PRIORITY } from '../../queues/priority.js';
 import { requireScope } from '../auth.js';
 import { methodNotAllowed } from '../errors.js';
 import { listPoints, listQuery } from './point-list.js';
@@ -106,21 +102,7 @@ export function backupsRouter(ctx: AppContext): Router {
   });
 
   r.post('/validation', requireScope('validation:write'), async (req, res) => {
-    const body = validationBody.parse(req.body ?? {});
-    const point = await getRecoveryPoint(ctx.db, body.recoveryPointId);
-    if (!point) throw new NotFoundError(`recovery point ${body.recoveryPointId} not found`);
-    const testId = randomUUID();
-    // The row commits only once Redis took the job (the verify worker upserts it if it starts first).
-    await transaction(ctx.db, async (client) => {
-      await createTest(client, { id: testId, recoveryPointId: point.id, mode: body.mode });
-      await onRequestPath(ctx.queues, (q) =>
-        q[QUEUES.verify].add(
-          JOBS.verify,
-          { recoveryPointId: point.id, testId, mode: body.mode, sample: body.sample },
-          { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
-        ),
-      );
-    });
+    const testId = await requestValidation(ctx, validationBody.parse(req.body ?? {}));
     res.locals.auditResource = `test:${testId}`;
     res.status(202).json({ testId });
   });
