@@ -22,18 +22,22 @@ export const createBackupBody = z.strictObject({
 
 /** Idempotency-Key: printable ASCII without spaces. */
 export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
-const idempotencyHeader = z.object({
+export const idempotencyHeader = z.object({
   'Idempotency-Key': z
     .string()
     .regex(IDEMPOTENCY_KEY, 'printable ASCII without spaces, at most 255 characters')
-    .optional(),
+    .optional()
+    .describe('names this request for good: send the same one when retrying'),
 });
 
-const validationBody = z.strictObject({
+export const validationBody = z.strictObject({
   recoveryPointId: idSchema,
   mode: z.enum(['quick', 'full', 'drill']),
   sample: z.number().gt(0).max(1).optional(),
 });
+
+export const statusParams = z.object({ operationId: z.uuid() });
+export const testParams = z.object({ testId: z.uuid() });
 
 export function backupsRouter(ctx: AppContext): Router {
   const r = Router();
@@ -71,7 +75,7 @@ export function backupsRouter(ctx: AppContext): Router {
   });
 
   r.get('/status/:operationId', requireScope('backups:read'), async (req, res) => {
-    const { operationId: id } = z.object({ operationId: z.uuid() }).parse(req.params);
+    const { operationId: id } = statusParams.parse(req.params);
     const op = await getOperation(ctx.db, id);
     if (!op) throw new NotFoundError(`operation ${id} not found`);
     const followUps = await Promise.all(
@@ -108,7 +112,7 @@ export function backupsRouter(ctx: AppContext): Router {
   });
 
   r.get('/validation/:testId', requireScope('backups:read'), async (req, res) => {
-    const { testId: id } = z.object({ testId: z.uuid() }).parse(req.params);
+    const { testId: id } = testParams.parse(req.params);
     const t = await getTest(ctx.db, id);
     if (!t) throw new NotFoundError(`validation ${id} not found`);
     res.json(t);
