@@ -10,7 +10,7 @@ import { createApp } from './http/app.js';
 import { createLogger } from './log.js';
 import { closeCeremonyPools } from './producers/ceremony.js';
 import { ALL_QUEUES, type QueueName } from './queues/names.js';
-import { installSchedules } from './scheduler.js';
+import { installSchedules } from './producers/schedules.js';
 import { installProcessHandlers, untilReady } from './process.js';
 import { startReconciler, type Reconciler } from './workers/reconciler.js';
 import { superviseWorkers, type Supervisor } from './workers/supervisor.js';

@@ -58,3 +58,8 @@ export async function transaction<T>(db: Db, fn: (client: pg.PoolClient) => Prom
     client.release();
   }
 }
+
+/** The readiness probe's question: does the catalog answer at all. */
+export async function pingCatalog(db: Db): Promise<void> {
+  await db.query('SELECT 1');
+}

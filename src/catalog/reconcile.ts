@@ -112,20 +112,3 @@ export async function touchReplica(db: Db, recoveryPointId: string, target: stri
     [recoveryPointId, target],
   );
 }
-
-export interface ScheduleRow {
-  id: string;
-  queue: 'backup' | 'verify';
-  every: number | null;
-  pattern: string | null;
-  tz: string | null;
-  data: Record<string, unknown>;
-}
-
-/** The schedules the catalog remembers: what Redis must hold, even after it restarted empty. */
-export async function enabledSchedules(db: Db): Promise<ScheduleRow[]> {
-  const { rows } = await db.query<ScheduleRow>(
-    `SELECT id, queue, every_ms::float8 AS every, pattern, tz, template AS data FROM schedules WHERE enabled ORDER BY id`,
-  );
-  return rows;
-}

@@ -1,5 +1,4 @@
 /** Records what a backup run produced: its recovery point and the primary target's copy of it. */
-import type { BackupOutput } from '../engine/backup.js';
 import type { Db } from './db.js';
 import {
   recordPointWeddings,
@@ -8,9 +7,22 @@ import {
   type RecoveryPoint,
 } from './recovery-points.js';
 
+/** What the catalog keeps of a backup run: the engine's output has this shape (the catalog does not import it). */
+export interface BackupRecord {
+  snapshotId: string;
+  consistentTime?: Date | undefined;
+  lsn?: string | undefined;
+  files: number;
+  stats: { bytesRead: number; bytesNew: number; bytesStored: number };
+  objects: { key: string; size: number }[];
+  checksum: string;
+  summary: Record<string, unknown>;
+  weddings: string[];
+}
+
 export async function recordBackupOutput(
   db: Db,
-  out: BackupOutput,
+  out: BackupRecord,
   meta: { operationId: string; type: string; weddingId: string | null; primaryTarget: string },
 ): Promise<RecoveryPoint> {
   const point = await recordRecoveryPoint(db, {

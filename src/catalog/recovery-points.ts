@@ -119,6 +119,8 @@ export interface PointFilter {
   until?: Date;
   types?: string[] | undefined;
   limit?: number;
+  /** Keyset paging: only points after this one in the list's order (newest first). */
+  after?: string | undefined;
 }
 
 export async function listRecoveryPoints(db: Db, f: PointFilter = {}): Promise<RecoveryPoint[]> {
@@ -129,8 +131,10 @@ export async function listRecoveryPoints(db: Db, f: PointFilter = {}): Promise<R
         AND ($2::timestamptz IS NULL OR created_at >= $2)
         AND ($3::timestamptz IS NULL OR created_at <= $3)
         AND ($5::text[] IS NULL OR type = ANY($5))
-      ORDER BY created_at DESC LIMIT $4`,
-    [f.weddingId ?? null, f.since ?? null, f.until ?? null, f.limit ?? 500, f.types ?? null],
+        -- the cursor's time is read here, not sent: a JS Date would drop its microseconds
+        AND ($6::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM recovery_points WHERE id = $6))
+      ORDER BY created_at DESC, id DESC LIMIT $4`,
+    [f.weddingId ?? null, f.since ?? null, f.until ?? null, f.limit ?? 500, f.types ?? null, f.after ?? null],
   );
   return rows.map(toPoint);
 }
@@ -218,4 +222,23 @@ export async function weddingHasPoints(db: Db, weddingId: string): Promise<boole
     [weddingId],
   );
   return rows.length > 0;
+}
+
+/** Points whose last verification or drill failed (deleted ones aside). */
+export async function countUnhealthyPoints(db: Db): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM recovery_points WHERE NOT healthy AND deleted_at IS NULL',
+  );
+  return rows[0]!.n;
+}
+
+/** The schema digest of the newest other point that recorded one: a new digest means the schema changed. */
+export async function previousSchemaDigest(db: Db, pointId: string): Promise<string | null | undefined> {
+  const { rows } = await db.query<{ d: string | null }>(
+    `SELECT summary->>'schemaDigest' AS d FROM recovery_points
+      WHERE id <> $1 AND summary ? 'schemaDigest' AND summary->>'schemaDigest' IS NOT NULL
+      ORDER BY created_at DESC LIMIT 1`,
+    [pointId],
+  );
+  return rows[0]?.d;
 }

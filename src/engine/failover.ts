@@ -37,5 +37,19 @@ export async function restoreFromCopies(
       failures.push({ target: copy.target, error: errorMessage(err) });
     }
   }
-  throw lastError;
+  throw everyCopyFailed(lastError, failures);
+}
+
+/**
+ * One message with each copy's own cause: the last copy's alone hides why the first ones failed.
+ * The last error keeps its class, so its code and whether a retry can help stay what they were.
+ */
+function everyCopyFailed(last: unknown, failures: { target: string; error: string }[]): unknown {
+  if (failures.length === 0 || !(last instanceof Error)) return last;
+  // a store's own errors often start with its name already
+  const causes = failures.map((f) =>
+    f.error.startsWith(`${f.target}: `) ? f.error : `${f.target}: ${f.error}`,
+  );
+  last.message = `every copy failed: ${causes.join('; ')}`;
+  return last;
 }

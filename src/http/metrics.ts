@@ -1,6 +1,7 @@
 /** Prometheus metrics: process defaults, queue depths, and HTTP request counts. */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AppContext } from '../context.js';
+import { countUnhealthyPoints } from '../catalog/recovery-points.js';
 import { listTargetHealth } from '../catalog/targets.js';
 import { dependency } from '../deadline.js';
 import { onRequestPath } from '../queues/connection.js';
@@ -53,13 +54,7 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
     help: 'Recovery points whose last verification or drill failed',
     registers: [registry],
     async collect() {
-      const { rows } = await dependency(
-        ctx.db.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM recovery_points WHERE NOT healthy AND deleted_at IS NULL',
-        ),
-        'catalog',
-      );
-      this.set(rows[0]!.n);
+      this.set(await dependency(countUnhealthyPoints(ctx.db), 'catalog'));
     },
   });
   return { registry, httpRequests };

@@ -1,20 +1,25 @@
-/** The OpenAPI document of the REST contract, built from the same zod schemas that validate requests. */
+/**
+ * The OpenAPI document of the REST contract: every route's path parameters, query, headers and body
+ * come from the zod schemas that validate them (test/http/openapi.test.ts walks the router for gaps).
+ */
 import { z } from 'zod';
 import { REQUEST_ID } from './limits.js';
-import { IDEMPOTENCY_KEY, createBackupBody } from './routes/backups.js';
+import { json, jsonSchema, parameters } from './openapi-zod.js';
+import {
+  createBackupBody,
+  idempotencyHeader,
+  statusParams,
+  testParams,
+  validationBody,
+} from './routes/backups.js';
+import { listQuery } from './routes/point-list.js';
 
-const errorBody = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' }, details: {} },
-      required: ['code', 'message'],
-    },
-  },
-};
+const errorBody = jsonSchema(
+  z.object({
+    error: z.object({ code: z.string(), message: z.string(), details: z.unknown() }),
+  }),
+);
 
-const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
 const retryAfter = { 'Retry-After': { description: 'seconds to wait', schema: { type: 'integer' } } };
 const errors = {
   '400': { description: 'invalid request; details name the fields', ...json(errorBody) },
@@ -38,20 +43,39 @@ const mutating = {
     ...json(errorBody),
   },
 };
-const requestIdHeader = {
-  name: 'X-Request-Id',
-  in: 'header',
-  description:
-    'kept (logs, audit_log) when at most 128 characters of [A-Za-z0-9._-]; otherwise replaced by a generated id',
-  schema: { type: 'string', pattern: REQUEST_ID.source },
-};
-const operationAnswer = json({
-  type: 'object',
-  properties: {
-    operationId: { type: 'string', format: 'uuid' },
-    priority: { type: 'integer' },
-    statusUrl: { type: 'string' },
-    existing: { type: 'string', enum: ['identical', 'idempotency-key'] },
+const [requestIdHeader] = parameters(
+  'header',
+  z.object({
+    'X-Request-Id': z
+      .string()
+      .regex(REQUEST_ID)
+      .optional()
+      .describe(
+        'kept (logs, audit_log) when at most 128 characters of [A-Za-z0-9._-]; otherwise replaced by a generated id',
+      ),
+  }),
+);
+const operationAnswer = json(
+  jsonSchema(
+    z.object({
+      operationId: z.uuid(),
+      priority: z.number().int(),
+      statusUrl: z.string(),
+      existing: z.enum(['identical', 'idempotency-key']).optional(),
+    }),
+  ),
+);
+
+/** GET of one thing by the id in its path: 200 with it, 404 when unknown. */
+const lookup = (summary: string, params: z.ZodObject, thing: string) => ({
+  get: {
+    summary,
+    parameters: parameters('path', params),
+    responses: {
+      '200': { description: thing },
+      '404': { description: `unknown ${thing}` },
+      ...errors,
+    },
   },
 });
 
@@ -73,16 +97,8 @@ export function openApiDocument(): Record<string, unknown> {
             'A request identical (same key, same body) to one still queued or running answers 200 with ' +
             'that operation (existing: identical). With an Idempotency-Key, the same key and body always ' +
             'answer 200 with the first operation (existing: idempotency-key); the key with another body is 422.',
-          parameters: [
-            {
-              name: 'Idempotency-Key',
-              in: 'header',
-              description: 'names this request for good: send the same one when retrying',
-              schema: { type: 'string', pattern: IDEMPOTENCY_KEY.source },
-            },
-            requestIdHeader,
-          ],
-          requestBody: json(z.toJSONSchema(createBackupBody)),
+          parameters: [...parameters('header', idempotencyHeader), requestIdHeader],
+          requestBody: json(jsonSchema(createBackupBody)),
           responses: {
             '202': { description: 'a new operation, queued', ...operationAnswer },
             '200': {
@@ -97,40 +113,42 @@ export function openApiDocument(): Record<string, unknown> {
         },
         get: {
           summary: 'List recovery points with meets321 and reason321 (scope backups:read)',
-          parameters: ['weddingId', 'since', 'until', 'meets321', 'limit'].map((name) => ({
-            name,
-            in: 'query',
-            schema: { type: 'string' },
-          })),
+          description:
+            'Newest first. With meets321, points are read until `limit` of them match or none are left.',
+          parameters: parameters('query', listQuery),
           responses: { '200': { description: 'recovery points' }, ...errors },
         },
       },
       '/api/backups/create': {
-        post: { summary: 'Alias of POST /api/backups', responses: { '202': { description: 'queued' } } },
-      },
-      '/api/backups/status/{operationId}': {
-        get: {
-          summary: 'Operation state: queued, running, completed or failed (scope backups:read)',
-          parameters: [
-            { name: 'operationId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
-          ],
-          responses: {
-            '200': { description: 'operation' },
-            '404': { description: 'unknown operation' },
-            ...errors,
-          },
+        post: {
+          summary: 'Alias of POST /api/backups',
+          parameters: [...parameters('header', idempotencyHeader), requestIdHeader],
+          requestBody: json(jsonSchema(createBackupBody)),
+          responses: { '202': { description: 'queued' } },
         },
       },
+      '/api/backups/status/{operationId}': lookup(
+        'Operation state: queued, running, completed or failed (scope backups:read)',
+        statusParams,
+        'operation',
+      ),
       '/api/backups/validation': {
         post: {
           summary: 'Verify a recovery point (scope validation:write)',
           parameters: [requestIdHeader],
-          responses: { '202': { description: '{testId}' }, ...mutating },
+          requestBody: json(jsonSchema(validationBody)),
+          responses: {
+            '202': { description: '{testId}', ...json(jsonSchema(z.object({ testId: z.uuid() }))) },
+            '404': { description: 'unknown recovery point', ...json(errorBody) },
+            ...mutating,
+          },
         },
       },
-      '/api/backups/validation/{testId}': {
-        get: { summary: 'Verification result', responses: { '200': { description: 'test' } } },
-      },
+      '/api/backups/validation/{testId}': lookup(
+        'Verification result (scope backups:read)',
+        testParams,
+        'validation',
+      ),
       '/api/targets': {
         get: {
           summary: 'Targets, health and 3-2-1 (scope targets:read)',

@@ -1,5 +1,6 @@
 /** /readyz: Redis and the catalog each answer within a deadline, or the probe says 503 and names which did not. */
 import type { RequestHandler } from 'express';
+import { pingCatalog } from '../catalog/db.js';
 import type { AppContext } from '../context.js';
 import { withDeadline } from '../deadline.js';
 import { errorMessage } from '../errors.js';
@@ -13,7 +14,7 @@ export function readiness(ctx: AppContext): RequestHandler {
     const checks = await Promise.allSettled([
       // The request connection: the workers' one queues commands while Redis is away.
       onRequestPath(ctx.queues, () => ctx.queues.request.connection.ping(), PROBE_DEADLINE_MS),
-      withDeadline(ctx.db.query('SELECT 1'), PROBE_DEADLINE_MS, 'catalog'),
+      withDeadline(pingCatalog(ctx.db), PROBE_DEADLINE_MS, 'catalog'),
     ]);
     const [redis, catalog] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : errorMessage(c.reason)));
     const failing = Object.entries({ redis, catalog })

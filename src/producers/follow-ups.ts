@@ -1,9 +1,10 @@
 /** After a backup: one replicate job per other target, under a verify job that runs when they are done. */
 import type { FlowJob } from 'bullmq';
-import { upsertReplica } from '../catalog/recovery-points.js';
+import { previousSchemaDigest, upsertReplica } from '../catalog/recovery-points.js';
 import type { AppContext } from '../context.js';
 import { JOBS, QUEUES, jobIds } from '../queues/names.js';
 import type { ReplicatePayload, VerifyPayload } from '../queues/payloads.js';
+import { PRIORITY } from '../queues/priority.js';
 
 export interface FollowUp {
   queue: string;
@@ -70,4 +71,18 @@ export async function addFollowUpFlow(
     opts: { ...ctx.queues.jobOptions, jobId: jobIds.verify(recoveryPointId, 'quick'), priority },
     children,
   });
+}
+
+/** A schema change is when restores break: prove a point with a new schema digest restores, with a drill. */
+export async function drillOnSchemaChange(
+  ctx: AppContext,
+  pointId: string,
+  digest: unknown,
+): Promise<FollowUp | undefined> {
+  if (typeof digest !== 'string') return undefined;
+  if ((await previousSchemaDigest(ctx.db, pointId)) === digest) return undefined;
+  const jobId = jobIds.verify(pointId, 'drill');
+  const data: VerifyPayload = { recoveryPointId: pointId, mode: 'drill' };
+  await ctx.queues.queues[QUEUES.verify].add(JOBS.verify, data, { jobId, priority: PRIORITY.maintenance });
+  return { queue: QUEUES.verify, jobId };
 }

@@ -15,8 +15,7 @@ import { recordTargetFailure, recordTargetSuccess } from '../catalog/targets.js'
 import type { AppContext } from '../context.js';
 import { runBackup } from '../engine/backup.js';
 import { WedvaultError, errorMessage } from '../errors.js';
-import { enqueueFollowUps, type FollowUp } from '../producers/follow-ups.js';
-import { JOBS, QUEUES, jobIds } from '../queues/names.js';
+import { drillOnSchemaChange, enqueueFollowUps } from '../producers/follow-ups.js';
 import { backupPayload, type BackupPayload } from '../queues/payloads.js';
 import type { Logger } from '../log.js';
 import { PRIORITY } from '../queues/priority.js';
@@ -115,29 +114,6 @@ async function backUp(
 export function operationIdForJob(jobId: string): string {
   const h = createHash('sha256').update(`wedvault-operation:${jobId}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
-
-/** A schema change is when restores break: prove this point restores with a drill. */
-async function drillOnSchemaChange(
-  ctx: AppContext,
-  pointId: string,
-  digest: unknown,
-): Promise<FollowUp | undefined> {
-  if (typeof digest !== 'string') return undefined;
-  const { rows } = await ctx.db.query<{ d: string | null }>(
-    `SELECT summary->>'schemaDigest' AS d FROM recovery_points
-      WHERE id <> $1 AND summary ? 'schemaDigest' AND summary->>'schemaDigest' IS NOT NULL
-      ORDER BY created_at DESC LIMIT 1`,
-    [pointId],
-  );
-  if (rows[0]?.d === digest) return undefined;
-  const jobId = jobIds.verify(pointId, 'drill');
-  await ctx.queues.queues[QUEUES.verify].add(
-    JOBS.verify,
-    { recoveryPointId: pointId, mode: 'drill' },
-    { jobId, priority: PRIORITY.maintenance },
-  );
-  return { queue: QUEUES.verify, jobId };
 }
 
 export async function onBackupFailed(ctx: AppContext, job: Job, err: Error, final: boolean): Promise<void> {

@@ -26,8 +26,8 @@ import type { AppContext } from '../context.js';
 import { dropDrillScratch } from '../engine/drill.js';
 import { errorMessage } from '../errors.js';
 import { addFollowUpFlow } from '../producers/follow-ups.js';
-import { JOBS, QUEUES, jobIds } from '../queues/names.js';
-import type { BackupPayload, ReplicatePayload } from '../queues/payloads.js';
+import { requeueBackup, requeueReplicate } from '../producers/requeue.js';
+import { QUEUES, jobIds } from '../queues/names.js';
 import { PRIORITY } from '../queues/priority.js';
 
 export interface ReconcileReport {
@@ -77,15 +77,14 @@ export async function reconcileOperations(
       }
       continue;
     }
-    const jobId = jobIds.backup(op.id);
-    if (!(await markResumed(ctx.db, op.id, jobId, staleMs))) continue;
-    const payload: BackupPayload = {
+    if (!(await markResumed(ctx.db, op.id, jobIds.backup(op.id), staleMs))) continue;
+    const payload = {
       operationId: op.id,
       type: op.type,
       components: op.components,
       weddingId: op.weddingId ?? undefined,
     };
-    await queue.add(JOBS.backup, payload, { jobId, priority: op.priority });
+    await requeueBackup(ctx, payload, op.priority);
     report.resumed++;
     log.warn(
       { state: op.state },
@@ -152,20 +151,12 @@ export async function reconcileReplicas(
       await addFollowUpFlow(ctx, { recoveryPointId, ...p, operationId: p.operationId ?? undefined });
     } else {
       for (const target of p.targets) {
-        const data: ReplicatePayload = {
+        await requeueReplicate(ctx, {
           recoveryPointId,
           operationId: p.operationId ?? undefined,
-          source: ctx.config.primaryTarget,
           target,
-        };
-        // the same id: a parent still waiting for this child counts it done when it completes
-        await replicate.add(JOBS.replicate, data, {
-          ...ctx.queues.jobOptions,
-          jobId: jobIds.replicate(recoveryPointId, target),
           priority: p.priority,
-          ...(parent.state === 'waiting-children'
-            ? { parent: { id: parent.job.id!, queue: parent.job.queueQualifiedName } }
-            : {}),
+          parent: parent.state === 'waiting-children' ? parent.job : undefined,
         });
       }
     }

@@ -5,11 +5,11 @@
  * and job schedulers missing from Redis though the catalog's schedules table still has them.
  */
 import { randomUUID } from 'node:crypto';
-import { enabledSchedules } from '../catalog/reconcile.js';
+import { enabledSchedules } from '../catalog/schedules.js';
 import type { AppContext } from '../context.js';
 import { errorMessage } from '../errors.js';
 import { QUEUES } from '../queues/names.js';
-import { installSchedules, type ScheduleSpec } from '../scheduler.js';
+import { installSchedules, type ScheduleSpec } from '../producers/schedules.js';
 import {
   reconcileOperations,
   reconcileReplicas,

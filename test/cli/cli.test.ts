@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -186,4 +186,40 @@ describe('wedvault CLI', () => {
       await stopWorkers(workers);
     }
   });
+});
+
+describe('wedvault restore when every copy fails', () => {
+  it('names each copy with its own cause', async () => {
+    // the primary's packs damaged throughout; the secondary never received a copy (the CLI does not replicate)
+    const [primary, secondary] = svc.config.targets;
+    const snapshots = JSON.parse((await wedvault(['snapshots', '--json'])).stdout) as {
+      id: string;
+      type: string;
+    }[];
+    // the first backup: database and files (later ones hold only the database)
+    const snapshot = snapshots.find((x) => x.type === 'full');
+    const root = (primary as { path: string }).path;
+    const packs = readdirSync(path.join(root, 'data'), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => path.join(e.parentPath, e.name));
+    const originals = packs.map((p) => readFileSync(p));
+    try {
+      packs.forEach((p, i) => {
+        const bytes = Buffer.from(originals[i]!);
+        // every few KiB, so each blob a restore reads is hit, whichever of the packs holds it
+        for (let at = 0; at < bytes.length; at += 2048) bytes[at]! ^= 0xff;
+        writeFileSync(p, bytes);
+      });
+      const dir = mkdtempSync(path.join(tmpdir(), 'wv-cli-failover-'));
+      const err = await wedvault(['restore', snapshot!.id, '--target-dir', dir]).catch(
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect((err as { code: number }).code).toBe(1);
+      const stderr = (err as { stderr: string }).stderr;
+      expect(stderr).toMatch(new RegExp(`${primary!.name}: [^;]*fails authentication`));
+      expect(stderr).toMatch(new RegExp(`${secondary!.name}: [^;]*config not found`));
+    } finally {
+      packs.forEach((p, i) => writeFileSync(p, originals[i]!));
+    }
+  }, 120_000);
 });

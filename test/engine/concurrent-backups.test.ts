@@ -1,25 +1,16 @@
 // Two backups of the same new files into one repository at once store the data once: writers take turns on the write lock.
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { filesSourceSchema, postgresSourceSchema } from '../../src/config/schema.js';
 import { runBackup } from '../../src/engine/backup.js';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import type { Storage } from '../../src/storage/types.js';
-import { pseudoRandom, tempDir } from './repo/helpers.js';
+import { pseudoRandom, tempDirsPerTest } from './repo/helpers.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
-
-async function dir(prefix: string): Promise<string> {
-  const d = await tempDir(prefix);
-  cleanups.push(() => rm(d, { recursive: true, force: true }));
-  return d;
-}
+const dir = tempDirsPerTest();
 
 async function dataBytes(storage: Storage): Promise<{ bytes: number; packs: number }> {
   let bytes = 0;

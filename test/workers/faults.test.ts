@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getOperation, type Operation } from '../../src/catalog/operations.js';
 import { requestBackup } from '../../src/producers/backups.js';
-import { installSchedules } from '../../src/scheduler.js';
+import { installSchedules } from '../../src/producers/schedules.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { exited, spawnWedvault } from '../helpers/processes.js';
 import { startOwnRedis, type OwnRedis } from '../helpers/redis-server.js';

@@ -1,21 +1,17 @@
 /** /api/backups: request backups, follow their operations, list recovery points with their 3-2-1 status. */
-import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
-import { createTest, getTest } from '../../catalog/backup-tests.js';
-import { transaction } from '../../catalog/db.js';
 import { getOperation } from '../../catalog/operations.js';
-import { getRecoveryPoint, listRecoveryPoints, listReplicas } from '../../catalog/recovery-points.js';
+import { getTest } from '../../catalog/backup-tests.js';
 import type { AppContext } from '../../context.js';
 import { NotFoundError } from '../../errors.js';
-import { evaluate321 } from '../../policy/rule321.js';
 import { requestBackup } from '../../producers/backups.js';
+import { requestValidation } from '../../producers/validation.js';
 import { onRequestPath } from '../../queues/connection.js';
-import { JOBS, QUEUES, jobIds } from '../../queues/names.js';
 import { backupTypeSchema, componentSchema, idSchema } from '../../queues/payloads.js';
-import { PRIORITY } from '../../queues/priority.js';
 import { requireScope } from '../auth.js';
 import { methodNotAllowed } from '../errors.js';
+import { listPoints, listQuery } from './point-list.js';
 import { rateLimit } from '../limits.js';
 
 export const createBackupBody = z.strictObject({
@@ -26,26 +22,22 @@ export const createBackupBody = z.strictObject({
 
 /** Idempotency-Key: printable ASCII without spaces. */
 export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
-const idempotencyHeader = z.object({
+export const idempotencyHeader = z.object({
   'Idempotency-Key': z
     .string()
     .regex(IDEMPOTENCY_KEY, 'printable ASCII without spaces, at most 255 characters')
-    .optional(),
+    .optional()
+    .describe('names this request for good: send the same one when retrying'),
 });
 
-const listQuery = z.object({
-  weddingId: idSchema.optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
-  until: z.iso.datetime({ offset: true }).optional(),
-  meets321: z.enum(['true', 'false']).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
-});
-
-const validationBody = z.strictObject({
+export const validationBody = z.strictObject({
   recoveryPointId: idSchema,
   mode: z.enum(['quick', 'full', 'drill']),
   sample: z.number().gt(0).max(1).optional(),
 });
+
+export const statusParams = z.object({ operationId: z.uuid() });
+export const testParams = z.object({ testId: z.uuid() });
 
 export function backupsRouter(ctx: AppContext): Router {
   const r = Router();
@@ -79,51 +71,11 @@ export function backupsRouter(ctx: AppContext): Router {
   r.post('/create', ...create);
 
   r.get('/', requireScope('backups:read'), async (req, res) => {
-    const q = listQuery.parse(req.query);
-    const points = await listRecoveryPoints(ctx.db, {
-      weddingId: q.weddingId,
-      since: q.since ? new Date(q.since) : undefined,
-      until: q.until ? new Date(q.until) : undefined,
-      limit: q.limit,
-    });
-    const replicas = await listReplicas(
-      ctx.db,
-      points.map((p) => p.id),
-    );
-    const labels = new Map(ctx.config.targets.map((t) => [t.name, t.labels]));
-    let items = points.map((p) => {
-      const mine = replicas.filter((x) => x.recoveryPointId === p.id);
-      const rule = evaluate321(mine, labels, ctx.config.policy.targets);
-      const ageMin = (Date.now() - p.createdAt.getTime()) / 60_000;
-      return {
-        id: p.id,
-        type: p.type,
-        weddingId: p.weddingId,
-        createdAt: p.createdAt,
-        consistentTime: p.consistentTime,
-        files: p.files,
-        bytesRead: p.bytesRead,
-        bytesNew: p.bytesNew,
-        bytesStored: p.bytesStored,
-        checksum: p.checksum,
-        healthy: p.healthy,
-        replicas: mine.map((x) => ({
-          target: x.target,
-          state: x.state,
-          error: x.error,
-          verifiedAt: x.verifiedAt,
-        })),
-        meets321: rule.meets321,
-        reason321: rule.reason321,
-        policyOverdue: rule.missing.length > 0 && ageMin > ctx.config.policy.windowMinutes,
-      };
-    });
-    if (q.meets321) items = items.filter((i) => String(i.meets321) === q.meets321);
-    res.json({ recoveryPoints: items });
+    res.json({ recoveryPoints: await listPoints(ctx, listQuery.parse(req.query)) });
   });
 
   r.get('/status/:operationId', requireScope('backups:read'), async (req, res) => {
-    const { operationId: id } = z.object({ operationId: z.uuid() }).parse(req.params);
+    const { operationId: id } = statusParams.parse(req.params);
     const op = await getOperation(ctx.db, id);
     if (!op) throw new NotFoundError(`operation ${id} not found`);
     const followUps = await Promise.all(
@@ -154,27 +106,13 @@ export function backupsRouter(ctx: AppContext): Router {
   });
 
   r.post('/validation', requireScope('validation:write'), async (req, res) => {
-    const body = validationBody.parse(req.body ?? {});
-    const point = await getRecoveryPoint(ctx.db, body.recoveryPointId);
-    if (!point) throw new NotFoundError(`recovery point ${body.recoveryPointId} not found`);
-    const testId = randomUUID();
-    // The row commits only once Redis took the job (the verify worker upserts it if it starts first).
-    await transaction(ctx.db, async (client) => {
-      await createTest(client, { id: testId, recoveryPointId: point.id, mode: body.mode });
-      await onRequestPath(ctx.queues, (q) =>
-        q[QUEUES.verify].add(
-          JOBS.verify,
-          { recoveryPointId: point.id, testId, mode: body.mode, sample: body.sample },
-          { jobId: jobIds.validation(testId), priority: PRIORITY.maintenance },
-        ),
-      );
-    });
+    const testId = await requestValidation(ctx, validationBody.parse(req.body ?? {}));
     res.locals.auditResource = `test:${testId}`;
     res.status(202).json({ testId });
   });
 
   r.get('/validation/:testId', requireScope('backups:read'), async (req, res) => {
-    const { testId: id } = z.object({ testId: z.uuid() }).parse(req.params);
+    const { testId: id } = testParams.parse(req.params);
     const t = await getTest(ctx.db, id);
     if (!t) throw new NotFoundError(`validation ${id} not found`);
     res.json(t);

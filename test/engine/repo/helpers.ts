@@ -50,6 +50,19 @@ export function reposPerTest(): () => Promise<TestRepo> {
   };
 }
 
+/** A tempDir() maker whose directories are removed after each test. */
+export function tempDirsPerTest(): (prefix: string) => Promise<string> {
+  const made: string[] = [];
+  afterEach(async () => {
+    for (const d of made.splice(0)) await rm(d, { recursive: true, force: true });
+  });
+  return async (prefix) => {
+    const d = await tempDir(prefix);
+    made.push(d);
+    return d;
+  };
+}
+
 /** Deterministic pseudo-random bytes (xorshift), so tests can make "the same data" twice cheaply. */
 export function pseudoRandom(size: number, seed = 1): Buffer {
   const out = Buffer.alloc(size);

@@ -1,7 +1,8 @@
 /** Repeatable backup schedules as BullMQ job schedulers, mirrored in the catalog's schedules table. */
-import type { AppContext } from './context.js';
-import { JOBS, QUEUES } from './queues/names.js';
-import { PRIORITY } from './queues/priority.js';
+import { recordSchedule } from '../catalog/schedules.js';
+import type { AppContext } from '../context.js';
+import { JOBS, QUEUES } from '../queues/names.js';
+import { PRIORITY } from '../queues/priority.js';
 
 export interface ScheduleSpec {
   id: string;
@@ -28,11 +29,7 @@ export async function installSchedules(ctx: AppContext, specs = DEFAULT_SCHEDULE
       data: { ...s.data, scheduleId: s.id },
       opts: { priority: s.queue === 'backup' ? PRIORITY.later : PRIORITY.maintenance },
     });
-    await ctx.db.query(
-      `INSERT INTO schedules (id, queue, every_ms, pattern, tz, template) VALUES ($1,$2,$3,$4,$5,$6)
-       ON CONFLICT (id) DO UPDATE SET every_ms = $3, pattern = $4, tz = $5, template = $6, updated_at = now()`,
-      [s.id, s.queue, s.every ?? null, s.pattern ?? null, s.tz ?? null, JSON.stringify(s.data)],
-    );
+    await recordSchedule(ctx.db, s);
   }
   ctx.log.info({ schedules: specs.map((s) => s.id) }, 'schedules installed');
 }
