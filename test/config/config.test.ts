@@ -35,6 +35,8 @@ describe('configuration', () => {
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
     [{ WEDVAULT_MASTER_KEY: 'short' }, 'WEDVAULT_MASTER_KEY'],
     [{ WEDVAULT_CEREMONY_DATE: 'weddings' }, 'WEDVAULT_CEREMONY_DATE'],
+    [{ WEDVAULT_WEDDING_TIMEZONE: 'weddings' }, 'WEDVAULT_WEDDING_TIMEZONE'],
+    [{ WEDVAULT_WEDDING_TIMEZONE: 'venues.time_zone' }, 'WEDVAULT_WEDDING_TIMEZONE'],
   ])('a wrong value names the variable: %o', (env, name) => {
     const dir = tmp();
     expect(() =>
