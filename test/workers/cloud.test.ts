@@ -127,18 +127,24 @@ describe('replication to S3, GCS and Azure', () => {
 describe('a replicate worker killed mid-copy', () => {
   let svc: TestService;
   let workers: Worker[] = [];
+  let child: ReturnType<typeof spawnWedvault> | undefined;
   beforeAll(async () => {
     svc = await service('crash', [s3.target], { WEDVAULT_JOB_LOCK_MS: '2000' });
     workers = startWorkers(svc.ctx, { queues: ['backup', 'verify'], concurrency: 1, lockDurationMs: 2000 });
   });
   afterAll(async () => {
+    // a failed case must not leave its worker process copying into a store that is going away
+    if (child) {
+      child.kill('SIGKILL');
+      await exited(child);
+    }
     await stopWorkers(workers);
     await svc?.cleanup();
   });
 
   it('resumes without re-uploading what is already there', async () => {
     // only a child process copies, with a small per-target concurrency so the kill lands mid-way
-    const child = spawnWedvault(['--role', 'worker', '--queues', 'replicate', '--concurrency', '1'], svc.env);
+    child = spawnWedvault(['--role', 'worker', '--queues', 'replicate', '--concurrency', '1'], svc.env);
     const { operationId } = await requestBackup(svc.ctx, { type: 'files' });
     const op = await waitForOperation(svc.ctx, operationId, 60_000);
     const point = (await getRecoveryPoint(svc.ctx.db, op.recoveryPointId!))!;
@@ -151,6 +157,7 @@ describe('a replicate worker killed mid-copy', () => {
     await waitFor(async () => (await countPresent()) >= 1, 60_000, 10);
     child.kill('SIGKILL');
     await exited(child);
+    child = undefined;
     const before = await countPresent();
     expect(before).toBeLessThan(point.objects.length);
 
