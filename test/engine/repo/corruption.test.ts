@@ -6,7 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptionError, NotFoundError, WrongKeyError } from '../../../src/errors.js';
 import type { ContentRef } from '../../../src/engine/api.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
+import { seeded } from '../../helpers/seeded.js';
 import { newRepo, pseudoRandom, randomBytes, readBack, streamOf, type TestRepo } from './helpers.js';
+
+const rng = seeded('repository corruption');
 
 /** Either the exact original bytes, or a CorruptionError naming `object`: nothing else is acceptable. */
 async function readOrCorruption(
@@ -174,7 +177,7 @@ describe('corruption and keys', () => {
     for (const key of ['config', 'keys/repo']) {
       const size = (await readFile(file(key))).length;
       for (let i = 0; i < 30; i++) {
-        const pos = Math.floor(Math.random() * size);
+        const pos = rng.int(size);
         await withFlippedBit(key, pos, i % 8, async () => {
           try {
             const repo = await Repository.open(t.storage, t.masterKey);
