@@ -1,6 +1,6 @@
 // The corruption matrix of the integrity validator, written once and run on every provider (one test file each).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +26,16 @@ export interface Fixture {
   olderIndex: string;
 }
 
-export const tmp = (name: string) => mkdtempSync(path.join(tmpdir(), `wv-val-${name}-`));
+const temps: string[] = [];
+export const tmp = (name: string) => {
+  const dir = mkdtempSync(path.join(tmpdir(), `wv-val-${name}-`));
+  temps.push(dir);
+  return dir;
+};
+// Registered in the test file that imports this module: its directories go when that file is done.
+afterAll(() => {
+  for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 export const localStore = (name = 'local') => new LocalStorage(name, tmp(name));
 
 async function backup(repo: Repository, dir: string) {
