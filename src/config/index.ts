@@ -18,6 +18,8 @@ export interface PostgresSourceConfig {
   url: string;
   tenantKey: string;
   ceremonyDate: string;
+  /** `table.column` of each wedding's time zone (same table as ceremonyDate); undefined: UTC for all. */
+  weddingTimeZone?: string | undefined;
   supplierKey: string | undefined;
   excludeTables: string[];
   /** Keep a logical replication slot per backup, so incrementals read only changed rows. */
@@ -158,6 +160,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   if (!file.sources.files?.length) mkdirSync(filesDir, { recursive: true });
+  const ceremonyDate = e.WEDVAULT_CEREMONY_DATE ?? pg.ceremonyDate ?? 'weddings.wedding_date';
+  const weddingTimeZone = e.WEDVAULT_WEDDING_TIMEZONE ?? pg.weddingTimeZone;
+  // Read in the same row as the ceremony date: one lookup per wedding, one table keyed by the wedding.
+  if (weddingTimeZone && weddingTimeZone.split('.')[0] !== ceremonyDate.split('.')[0]) {
+    throw new ConfigError(
+      `WEDVAULT_WEDDING_TIMEZONE: ${weddingTimeZone} must be a column of the ceremony date's table (${ceremonyDate})`,
+    );
+  }
 
   return {
     port: e.PORT,
@@ -186,7 +196,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       postgres: {
         url: pg.url ?? e.SOURCE_DATABASE_URL,
         tenantKey: e.WEDVAULT_TENANT_KEY ?? pg.tenantKey ?? 'wedding_id',
-        ceremonyDate: e.WEDVAULT_CEREMONY_DATE ?? pg.ceremonyDate ?? 'weddings.wedding_date',
+        ceremonyDate,
+        weddingTimeZone,
         supplierKey: pg.supplierKey,
         excludeTables: pg.excludeTables ?? [],
         changeSlot: e.WEDVAULT_CHANGE_SLOT ? e.WEDVAULT_CHANGE_SLOT === 'on' : (pg.changeSlot ?? false),

@@ -71,6 +71,11 @@ export const postgresSourceSchema = z.object({
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
     .default('weddings.wedding_date'),
+  /** `table.column` of each wedding's IANA time zone, in the ceremony date's table; unset: every wedding in UTC. */
+  weddingTimeZone: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
+    .optional(),
   /** Tables whose tenant column names a supplier, not a wedding. */
   supplierKey: z.string().optional(),
   excludeTables: z.array(z.string()).default([]),
@@ -128,6 +133,10 @@ export const envSchema = z.object({
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
     .optional(),
   WEDVAULT_CEREMONY_DATE: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
+    .optional(),
+  WEDVAULT_WEDDING_TIMEZONE: z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
     .optional(),

@@ -58,7 +58,7 @@ export async function requestBackup(
       ? ['files' as const]
       : ['database' as const, 'files' as const];
   const wedding = req.weddingId ? await findWedding(ctx, req.weddingId) : undefined;
-  const priority = priorityFor(wedding?.ceremonyDate, now);
+  const priority = priorityFor(wedding?.ceremonyDate, now, wedding?.timeZone);
   const ceremonyDate = wedding?.ceremonyDate;
   const requestHash = digest(JSON.stringify([req.type, components, req.weddingId ?? null]));
   const { apiKeyId, idempotencyKey } = origin;

@@ -30,6 +30,8 @@ export async function ceremonyDateOf(
 export interface WeddingLookup {
   found: boolean;
   ceremonyDate: string | undefined;
+  /** IANA zone the ceremony date is a calendar date in: the configured column, else UTC. */
+  timeZone: string;
 }
 
 /**
@@ -50,10 +52,23 @@ export async function lookupWedding(
   );
   const key = pk.rows[0]?.attname;
   if (!key || pk.rows.length !== 1) return undefined;
-  const { rows } = await pool.query<{ d: string | null }>(
-    `SELECT ${pg.escapeIdentifier(column)}::date::text AS d FROM ${pg.escapeIdentifier(table)}
+  const zoneColumn = source.weddingTimeZone?.split('.')[1];
+  const zone = zoneColumn ? `${pg.escapeIdentifier(zoneColumn)}::text` : 'NULL';
+  const { rows } = await pool.query<{ d: string | null; tz: string | null }>(
+    `SELECT ${pg.escapeIdentifier(column)}::date::text AS d, ${zone} AS tz FROM ${pg.escapeIdentifier(table)}
       WHERE ${pg.escapeIdentifier(key)}::text = $1`,
     [weddingId],
   );
-  return { found: rows.length > 0, ceremonyDate: rows[0]?.d ?? undefined };
+  return { found: rows.length > 0, ceremonyDate: rows[0]?.d ?? undefined, timeZone: knownZone(rows[0]?.tz) };
+}
+
+/** A zone the runtime knows, else UTC: a mistyped zone in the source shifts a priority by a day at most. */
+function knownZone(tz: string | null | undefined): string {
+  if (!tz) return 'UTC';
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return tz;
+  } catch {
+    return 'UTC';
+  }
 }

@@ -13,6 +13,7 @@ import { seedDatabase } from '../../src/seed/database.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { startWorkers, stopWorkers } from '../../src/workers/run.js';
 import { createTestService, dbUrl, dropDatabase, waitFor, type TestService } from '../helpers/service.js';
+import { expectOneWedding, varyWeddings, weddingDigests } from '../helpers/wedding-rows.js';
 
 const run = promisify(execFile);
 // the installed command: bin/wedvault sets the allocator and runs bin/wedvault.mjs
@@ -38,6 +39,7 @@ async function counts(url: string): Promise<Record<string, number>> {
 beforeAll(async () => {
   svc = await createTestService();
   await seedDatabase(svc.config.sources.postgres.url, { scale: 0.002 });
+  await varyWeddings(svc.config.sources.postgres.url);
   mkdirSync(path.join(svc.config.filesDir, 'weddings', '7'), { recursive: true });
   writeFileSync(path.join(svc.config.filesDir, 'weddings', '7', 'vows.txt'), 'I promise… ❤\n');
   writeFileSync(path.join(svc.config.filesDir, 'hero.jpg'), randomBytes(200_000));
@@ -50,6 +52,8 @@ afterAll(async () => {
 
 describe('wedvault CLI', () => {
   let pointId: string;
+  /** Wedding 5 as the source held it at pointId's backup (later cases change the source). */
+  let weddingFive: Record<string, string>;
 
   it('backs up database and files and prints the recovery point id', async () => {
     const { stdout } = await wedvault(['backup', '--type', 'full', '--json']);
@@ -57,6 +61,7 @@ describe('wedvault CLI', () => {
     expect(out.recoveryPointId).toMatch(/^[0-9a-f]{32,64}$/);
     expect(out.recorded).toBe(true);
     pointId = out.recoveryPointId;
+    weddingFive = await weddingDigests(svc.config.sources.postgres.url, '5');
     const plain = await wedvault(['backup', '--type', 'incremental']);
     expect(plain.stdout.trim()).toMatch(/^[0-9a-f]{32,64}$/);
     const snaps = JSON.parse((await wedvault(['snapshots', '--json'])).stdout);
@@ -114,9 +119,7 @@ describe('wedvault CLI', () => {
     expect(await counts(dbUrl(whole))).toEqual(await counts(svc.config.sources.postgres.url));
 
     await wedvault(['restore', pointId, '--target-database', dbUrl(one), '--wedding', '5']);
-    const c = await counts(dbUrl(one));
-    expect(c.weddings).toBe(1);
-    expect(c.guests).toBe(150);
+    await expectOneWedding(dbUrl(one), '5', weddingFive);
 
     const dir = mkdtempSync(path.join(tmpdir(), 'wv-cli-files-'));
     await wedvault(['restore', pointId, '--target-dir', dir]);

@@ -1,11 +1,20 @@
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { ConfigError } from '../../src/errors.js';
 
-const tmp = () => mkdtempSync(path.join(tmpdir(), 'wv-config-'));
+// Generated master keys land in these directories: none may outlive the run.
+const dirs: string[] = [];
+const tmp = () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wv-config-'));
+  dirs.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('configuration', () => {
   it('starts on defaults with a generated 0600 master key outside the data directory', () => {
@@ -35,10 +44,17 @@ describe('configuration', () => {
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
     [{ WEDVAULT_MASTER_KEY: 'short' }, 'WEDVAULT_MASTER_KEY'],
     [{ WEDVAULT_CEREMONY_DATE: 'weddings' }, 'WEDVAULT_CEREMONY_DATE'],
+    [{ WEDVAULT_WEDDING_TIMEZONE: 'weddings' }, 'WEDVAULT_WEDDING_TIMEZONE'],
+    [{ WEDVAULT_WEDDING_TIMEZONE: 'venues.time_zone' }, 'WEDVAULT_WEDDING_TIMEZONE'],
   ])('a wrong value names the variable: %o', (env, name) => {
     const dir = tmp();
     expect(() =>
-      loadConfig({ WEDVAULT_DATA_DIR: dir, WEDVAULT_KEY_FILE: path.join(dir, 'k'), ...env }),
+      loadConfig({
+        WEDVAULT_DATA_DIR: dir,
+        WEDVAULT_FILES_DIR: path.join(dir, 'files'),
+        WEDVAULT_KEY_FILE: path.join(dir, 'k'),
+        ...env,
+      }),
     ).toThrow(new RegExp(name));
   });
 
@@ -48,7 +64,12 @@ describe('configuration', () => {
     writeFileSync(file, JSON.stringify({ targets: [{ name: 'x', type: 's3' }] }));
     let err: unknown;
     try {
-      loadConfig({ WEDVAULT_CONFIG: file, WEDVAULT_DATA_DIR: dir, WEDVAULT_MASTER_KEY: 'a'.repeat(64) });
+      loadConfig({
+        WEDVAULT_CONFIG: file,
+        WEDVAULT_DATA_DIR: dir,
+        WEDVAULT_FILES_DIR: path.join(dir, 'files'),
+        WEDVAULT_MASTER_KEY: 'a'.repeat(64),
+      });
     } catch (e) {
       err = e;
     }
@@ -77,6 +98,7 @@ describe('configuration', () => {
     const c = loadConfig({
       WEDVAULT_CONFIG: file,
       WEDVAULT_DATA_DIR: dir,
+      WEDVAULT_FILES_DIR: path.join(dir, 'files'),
       WEDVAULT_MASTER_KEY: 'a'.repeat(64),
     });
     expect(c.primaryTarget).toBe('disk');

@@ -1,13 +1,18 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ContentRef, ContentWriter } from '../../src/engine/api.js';
+import type { ContentReader, ContentRef, ContentWriter } from '../../src/engine/api.js';
+import { Repository } from '../../src/engine/repo/repository.js';
 import { restorePostgres } from '../../src/engine/restore-postgres.js';
-import { backupPostgres, type PgTable, type PgTree } from '../../src/engine/sources/postgres.js';
+import { backupPostgres, type PgTree } from '../../src/engine/sources/postgres.js';
 import { ConflictError } from '../../src/errors.js';
 import { seedDatabase } from '../../src/seed/database.js';
-import { MemoryContent, segmentsOf } from '../helpers/memory-content.js';
+import { LocalStorage } from '../../src/storage/local.js';
+import { segmentsOf } from '../helpers/memory-content.js';
 import {
   createTempDatabase,
   dataDump,
@@ -16,6 +21,7 @@ import {
   tableDigests,
   type TempDatabase,
 } from '../helpers/pg.js';
+import { expectOneWedding, rowsDigest, schemaTables, weddingDigests } from '../helpers/wedding-rows.js';
 
 const settings = { tenantKey: 'wedding_id', ceremonyDate: 'weddings.wedding_date' };
 const temps: TempDatabase[] = [];
@@ -24,46 +30,45 @@ async function temp(label: string, create = false): Promise<TempDatabase> {
   temps.push(d);
   return d;
 }
+const dirs: string[] = [];
 afterAll(async () => {
   for (const d of temps) await d.drop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-async function backup(url: string, store: MemoryContent): Promise<PgTree> {
-  const tree = await backupPostgres(store, { url, ...settings });
-  await store.flush();
-  // the manifest stores the tree as JSON: restore from what JSON gives back
-  return JSON.parse(JSON.stringify(tree)) as PgTree;
+/**
+ * A backup into a real repository on disk (chunked, compressed, encrypted, packed), its tree read
+ * back from the saved snapshot, as a restore would find it.
+ */
+async function backup(url: string): Promise<{ tree: PgTree; store: ContentReader }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wv-pg-'));
+  dirs.push(dir);
+  const masterKey = randomBytes(32);
+  const repo = await Repository.init(new LocalStorage('pg', dir), masterKey);
+  const w = repo.writer();
+  const postgres = await backupPostgres(w, { url, ...settings });
+  await w.flush();
+  await w.close();
+  const { id } = await repo.saveSnapshot({ type: 'full', tree: { postgres }, stats: w.stats });
+  const reopened = await Repository.open(new LocalStorage('pg', dir), masterKey);
+  const { tree } = await reopened.loadSnapshot(id);
+  return { tree: (tree as { postgres: PgTree }).postgres, store: reopened.reader() };
 }
 
-/** md5 over one wedding's rows of a table (every row when `wedding` is undefined). */
-async function rowsDigest(url: string, t: PgTable, wedding?: string): Promise<string> {
-  const where = wedding === undefined ? '' : `WHERE x.${pg.escapeIdentifier(t.tenantColumn!)}::text = $1`;
-  const [r] = await query<{ d: string }>(
-    url,
-    `SELECT count(*) || ':' || md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS d
-       FROM ${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.name)} x ${where}`,
-    wedding === undefined ? [] : [wedding],
-  );
-  return r!.d;
-}
-
-/** Every table of the target holds exactly the wedding's rows (wedding tables) or all rows (the rest). */
-async function expectOneWedding(source: string, target: string, tree: PgTree, wedding: string) {
-  for (const t of tree.tables) {
-    const expected = await rowsDigest(source, t, t.scopeKind === 'wedding' ? wedding : undefined);
-    expect(await rowsDigest(target, t), t.name).toBe(expected);
-  }
+/** The tables' wedding columns as the schema gives them (see schemaTables), by `schema.name`. */
+async function tenantColumns(url: string): Promise<Record<string, string | undefined>> {
+  return Object.fromEntries((await schemaTables(url)).map((t) => [t.name, t.tenantColumn]));
 }
 
 describe('the seeded wedding database', () => {
   let source: TempDatabase;
   let tree: PgTree;
-  const store = new MemoryContent();
+  let store: ContentReader;
 
   beforeAll(async () => {
     source = await temp('seed');
     await seedDatabase(source.url, { scale: 0.005 });
-    tree = await backup(source.url, store);
+    ({ tree, store } = await backup(source.url));
   }, 120_000);
 
   it('records every table with its columns, keys, row count, digest and tenant column', async () => {
@@ -84,6 +89,11 @@ describe('the seeded wedding database', () => {
       expect(t.segments).toBeUndefined();
       expect(t.segmentList).toMatchObject({ scope: 'platform', records: true });
     }
+    // each table's wedding column is the one the schema gives it (none for shared tables)
+    const fromSchema = await tenantColumns(source.url);
+    expect(Object.fromEntries(tree.tables.map((t) => [`${t.schema}.${t.name}`, t.tenantColumn]))).toEqual(
+      fromSchema,
+    );
     const guests = tree.tables.find((t) => t.name === 'guests')!;
     expect(guests.tenantColumn).toBe('wedding_id');
     expect(guests.primaryKey).toEqual(['guest_id']);
@@ -105,7 +115,7 @@ describe('the seeded wedding database', () => {
       const seen = new Set<string | null>();
       for (const seg of await segmentsOf(store, t)) {
         expect(seg.scope).toBe(seg.tenant === null ? 'platform' : `wedding:${seg.tenant}`);
-        const rows = (await store.readBuffer(seg.ref)).toString('utf8').split('\n').filter(Boolean);
+        const rows = (await store.readBuffer!(seg.ref)).toString('utf8').split('\n').filter(Boolean);
         expect(rows).toHaveLength(seg.rows);
         expect(new Set(rows.map((r) => r.split('\t')[col]))).toEqual(new Set([seg.tenant]));
         expect(seen.has(seg.tenant), `${t.name}: wedding ${seg.tenant} split in two`).toBe(false);
@@ -154,7 +164,7 @@ describe('the seeded wedding database', () => {
     const target = await temp('one_wedding');
     const r = await restorePostgres(store, tree, { targetUrl: target.url, wedding });
     expect(r.rows).toBeGreaterThan(100);
-    await expectOneWedding(source.url, target.url, tree, wedding);
+    await expectOneWedding(target.url, wedding, source.url);
     expect(await schemaObjects(target.url)).toEqual(await schemaObjects(source.url));
   });
 
@@ -183,9 +193,9 @@ describe('the seeded wedding database', () => {
     const r = await restorePostgres(store, tree, { wedding: b, asSql: out });
     const sql = Buffer.concat(parts).toString();
     expect(sql).toContain('COPY "public"."guests"');
-    expect(r.tables).toBe(tree.tables.filter((t) => t.scopeKind === 'wedding').length);
+    expect(r.tables).toBe((await schemaTables(source.url)).filter((t) => t.tenantColumn).length);
     execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', target.url], { input: sql });
-    for (const t of tree.tables.filter((x) => x.scopeKind === 'wedding')) {
+    for (const t of (await schemaTables(source.url)).filter((x) => x.tenantColumn)) {
       expect(await rowsDigest(target.url, t, b), t.name).toBe(await rowsDigest(source.url, t, b));
       expect(await rowsDigest(target.url, t, a), t.name).toBe(await rowsDigest(source.url, t, a));
     }
@@ -261,8 +271,7 @@ describe('a schema with every awkward type', () => {
   });
 
   it('round-trips every type, odd names, partitions and tables without keys, exactly', async () => {
-    const store = new MemoryContent();
-    const tree = await backup(source.url, store);
+    const { tree, store } = await backup(source.url);
     const names = tree.tables.map((t) => `${t.schema}.${t.name}`).sort();
     // a partitioned table is one table (its root), not three
     expect(names).toEqual(
@@ -299,21 +308,16 @@ describe('a schema with every awkward type', () => {
     expect(await schemaObjects(target.url)).toEqual(await schemaObjects(source.url));
 
     // a backup of the restored copy has the same per-table digests: the bytes are exact
-    const again = await backup(target.url, new MemoryContent({ keep: false }));
+    const { tree: again } = await backup(target.url);
     expect(again.tables.map((t) => [t.name, t.digest])).toEqual(tree.tables.map((t) => [t.name, t.digest]));
   });
 
   it('restores a wedding whose id needs escaping', async () => {
-    const store = new MemoryContent();
-    const tree = await backup(source.url, store);
+    const { tree, store } = await backup(source.url);
     for (const wedding of ['tab\there', 'back\\slash', 'Zoë ✓']) {
       const target = await temp('types_one');
       await restorePostgres(store, tree, { targetUrl: target.url, wedding });
-      for (const t of tree.tables.filter((x) => x.scopeKind === 'wedding')) {
-        expect(await rowsDigest(target.url, t), `${wedding} ${t.name}`).toBe(
-          await rowsDigest(source.url, t, wedding),
-        );
-      }
+      await expectOneWedding(target.url, wedding, await weddingDigests(source.url, wedding));
     }
   });
 

@@ -6,7 +6,11 @@ const labels = new Map<string, TargetLabels>([
   ['disk2', { media: 'disk', location: 'dc1', offsite: false }],
   ['s3', { media: 'object', location: 'eu-west', offsite: true }],
   ['azure', { media: 'object', location: 'us-east', offsite: true }],
+  ['disk-dr', { media: 'disk', location: 'dc2', offsite: true }],
+  ['nas', { media: 'nas', location: 'dc1', offsite: false }],
 ]);
+
+const verified = (...targets: string[]) => targets.map((target) => ({ target, state: 'verified' }));
 
 describe('3-2-1 evaluation', () => {
   it('meets the rule with three verified copies on two media, one offsite', () => {
@@ -73,5 +77,36 @@ describe('3-2-1 evaluation', () => {
     const r = evaluate321([{ target: 'gone', state: 'verified' }], labels, []);
     expect(r.copies).toBe(0);
     expect(r.reason321).toContain('media: none');
+  });
+
+  // Each rule on its own: three verified copies that break exactly one rule must fail on that rule alone.
+  it('fails three copies on one medium, one offsite, on media alone', () => {
+    const r = evaluate321(verified('disk', 'disk2', 'disk-dr'), labels, ['disk', 'disk2', 'disk-dr']);
+    expect(r).toMatchObject({ meets321: false, copies: 3, media: ['disk'], offsite: 1, missing: [] });
+    expect(r.reason321).toBe('media: disk only');
+  });
+
+  it('fails three copies on two media with none offsite, on offsite alone', () => {
+    const r = evaluate321(verified('disk', 'disk2', 'nas'), labels, ['disk', 'disk2', 'nas']);
+    expect(r).toMatchObject({ meets321: false, copies: 3, media: ['disk', 'nas'], offsite: 0, missing: [] });
+    expect(r.reason321).toBe('no offsite copy');
+  });
+
+  it('fails two copies on two media, one offsite, on copies alone', () => {
+    const r = evaluate321(verified('disk', 's3'), labels, ['disk', 's3']);
+    expect(r).toMatchObject({ meets321: false, copies: 2, media: ['disk', 'object'], offsite: 1 });
+    expect(r.reason321).toBe('2 copies of 3');
+  });
+
+  it('meets the rule with more than three copies and says so', () => {
+    const r = evaluate321(verified('disk', 'disk2', 'nas', 'disk-dr'), labels);
+    expect(r).toMatchObject({
+      meets321: true,
+      copies: 4,
+      media: ['disk', 'nas'],
+      offsite: 1,
+      missing: ['s3', 'azure'],
+    });
+    expect(r.reason321).toBe('4 copies; media: disk, nas; 1 offsite');
   });
 });

@@ -1,7 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getOperation } from '../../src/catalog/operations.js';
 import { Repository } from '../../src/engine/repo/repository.js';
@@ -61,17 +70,69 @@ it('a worker killed mid-backup loses nothing: another worker finishes it, one re
   const repo = await Repository.open(svc.ctx.storage('local-primary'), svc.config.masterKey);
   expect((await repo.listSnapshots()).map((s) => s.id)).toEqual([op.recoveryPointId]);
 
-  // and what it holds is every byte that was there
+  // and what it holds is every byte that was there (the restore is ~360 MiB: it goes when checked)
   const out = mkdtempSync(path.join(tmpdir(), 'wv-crash-restore-'));
-  await restoreSnapshot(repo, op.recoveryPointId!, { targetDir: out });
-  for (let d = 0; d < 6; d++) {
-    for (let i = 0; i < 10; i++) {
-      const rel = path.join(`album-${d}`, `photo-${i}.jpg`);
-      expect(
-        readFileSync(path.join(out, rel)).equals(readFileSync(path.join(svc.config.filesDir, rel))),
-      ).toBe(true);
+  try {
+    await restoreSnapshot(repo, op.recoveryPointId!, { targetDir: out });
+    for (let d = 0; d < 6; d++) {
+      for (let i = 0; i < 10; i++) {
+        const rel = path.join(`album-${d}`, `photo-${i}.jpg`);
+        expect(
+          readFileSync(path.join(out, rel)).equals(readFileSync(path.join(svc.config.filesDir, rel))),
+        ).toBe(true);
+      }
     }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
   }
   second.kill('SIGTERM');
   await exited(second);
+}, 180_000);
+
+it('a worker killed after saving the snapshot, before the catalog records it: one point, one snapshot', async () => {
+  const snapshots = path.join(svc.config.dataDir, 'targets', 'local-primary', 'snapshots');
+  // a snapshot is saved when its final name appears (it is written under a temporary one, then renamed)
+  const list = () =>
+    (existsSync(snapshots) ? readdirSync(snapshots) : []).filter((f) => /^[0-9a-f]{32}$/.test(f));
+  const before = new Set(list());
+  writeFileSync(path.join(svc.config.filesDir, 'album-0', 'late-photo.jpg'), randomBytes(1 << 20));
+  const { operationId } = await requestBackup(svc.ctx, { type: 'files' });
+
+  // Hold the catalog's recovery points against writes (reads pass): the worker saves its snapshot,
+  // then waits on its insert, and is killed in that gap, with no hook in the product.
+  const blocker = new pg.Client({ connectionString: svc.config.databaseUrl });
+  await blocker.connect();
+  let saved: string;
+  try {
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE recovery_points IN EXCLUSIVE MODE');
+    const worker = spawnWedvault(['--role', 'worker', '--queues', 'backup', '--concurrency', '1'], svc.env);
+    children.push(worker);
+    saved = await waitFor(async () => list().find((f) => !before.has(f)), 60_000, 5);
+    worker.kill('SIGKILL');
+    await exited(worker);
+  } finally {
+    await blocker.query('ROLLBACK');
+    await blocker.end();
+  }
+  const { rows: none } = await svc.ctx.db.query('SELECT id FROM recovery_points WHERE operation_id = $1', [
+    operationId,
+  ]);
+  expect(none).toEqual([]);
+  expect((await getOperation(svc.ctx.db, operationId))?.state).toBe('running');
+
+  const next = spawnWedvault(['--role', 'worker', '--queues', 'backup', '--concurrency', '1'], svc.env);
+  children.push(next);
+  const op = await waitForOperation(svc.ctx, operationId, 90_000);
+  const { rows } = await svc.ctx.db.query('SELECT id FROM recovery_points WHERE operation_id = $1', [
+    operationId,
+  ]);
+  // the snapshot the killed worker saved is the point: not written again, not left orphaned
+  expect(rows).toEqual([{ id: saved }]);
+  expect(op.recoveryPointId).toBe(saved);
+  expect(list().filter((f) => !before.has(f))).toEqual([saved]);
+  const repo = await Repository.open(svc.ctx.storage('local-primary'), svc.config.masterKey);
+  expect((await repo.listSnapshots()).map((x) => x.id).filter((id) => !before.has(id))).toEqual([saved]);
+  next.kill('SIGTERM');
+  await exited(next);
 }, 180_000);

@@ -6,7 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptionError, NotFoundError, WrongKeyError } from '../../../src/errors.js';
 import type { ContentRef } from '../../../src/engine/api.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
+import { seeded } from '../../helpers/seeded.js';
 import { newRepo, pseudoRandom, randomBytes, readBack, streamOf, type TestRepo } from './helpers.js';
+
+const rng = seeded('repository corruption');
 
 /** Either the exact original bytes, or a CorruptionError naming `object`: nothing else is acceptable. */
 async function readOrCorruption(
@@ -174,7 +177,7 @@ describe('corruption and keys', () => {
     for (const key of ['config', 'keys/repo']) {
       const size = (await readFile(file(key))).length;
       for (let i = 0; i < 30; i++) {
-        const pos = Math.floor(Math.random() * size);
+        const pos = rng.int(size);
         await withFlippedBit(key, pos, i % 8, async () => {
           try {
             const repo = await Repository.open(t.storage, t.masterKey);
@@ -201,7 +204,9 @@ describe('corruption and keys', () => {
       const [pack] = (await s.repo.listObjects('data/')).map((o) => o.key);
       const packFile = path.join(s.dir, ...pack!.split('/'));
       const bad = await readFile(packFile);
-      bad[137 * (1000 + 28) + 20]! ^= 0x10; // inside one sealed blob (1000 bytes + nonce and tag)
+      // inside one sealed blob (1000 bytes + nonce and tag), which one drawn from the seed
+      const hit = rng.int(datas.length);
+      bad[hit * (1000 + 28) + 20 + rng.int(1000)]! ^= 1 << rng.int(8);
       await writeFile(packFile, bad);
       const repo = await Repository.open(s.storage, s.masterKey);
       const results = await Promise.allSettled(refs.map((r) => readBack(repo, r)));

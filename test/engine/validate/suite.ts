@@ -1,6 +1,6 @@
 // The corruption matrix of the integrity validator, written once and run on every provider (one test file each).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { createStorage } from '../../../src/storage/factory.js';
 import { LocalStorage } from '../../../src/storage/local.js';
 import type { Emulator } from '../../helpers/emulators.js';
 import { getBuffer, type Storage } from '../../../src/storage/types.js';
+import { seeded } from '../../helpers/seeded.js';
 
 export interface Fixture {
   masterKey: Buffer;
@@ -25,7 +26,16 @@ export interface Fixture {
   olderIndex: string;
 }
 
-export const tmp = (name: string) => mkdtempSync(path.join(tmpdir(), `wv-val-${name}-`));
+const temps: string[] = [];
+export const tmp = (name: string) => {
+  const dir = mkdtempSync(path.join(tmpdir(), `wv-val-${name}-`));
+  temps.push(dir);
+  return dir;
+};
+// Registered in the test file that imports this module: its directories go when that file is done.
+afterAll(() => {
+  for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 export const localStore = (name = 'local') => new LocalStorage(name, tmp(name));
 
 async function backup(repo: Repository, dir: string) {
@@ -73,18 +83,29 @@ interface Damage {
   quick: boolean;
 }
 
-const first = (fx: Fixture, prefix: string, n = 0) =>
-  fx.objects.filter((o) => o.key.startsWith(prefix))[n]!.key;
+const rng = seeded('validation corruption matrix');
+/** Per fixture and kind, one object drawn from the seed: a damage names and hits the same one. */
+const drawn = new WeakMap<Fixture, Map<string, number>>();
 
-async function flip(s: Storage, key: string, at: (b: Buffer) => number = (b) => b.length >> 1) {
+/** The `n`-th object of a kind after the one drawn for this fixture (n = 1: another of that kind). */
+export function pick(fx: Fixture, prefix: string, n = 0): string {
+  const of = fx.objects.filter((o) => o.key.startsWith(prefix));
+  const mine = drawn.get(fx) ?? new Map<string, number>();
+  drawn.set(fx, mine);
+  if (!mine.has(prefix)) mine.set(prefix, rng.int(of.length));
+  return of[(mine.get(prefix)! + n) % of.length]!.key;
+}
+
+/** Flips one bit of the object, at a position drawn from the seed unless given. */
+async function flip(s: Storage, key: string, at: (b: Buffer) => number = (b) => rng.int(b.length)) {
   const b = await getBuffer(s, key);
-  b[at(b)]! ^= 0x01;
+  b[at(b)]! ^= 1 << rng.int(8);
   await s.put(key, b);
 }
 
 const flipped = (prefix: string, quick: boolean, kinds: ProblemKind[] = ['corrupt']): Damage => ({
-  object: (fx) => first(fx, prefix),
-  apply: (fx, v) => flip(v, first(fx, prefix)),
+  object: (fx) => pick(fx, prefix),
+  apply: (fx, v) => flip(v, pick(fx, prefix)),
   kinds,
   quick,
 });
@@ -110,35 +131,35 @@ export const damages: Record<string, Damage> = {
   },
   'flipped byte in a scope key bundle': flipped('keys/bundles/', false),
   'truncated pack': {
-    object: (fx) => first(fx, 'data/'),
+    object: (fx) => pick(fx, 'data/'),
     apply: async (fx, v) => {
-      const b = await getBuffer(v, first(fx, 'data/'));
-      await v.put(first(fx, 'data/'), b.subarray(0, b.length - 100));
+      const b = await getBuffer(v, pick(fx, 'data/'));
+      await v.put(pick(fx, 'data/'), b.subarray(0, b.length - 100));
     },
     kinds: ['size'],
     quick: true,
   },
   'missing pack': {
-    object: (fx) => first(fx, 'data/'),
-    apply: (fx, v) => v.delete(first(fx, 'data/')),
+    object: (fx) => pick(fx, 'data/'),
+    apply: (fx, v) => v.delete(pick(fx, 'data/')),
     kinds: ['missing'],
     quick: true,
   },
   'missing snapshot': {
-    object: (fx) => first(fx, 'snapshots/'),
-    apply: (fx, v) => v.delete(first(fx, 'snapshots/')),
+    object: (fx) => pick(fx, 'snapshots/'),
+    apply: (fx, v) => v.delete(pick(fx, 'snapshots/')),
     kinds: ['missing'],
     quick: true,
   },
   'pack swapped with another pack': {
-    object: (fx) => first(fx, 'data/'),
-    apply: async (fx, v) => v.put(first(fx, 'data/'), await getBuffer(v, first(fx, 'data/', 1))),
+    object: (fx) => pick(fx, 'data/'),
+    apply: async (fx, v) => v.put(pick(fx, 'data/'), await getBuffer(v, pick(fx, 'data/', 1))),
     kinds: ['corrupt'],
     quick: false,
   },
   'stale index': {
-    object: (fx) => first(fx, 'index/'),
-    apply: async (fx, v) => v.put(first(fx, 'index/'), await getBuffer(fx.origin, fx.olderIndex)),
+    object: (fx) => pick(fx, 'index/'),
+    apply: async (fx, v) => v.put(pick(fx, 'index/'), await getBuffer(fx.origin, fx.olderIndex)),
     kinds: ['stale_index'],
     quick: true,
   },
@@ -258,9 +279,9 @@ export function validationMatrix(provider: string, fixture: () => Fixture, store
       const b = localStore('b');
       for (const s of [a, b]) {
         await replicateObjects(fx.origin, s, fx.objects);
-        await flip(s, first(fx, 'data/'));
+        await flip(s, pick(fx, 'data/'));
       }
-      const damaged = await getBuffer(a, first(fx, 'data/'));
+      const damaged = await getBuffer(a, pick(fx, 'data/'));
       const r = await run(
         fx,
         [
@@ -273,10 +294,10 @@ export function validationMatrix(provider: string, fixture: () => Fixture, store
       expect(r.status).toBe('failed');
       expect(r.repairs).toEqual([]);
       expect(r.problems.map((p) => [p.target, p.object, p.kind, p.repaired])).toEqual([
-        ['a', first(fx, 'data/'), 'corrupt', false],
-        ['b', first(fx, 'data/'), 'corrupt', false],
+        ['a', pick(fx, 'data/'), 'corrupt', false],
+        ['b', pick(fx, 'data/'), 'corrupt', false],
       ]);
-      expect((await getBuffer(a, first(fx, 'data/'))).equals(damaged)).toBe(true);
+      expect((await getBuffer(a, pick(fx, 'data/'))).equals(damaged)).toBe(true);
     });
   });
 }
