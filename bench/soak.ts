@@ -87,6 +87,7 @@ function startRole(name: string, args: string[]): void {
   child.stdout!.on('data', (d: Buffer) => out.push(d));
   child.stderr!.on('data', (d: Buffer) => out.push(d));
   child.on('exit', (code, signal) => {
+    mkdirSync(logDir, { recursive: true });
     writeFileSync(path.join(logDir, `${name}-${child.pid}.log`), Buffer.concat(out));
     if (signal !== 'SIGKILL' && !stopping) {
       unexpectedExits.push(`${name} exited ${code ?? signal}`);
@@ -97,15 +98,14 @@ function startRole(name: string, args: string[]): void {
   procs.set(name, child);
 }
 let stopping = false;
-// an interrupted soak must not leave its service processes and Redis running
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    stopping = true;
-    for (const c of procs.values()) c.kill('SIGKILL');
-    redis?.kill('SIGKILL');
-    process.exit(130);
-  });
+// an interrupted or failed soak must not leave its service processes and Redis running
+function killAll(): void {
+  stopping = true;
+  for (const c of procs.values()) c.kill('SIGKILL');
+  redis?.kill('SIGKILL');
 }
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 const unexpectedExits: string[] = [];
 
 interface ApiJson {

@@ -1,5 +1,4 @@
-// The validator on local disk: the corruption matrix, plus quick/full/sample semantics, foreign repositories and the benchmark helper.
-import { performance } from 'node:perf_hooks';
+// The validator on local disk: the corruption matrix, plus quick/full/sample semantics and foreign repositories.
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TransientError, ValidationError } from '../../../src/errors.js';
