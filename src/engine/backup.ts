@@ -6,9 +6,9 @@ import type { Storage } from '../storage/types.js';
 import type { WriteStats } from './api.js';
 import type { OnLockBreak } from './repo/lock.js';
 import { Repository } from './repo/repository.js';
-import { backupFiles, backupFilesFromStorage } from './sources/files.js';
-import { dropChangeSlot } from './sources/postgres-changes.js';
-import type { PgTree } from './sources/postgres.js';
+import { backupFiles, backupFilesFromStorage } from './files/index.js';
+import { dropChangeSlot } from './postgres/changes.js';
+import type { PgTree } from './postgres/backup.js';
 
 export interface BackupInput {
   storage: Storage;
@@ -126,7 +126,7 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
     input.onProgress?.(0.5, writer.stats.bytesRead);
     if (components.includes('database')) {
       if (!source.url) throw new ConfigError('SOURCE_DATABASE_URL is not set');
-      const { backupPostgres } = await import('./sources/postgres.js');
+      const { backupPostgres } = await import('./postgres/backup.js');
       const pgTree = await backupPostgres(writer, {
         ...source,
         parent: input.type === 'incremental' ? previous : undefined,

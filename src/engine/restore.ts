@@ -2,8 +2,8 @@
 import path from 'node:path';
 import { NotFoundError } from '../errors.js';
 import type { Repository } from './repo/repository.js';
-import { restoreFiles } from './sources/files.js';
-import type { PgTree } from './sources/postgres.js';
+import { restoreFiles } from './files/index.js';
+import type { PgTree } from './postgres/backup.js';
 
 export interface RestoreOptions {
   targetDatabase?: string | undefined;
@@ -31,7 +31,7 @@ export async function restoreSnapshot(
   const result: RestoreResult = { durationMs: 0 };
   if (opts.targetDatabase) {
     if (!tree.postgres) throw new NotFoundError(`recovery point ${id} holds no database`);
-    const { restorePostgres } = await import('./restore-postgres.js');
+    const { restorePostgres } = await import('./postgres/restore.js');
     // one wedding reads a few blobs per table; the whole database reads every pack through
     const r = await restorePostgres(repo.reader({ wholePacks: !opts.wedding }), tree.postgres, {
       targetUrl: opts.targetDatabase,

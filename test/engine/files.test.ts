@@ -21,7 +21,7 @@ import {
   safeJoin,
   scopeMapper,
   type FileEntry,
-} from '../../src/engine/sources/files.js';
+} from '../../src/engine/files/index.js';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { getBuffer } from '../../src/storage/types.js';

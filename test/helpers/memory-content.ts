@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ContentReader, ContentRef, ContentWriter, KeyScope, WriteStats } from '../../src/engine/api.js';
-import { tableSegments, type PgTable, type Segment } from '../../src/engine/sources/postgres.js';
+import { tableSegments, type PgTable, type Segment } from '../../src/engine/postgres/backup.js';
 import { NotFoundError } from '../../src/errors.js';
 
 export interface MemoryContentOptions {

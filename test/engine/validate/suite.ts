@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicateObjects } from '../../../src/engine/replicate.js';
 import { REPO_KEY_OBJECT, unwrapRepoKey, wrapRepoKey } from '../../../src/engine/repo/keys.js';
 import { CONFIG_OBJECT, Repository } from '../../../src/engine/repo/repository.js';
-import { backupFiles, restoreFiles, type FileEntry } from '../../../src/engine/sources/files.js';
+import { backupFiles, restoreFiles, type FileEntry } from '../../../src/engine/files/index.js';
 import { validatePoint, type Copy, type ProblemKind } from '../../../src/engine/validate/validate.js';
 import { createStorage } from '../../../src/storage/factory.js';
 import { LocalStorage } from '../../../src/storage/local.js';

@@ -8,14 +8,14 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { ConflictError, ValidationError } from '../errors.js';
-import type { ContentReader, ContentRef } from './api.js';
-import { prepareDatabase, psql, runParallel, splitPostData, withClient } from './restore-postgres-target.js';
-import { foreignKeyOrder, qualified } from './sources/postgres-catalog.js';
-import type { PgTable, PgTree, Segment } from './sources/postgres.js';
+import { ConflictError, ValidationError } from '../../errors.js';
+import type { ContentReader, ContentRef } from '../api.js';
+import { prepareDatabase, psql, runParallel, splitPostData, withClient } from './restore-target.js';
+import { foreignKeyOrder, qualified } from './catalog.js';
+import type { PgTable, PgTree, Segment } from './backup.js';
 import { collect, picked, tableBytes, type Pick } from './table-rows.js';
 
-export type { PgTree } from './sources/postgres.js';
+export type { PgTree } from './backup.js';
 
 export interface PostgresRestoreOptions {
   targetUrl?: string | undefined;

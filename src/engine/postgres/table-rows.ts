@@ -3,10 +3,10 @@
  * table with deltas is merged on the way: a row is kept only from the newest of base and deltas
  * that names its key (a key a delta names but holds no row for was deleted).
  */
-import type { ContentReader, ContentRef } from './api.js';
-import { CorruptionError } from '../errors.js';
-import { readLines, readRecords } from './repo/records.js';
-import { tableSegments, type PgTable, type Segment } from './sources/postgres.js';
+import type { ContentReader, ContentRef } from '../api.js';
+import { CorruptionError } from '../../errors.js';
+import { readLines, readRecords } from '../repo/records.js';
+import { tableSegments, type PgTable, type Segment } from './backup.js';
 
 /**
  * Segments read ahead of the consumer, refilled only once half are used: decodes go to the

@@ -31,7 +31,7 @@ import {
   type SequenceValue,
   childConnection,
   pinOutputSettings,
-} from './postgres-catalog.js';
+} from './catalog.js';
 import {
   createChangeSlot,
   dropChangeSlot,
@@ -40,8 +40,8 @@ import {
   tableKey,
   type ChangeSlot,
   type TableChanges,
-} from './postgres-changes.js';
-import { TenantSplitter } from './postgres-split.js';
+} from './changes.js';
+import { TenantSplitter } from './split.js';
 import { readRecords, RecordListWriter } from '../repo/records.js';
 
 export interface Segment {

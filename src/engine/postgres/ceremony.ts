@@ -1,6 +1,6 @@
 /** Looks up a wedding's ceremony date in the source database, as configured (table.column, keyed by its primary key). */
 import pg from 'pg';
-import type { PostgresSourceConfig } from '../config/index.js';
+import type { PostgresSourceConfig } from '../../config/index.js';
 
 const pools = new Map<string, pg.Pool>();
 
