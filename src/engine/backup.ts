@@ -8,7 +8,7 @@ import type { OnLockBreak } from './repo/lock.js';
 import { Repository } from './repo/repository.js';
 import { backupFiles, backupFilesFromStorage } from './files/index.js';
 import { dropChangeSlot } from './postgres/changes.js';
-import type { PgTree } from './postgres/backup.js';
+import { snapshotTree, type FilesTree, type PgTree, type SnapshotTree } from './tree.js';
 
 export interface BackupInput {
   storage: Storage;
@@ -49,10 +49,8 @@ export function objectsChecksum(objects: { key: string; size: number }[]): strin
 }
 
 /** Same schema → same digest (blob ids are content-addressed): a changed digest calls for a drill. */
-function schemaDigest(tree: unknown): string | null {
-  const schema = (
-    tree as { postgres?: { schema?: { preData: { blobs: string[] }; postData: { blobs: string[] } } } }
-  )?.postgres?.schema;
+function schemaDigest(tree: SnapshotTree): string | null {
+  const schema = tree.postgres?.schema;
   if (!schema) return null;
   return createHash('sha256')
     .update([...schema.preData.blobs, '|', ...schema.postData.blobs].join(','))
@@ -63,8 +61,8 @@ function schemaDigest(tree: unknown): string | null {
 async function lastDatabaseTree(repo: Repository): Promise<PgTree | undefined> {
   const summaries = (await repo.listSnapshots()).filter((s) => ['full', 'incremental'].includes(s.type));
   for (const s of summaries.reverse()) {
-    const tree = (await repo.loadSnapshot(s.id)).tree as { postgres?: PgTree } | null;
-    if (tree?.postgres) return tree.postgres;
+    const { postgres } = snapshotTree((await repo.loadSnapshot(s.id)).tree);
+    if (postgres) return postgres;
   }
   return undefined;
 }
@@ -82,7 +80,7 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   const parent = input.type === 'full' ? undefined : await repo.latestSnapshot({ tag: ['kind', input.type] });
   // the write lock makes concurrent backups of this repository take turns: each dedups against the last
   const writer = repo.writer({ onLockBreak: input.onLockBreak });
-  const tree: Record<string, unknown> = {};
+  const tree: SnapshotTree = {};
   let consistentTime: Date | undefined;
   let lsn: string | undefined;
   let files = 0;
@@ -96,10 +94,10 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
     // of the heap the database phase had left behind. A scale-1 full backup of both peaked at
     // 481–499 MiB in seven runs, and at 410–475 MiB (444 on average) in eight this way round.
     if (components.includes('files')) {
-      const parentFiles = (parent?.tree as { files?: Record<string, unknown> } | undefined)?.files;
-      const out: Record<string, unknown> = {};
+      const parentFiles = snapshotTree(parent?.tree).files;
+      const out: FilesTree = {};
       for (const source of input.sources.files) {
-        const parentEntries = parentFiles?.[source.name] as never;
+        const parentEntries = parentFiles?.[source.name];
         let entries;
         if (source.path) {
           entries = await backupFiles(writer, {
@@ -119,7 +117,7 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
           });
         }
         out[source.name] = entries;
-        files += (entries as unknown[]).length;
+        files += entries.length;
       }
       tree.files = out;
     }
@@ -169,12 +167,13 @@ async function describe(
   extra: { files?: number; consistentTime?: Date; lsn?: string } = {},
 ): Promise<BackupOutput> {
   const objects = await repo.objectsForSnapshot(snap.id);
+  const tree = snapshotTree(snap.tree);
   return {
     snapshotId: snap.id,
     objects,
     checksum: objectsChecksum(objects),
     stats: snap.stats,
-    weddings: (snap.tree as { postgres?: PgTree } | null)?.postgres?.tenants.map((t) => t.id) ?? [],
+    weddings: tree.postgres?.tenants.map((t) => t.id) ?? [],
     files: extra.files ?? 0,
     consistentTime: extra.consistentTime,
     lsn: extra.lsn,
@@ -182,7 +181,7 @@ async function describe(
       type: snap.type,
       parent: snap.parent ?? null,
       time: snap.time,
-      schemaDigest: schemaDigest(snap.tree),
+      schemaDigest: schemaDigest(tree),
     },
     reused,
   };

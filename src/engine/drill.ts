@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../errors.js';
 import type { Repository } from './repo/repository.js';
-import { restoreFiles, type FileEntry } from './files/index.js';
+import { restoreFiles } from './files/index.js';
 import { checkDatabase, dropScratchDatabase, type DrillProblem } from './postgres/drill-checks.js';
 import { restorePostgres } from './postgres/restore.js';
-import type { PgTree } from './postgres/backup.js';
+import { snapshotTree } from './tree.js';
 
 export type { DrillProblem } from './postgres/drill-checks.js';
 
@@ -62,7 +62,7 @@ export async function runDrill(
 ): Promise<DrillResult> {
   const started = Date.now();
   const snap = await repo.loadSnapshot(snapshotId);
-  const tree = snap.tree as { postgres?: PgTree; files?: Record<string, FileEntry[]> };
+  const tree = snapshotTree(snap.tree);
   const problems: DrillProblem[] = [];
   const names = opts.scratch ?? {
     database: `wv_drill_${randomBytes(6).toString('hex')}`,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { NotFoundError } from '../errors.js';
 import type { Repository } from './repo/repository.js';
 import { restoreFiles } from './files/index.js';
-import type { PgTree } from './postgres/backup.js';
+import { snapshotTree } from './tree.js';
 
 export interface RestoreOptions {
   targetDatabase?: string | undefined;
@@ -27,7 +27,7 @@ export async function restoreSnapshot(
 ): Promise<RestoreResult> {
   const started = Date.now();
   const snap = await repo.loadSnapshot(id);
-  const tree = snap.tree as { postgres?: PgTree; files?: Record<string, unknown[]> };
+  const tree = snapshotTree(snap.tree);
   const result: RestoreResult = { durationMs: 0 };
   if (opts.targetDatabase) {
     if (!tree.postgres) throw new NotFoundError(`recovery point ${id} holds no database`);
@@ -47,7 +47,7 @@ export async function restoreSnapshot(
     let bytes = 0;
     for (const [name, entries] of sources) {
       const dir = sources.length === 1 ? opts.targetDir : path.join(opts.targetDir, name);
-      const r = await restoreFiles(repo.reader({ wholePacks: true }), entries as never, { targetDir: dir });
+      const r = await restoreFiles(repo.reader({ wholePacks: true }), entries, { targetDir: dir });
       files += r.files;
       bytes += r.bytes;
     }

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { restorePostgres } from '../../src/engine/postgres/restore.js';
-import { backupPostgres, type PgTree } from '../../src/engine/postgres/backup.js';
+import { backupPostgres } from '../../src/engine/postgres/backup.js';
+import { snapshotTree, type PgTree } from '../../src/engine/tree.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { segmentsOf } from '../helpers/memory-content.js';
@@ -49,10 +50,10 @@ afterAll(async () => {
 
 it('restores the whole database from a reopened repository, exactly', async () => {
   const repo = await Repository.open(new LocalStorage('pg', dir), masterKey);
-  const tree = (await repo.loadSnapshot(snapshotId)).tree as { postgres: PgTree };
+  const tree = snapshotTree((await repo.loadSnapshot(snapshotId)).tree);
   const target = await createTempDatabase('pgrepo_dst', { create: false });
   dbs.push(target);
-  await restorePostgres(repo.reader(), tree.postgres, { targetUrl: target.url });
+  await restorePostgres(repo.reader(), tree.postgres!, { targetUrl: target.url });
   expect(await tableDigests(target.url)).toEqual(await tableDigests(source.url));
   expect(dataDump(target.url)).toBe(dataDump(source.url));
   expect(await schemaObjects(target.url)).toEqual(await schemaObjects(source.url));
@@ -60,7 +61,7 @@ it('restores the whole database from a reopened repository, exactly', async () =
 
 it('restores one wedding from the repository', async () => {
   const repo = await Repository.open(new LocalStorage('pg', dir), masterKey);
-  const { postgres: tree } = (await repo.loadSnapshot(snapshotId)).tree as { postgres: PgTree };
+  const tree = snapshotTree((await repo.loadSnapshot(snapshotId)).tree).postgres!;
   const wedding = tree.tenants[2]!.id;
   const target = await createTempDatabase('pgrepo_one', { create: false });
   dbs.push(target);
@@ -75,7 +76,7 @@ it('restores one wedding from the repository', async () => {
 
 it('an incremental backup reads only the tables that changed, and restores exactly', async () => {
   const repo = await Repository.open(new LocalStorage('pg', dir), masterKey);
-  const { postgres: full } = (await repo.loadSnapshot(snapshotId)).tree as { postgres: PgTree };
+  const full = snapshotTree((await repo.loadSnapshot(snapshotId)).tree).postgres!;
   const settings = { url: source.url, tenantKey: 'wedding_id', ceremonyDate: 'weddings.wedding_date' };
   const backup = async (parent: PgTree) => {
     const w = repo.writer();

@@ -4,7 +4,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContentRef, ContentWriter } from '../../src/engine/api.js';
 import { restorePostgres } from '../../src/engine/postgres/restore.js';
-import { backupPostgres, type PgTable, type PgTree } from '../../src/engine/postgres/backup.js';
+import { backupPostgres } from '../../src/engine/postgres/backup.js';
+import { snapshotTree, type PgTable, type PgTree } from '../../src/engine/tree.js';
 import { ConflictError } from '../../src/errors.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { MemoryContent, segmentsOf } from '../helpers/memory-content.js';
@@ -32,7 +33,7 @@ async function backup(url: string, store: MemoryContent): Promise<PgTree> {
   const tree = await backupPostgres(store, { url, ...settings });
   await store.flush();
   // the manifest stores the tree as JSON: restore from what JSON gives back
-  return JSON.parse(JSON.stringify(tree)) as PgTree;
+  return snapshotTree(JSON.parse(JSON.stringify({ postgres: tree }))).postgres!;
 }
 
 /** md5 over one wedding's rows of a table (every row when `wedding` is undefined). */

@@ -12,7 +12,6 @@ import { ConfigError, CorruptionError, FatalError, TransientError } from '../../
 import {
   PLATFORM_SCOPE,
   supplierScope,
-  type ContentReader,
   weddingScope,
   type ContentRef,
   type WriteHint,
@@ -28,7 +27,6 @@ import {
   readTables,
   type PgTableInfo,
   type SchemaSettings,
-  type SequenceValue,
   childConnection,
   pinOutputSettings,
 } from './catalog.js';
@@ -42,70 +40,8 @@ import {
   type TableChanges,
 } from './changes.js';
 import { TenantSplitter } from './split.js';
-import { readRecords, RecordListWriter } from '../repo/records.js';
-
-export interface Segment {
-  tenant: string | null;
-  scope: KeyScope;
-  rows: number;
-  ref: ContentRef;
-}
-
-/**
- * The rows of a table that changed since the previous backup, as the change slot reported them:
- * their keys, and the rows with those keys as they are in this snapshot (a deleted row's key has no
- * row). A restore drops every older row whose key a later delta names.
- */
-export interface TableDelta {
-  /** COPY text of the changed keys (the primary key's columns), one per line. */
-  keys: ContentRef;
-  keyCount: number;
-  /** The changed rows present in this snapshot, in dump order, as a record list of segments. */
-  segmentList: ContentRef;
-  rows: number;
-  bytes: number;
-}
-
-export interface PgTable extends PgTableInfo {
-  rowCount: number;
-  /** SHA-256 of the table's COPY text in dump order; absent when the table carries deltas. */
-  digest?: string;
-  /**
-   * Changes since the base (the segments below), oldest first. The table's rows are the base's
-   * and each delta's, minus rows whose key a later delta names.
-   */
-  deltas?: TableDelta[];
-  /** The segments in dump order, as a record list (one JSON Segment per line). */
-  segmentList?: ContentRef;
-  /** Snapshots written before record lists hold the segments inline. */
-  segments?: Segment[];
-  /** Bytes of COPY text (the sum of the segments' sizes). */
-  bytes?: number;
-  /**
-   * What changes a table's contents leave behind, read in the snapshot: oid, file nodes, frozen
-   * xid horizon and the insert/update/delete counters. An incremental backup reuses the parent's
-   * segments only when these are equal and no row is newer than the parent's snapshot.
-   */
-  marks?: string;
-  /** true when this backup took the segments from its parent without reading the table. */
-  reused?: boolean;
-}
-
-export interface PgTree {
-  kind: 'postgres';
-  database: string;
-  serverVersion: string;
-  snapshotTime: string;
-  lsn: string;
-  schema: { preData: ContentRef; postData: ContentRef };
-  sequences: SequenceValue[];
-  tables: PgTable[];
-  tenants: { id: string; ceremonyDate: string | null }[];
-  /** pg_current_snapshot() of the backup: which transactions' rows it holds. */
-  xidSnapshot?: string;
-  /** The change slot created with this backup's snapshot: the next backup reads its changes there. */
-  changes?: { slot: string; lsn: string };
-}
+import { RecordListWriter } from '../repo/records.js';
+import type { PgTable, PgTree, Segment, TableDelta } from '../tree.js';
 
 export interface PostgresBackupOptions extends SchemaSettings {
   url: string;
@@ -441,12 +377,6 @@ function sameStorage(a: string | undefined, b: string | undefined): boolean {
       .join(',')}`;
   };
   return files(a) === files(b);
-}
-
-/** A table's segments in dump order, one at a time: from its record list, or inline in older snapshots. */
-export async function* tableSegments(reader: ContentReader, t: PgTable): AsyncGenerator<Segment> {
-  if (t.segments) yield* t.segments;
-  if (t.segmentList) yield* readRecords<Segment>(reader, t.segmentList);
 }
 
 /** A worker connection inside the exported snapshot, tuned for long ordered scans. */

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { ContentReader } from '../api.js';
-import type { PgTable, PgTree } from './backup.js';
+import type { PgTable, PgTree } from '../tree.js';
 import { dumpQuery, pinOutputSettings, qualified } from './catalog.js';
 import { picked, tableBytes } from './table-rows.js';
 

@@ -12,10 +12,8 @@ import { ConflictError, ValidationError } from '../../errors.js';
 import type { ContentReader, ContentRef } from '../api.js';
 import { prepareDatabase, psql, runParallel, splitPostData, withClient } from './restore-target.js';
 import { foreignKeyOrder, qualified } from './catalog.js';
-import type { PgTable, PgTree, Segment } from './backup.js';
+import type { PgTable, PgTree, Segment } from '../tree.js';
 import { collect, picked, tableBytes, type Pick } from './table-rows.js';
-
-export type { PgTree } from './backup.js';
 
 export interface PostgresRestoreOptions {
   targetUrl?: string | undefined;
