@@ -5,19 +5,21 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import {
+  DEFAULT_CEREMONY_COLUMN,
   envSchema,
   fileConfigSchema,
+  type CeremonyColumn,
   type FileConfig,
   type FilesSourceConfig,
   type TargetConfig,
 } from './schema.js';
 
-export type { TargetConfig, FilesSourceConfig } from './schema.js';
+export type { CeremonyColumn, TargetConfig, FilesSourceConfig } from './schema.js';
 
 export interface PostgresSourceConfig {
   url: string;
   tenantKey: string;
-  ceremonyDate: string;
+  ceremonyDate: CeremonyColumn;
   supplierKey: string | undefined;
   excludeTables: string[];
   /** Keep a logical replication slot per backup, so incrementals read only changed rows. */
@@ -186,7 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       postgres: {
         url: pg.url ?? e.SOURCE_DATABASE_URL,
         tenantKey: e.WEDVAULT_TENANT_KEY ?? pg.tenantKey ?? 'wedding_id',
-        ceremonyDate: e.WEDVAULT_CEREMONY_DATE ?? pg.ceremonyDate ?? 'weddings.wedding_date',
+        ceremonyDate: e.WEDVAULT_CEREMONY_DATE ?? pg.ceremonyDate ?? DEFAULT_CEREMONY_COLUMN,
         supplierKey: pg.supplierKey,
         excludeTables: pg.excludeTables ?? [],
         changeSlot: e.WEDVAULT_CHANGE_SLOT ? e.WEDVAULT_CHANGE_SLOT === 'on' : (pg.changeSlot ?? false),

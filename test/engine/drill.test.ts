@@ -29,7 +29,7 @@ beforeAll(async () => {
   const postgres = await backupPostgres(w, {
     url: dbUrl(name),
     tenantKey: 'wedding_id',
-    ceremonyDate: 'weddings.wedding_date',
+    ceremonyDate: { table: 'weddings', column: 'wedding_date' },
   });
   const entries = await backupFiles(w, { dir: files });
   await w.flush();

@@ -67,7 +67,7 @@ let repo: Repository;
 const settings = () => ({
   url: source.url,
   tenantKey: 'wedding_id',
-  ceremonyDate: 'weddings.wedding_date',
+  ceremonyDate: { table: 'weddings', column: 'wedding_date' },
   changeSlot: true,
 });
 

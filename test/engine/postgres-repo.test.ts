@@ -36,7 +36,7 @@ beforeAll(async () => {
   const postgres = await backupPostgres(w, {
     url: source.url,
     tenantKey: 'wedding_id',
-    ceremonyDate: 'weddings.wedding_date',
+    ceremonyDate: { table: 'weddings', column: 'wedding_date' },
   });
   await w.flush();
   await w.close();
@@ -77,7 +77,11 @@ it('restores one wedding from the repository', async () => {
 it('an incremental backup reads only the tables that changed, and restores exactly', async () => {
   const repo = await Repository.open(new LocalStorage('pg', dir), masterKey);
   const full = snapshotTree((await repo.loadSnapshot(snapshotId)).tree).postgres!;
-  const settings = { url: source.url, tenantKey: 'wedding_id', ceremonyDate: 'weddings.wedding_date' };
+  const settings = {
+    url: source.url,
+    tenantKey: 'wedding_id',
+    ceremonyDate: { table: 'weddings', column: 'wedding_date' },
+  };
   const backup = async (parent: PgTree) => {
     const w = repo.writer();
     const tree = await backupPostgres(w, { ...settings, parent });

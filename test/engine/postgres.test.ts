@@ -18,7 +18,7 @@ import {
   type TempDatabase,
 } from '../helpers/pg.js';
 
-const settings = { tenantKey: 'wedding_id', ceremonyDate: 'weddings.wedding_date' };
+const settings = { tenantKey: 'wedding_id', ceremonyDate: { table: 'weddings', column: 'wedding_date' } };
 const temps: TempDatabase[] = [];
 async function temp(label: string, create = false): Promise<TempDatabase> {
   const d = await createTempDatabase(`pg_${label}`, { create });

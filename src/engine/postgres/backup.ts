@@ -3,11 +3,12 @@
  * planned (plan.ts: the parent's rows, a delta, or a copy) and stored by copy-table.ts.
  */
 import pg from 'pg';
-import { ConfigError } from '../../errors.js';
+import type { CeremonyColumn } from '../../config/index.js';
 import { PLATFORM_SCOPE, type ContentWriter } from '../api.js';
 import type { PgTable, PgTree } from '../tree.js';
 import {
   foreignKeyOrder,
+  isCeremonyTable,
   qualified,
   readSequences,
   readTables,
@@ -93,14 +94,13 @@ async function backupTable(client: pg.ClientBase, t: PgTableInfo, ctx: TableCont
 async function readTenants(
   client: pg.ClientBase,
   tables: PgTableInfo[],
-  tenantTableName: string,
-  ceremonyColumn: string,
+  ceremony: CeremonyColumn,
 ): Promise<PgTree['tenants']> {
-  const tenantTable = tables.find((t) => t.name === tenantTableName && t.scopeKind === 'wedding');
+  const tenantTable = tables.find((t) => isCeremonyTable(t, ceremony) && t.scopeKind === 'wedding');
   if (!tenantTable) return [];
   const { rows } = await client.query<{ id: string; d: string | null }>(
     `SELECT ${pg.escapeIdentifier(tenantTable.tenantColumn!)}::text AS id,
-            ${pg.escapeIdentifier(ceremonyColumn)}::date::text AS d
+            ${pg.escapeIdentifier(ceremony.column)}::date::text AS d
        FROM ${qualified(tenantTable)} ORDER BY 1`,
   );
   return rows.map((r) => ({ id: r.id, ceremonyDate: r.d }));
@@ -123,10 +123,6 @@ async function biggestFirst(
 }
 
 export async function backupPostgres(writer: ContentWriter, opts: PostgresBackupOptions): Promise<PgTree> {
-  const [tenantTableName, ceremonyColumn, extra] = opts.ceremonyDate.split('.');
-  if (!tenantTableName || !ceremonyColumn || extra !== undefined) {
-    throw new ConfigError(`ceremony date must be 'table.column', got '${opts.ceremonyDate}'`);
-  }
   const session = await SnapshotSession.open({
     url: opts.url,
     changeSlot: opts.changeSlot,
@@ -143,7 +139,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     const changesRead = parentSlot ? changesSince(opts.url, parentSlot, tables) : undefined;
     changesRead?.catch(() => undefined); // awaited below
     const sequences = await readSequences(c);
-    const tenants = await readTenants(c, tables, tenantTableName, ceremonyColumn);
+    const tenants = await readTenants(c, tables, opts.ceremonyDate);
     // pg_dump runs beside the table copies: its start-up and catalog reads cost a second or so.
     const schema = Promise.all([
       writer.write(PLATFORM_SCOPE, session.schema('pre-data'), { compress: true }),
