@@ -111,13 +111,14 @@ async function biggestFirst(
   client: pg.ClientBase,
   tables: PgTableInfo[],
 ): Promise<{ t: PgTableInfo; i: number }[]> {
-  const sizes = await client.query<{ t: string; b: string }>(
-    `SELECT format('%I.%I', n.nspname, c.relname) AS t,
+  const sizes = await client.query<{ schema: string; name: string; b: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name,
             (SELECT sum(pg_total_relation_size(p.relid)) FROM pg_partition_tree(c.oid) p)::text AS b
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition`,
   );
-  const size = new Map(sizes.rows.map((r) => [r.t, Number(r.b)]));
+  // keyed by qualified(), as the lookup below spells a table (format('%I') quotes only where needed)
+  const size = new Map(sizes.rows.map((r) => [qualified(r), Number(r.b)]));
   const sizeOf = (t: PgTableInfo) => size.get(qualified(t)) ?? 0;
   return tables.map((t, i) => ({ t, i })).sort((a, b) => sizeOf(b.t) - sizeOf(a.t));
 }
