@@ -447,10 +447,14 @@ function split(reply: Reply, spare: Buffer | undefined): Encoded[] {
   return encoded;
 }
 
-let shared: EncodePool | undefined;
+let fallback: EncodePool | undefined;
 
-/** One pool per process: threads are started on first use and idle ones do not hold the process open. */
-export function encodePool(): EncodePool {
-  shared ??= new EncodePool();
-  return shared;
+/**
+ * The pool of a repository opened without one (Repository.open's `pool` option): one per process,
+ * so repositories opened side by side share the cores. Threads start on first use and idle ones do
+ * not hold the process open.
+ */
+export function processEncodePool(): EncodePool {
+  fallback ??= new EncodePool();
+  return fallback;
 }
