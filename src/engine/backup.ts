@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import type { FilesSourceConfig, PostgresSourceConfig } from '../config/index.js';
 import { ConfigError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
-import type { WriteStats } from './api.js';
+import type { ContentWriter, WriteStats } from './api.js';
 import type { OnLockBreak } from './repo/lock.js';
 import { Repository } from './repo/repository.js';
 import { backupFiles, backupFilesFromStorage } from './files/index.js';
@@ -67,6 +67,31 @@ async function lastDatabaseTree(repo: Repository): Promise<PgTree | undefined> {
   return undefined;
 }
 
+/** Every files source into the writer; unchanged files keep the parent's entries. */
+async function backupFileSources(
+  writer: ContentWriter,
+  input: BackupInput,
+  parentFiles: FilesTree | undefined,
+): Promise<FilesTree> {
+  const out: FilesTree = {};
+  for (const source of input.sources.files) {
+    const parent = parentFiles?.[source.name];
+    if (source.path) {
+      out[source.name] = await backupFiles(writer, { dir: source.path, scopes: source.scopes, parent });
+      continue;
+    }
+    // a bucket prefix on one of the targets; unchanged objects are known by size and etag
+    if (!input.storageFor) throw new ConfigError(`files source "${source.name}" needs its target's store`);
+    out[source.name] = await backupFilesFromStorage(writer, {
+      storage: input.storageFor(source.target!),
+      prefix: source.prefix,
+      scopes: source.scopes,
+      parent,
+    });
+  }
+  return out;
+}
+
 export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   const repo = await Repository.openOrInit(input.storage, input.masterKey);
   const existing = await repo.findSnapshotByTag('operation', input.operationId);
@@ -94,32 +119,8 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
     // of the heap the database phase had left behind. A scale-1 full backup of both peaked at
     // 481–499 MiB in seven runs, and at 410–475 MiB (444 on average) in eight this way round.
     if (components.includes('files')) {
-      const parentFiles = snapshotTree(parent?.tree).files;
-      const out: FilesTree = {};
-      for (const source of input.sources.files) {
-        const parentEntries = parentFiles?.[source.name];
-        let entries;
-        if (source.path) {
-          entries = await backupFiles(writer, {
-            dir: source.path,
-            scopes: source.scopes,
-            parent: parentEntries,
-          });
-        } else {
-          // a bucket prefix on one of the targets; unchanged objects are known by size and etag
-          if (!input.storageFor)
-            throw new ConfigError(`files source "${source.name}" needs its target's store`);
-          entries = await backupFilesFromStorage(writer, {
-            storage: input.storageFor(source.target!),
-            prefix: source.prefix,
-            scopes: source.scopes,
-            parent: parentEntries,
-          });
-        }
-        out[source.name] = entries;
-        files += entries.length;
-      }
-      tree.files = out;
+      tree.files = await backupFileSources(writer, input, snapshotTree(parent?.tree).files);
+      files = Object.values(tree.files).reduce((n, entries) => n + entries.length, 0);
     }
     input.onProgress?.(0.5, writer.stats.bytesRead);
     if (components.includes('database')) {

@@ -51,6 +51,121 @@ export class Interned {
   }
 }
 
+type Pending = Omit<Segment, 'ref'> & { ref?: ContentRef };
+
+/**
+ * A table's segments on their way into the repository: each gathered in memory while small (one
+ * blob), streamed through the chunker once big, at most `inFlight` waiting on the writer, and
+ * listed in order in the table's record list as they are stored.
+ */
+class SegmentSink {
+  // Segments wait here until stored, then go to the table's record list in order: the list, not
+  // memory, holds a table's (tens of thousands of) segments.
+  private readonly segments: Pending[] = [];
+  private readonly list: RecordListWriter<Segment>;
+  /** writes not yet stored; a failed one stays here, so the wait below rethrows its error */
+  private readonly inflight = new Set<Promise<unknown>>();
+  private seg: Pending | undefined;
+  private parts: Buffer[] = [];
+  private buffered = 0;
+  private stream: PassThrough | undefined;
+  /** A segment below this size is one blob: gathered and handed over whole, without a stream. */
+  private readonly gather: number;
+  bytes = 0;
+
+  constructor(
+    private readonly writer: ContentWriter,
+    private readonly inFlight: number,
+    /** How a segment gathered in memory is written (a delta's few rows per wedding go inline). */
+    private readonly smallSegments: WriteHint,
+  ) {
+    this.list = new RecordListWriter<Segment>(writer);
+    this.gather = writer.smallLimit ?? 64 * 1024;
+  }
+
+  /** The tenant of the current segment (undefined before the first). */
+  get tenant(): string | null | undefined {
+    return this.seg?.tenant;
+  }
+
+  /** Ends the current segment and starts one for `tenant`. */
+  async start(tenant: string | null, scope: KeyScope): Promise<void> {
+    await this.close();
+    this.seg = { tenant, scope, rows: 0 };
+    this.segments.push(this.seg);
+  }
+
+  async append(bytes: Buffer, rows: number): Promise<void> {
+    const seg = this.seg!;
+    seg.rows += rows;
+    if (!this.stream) {
+      this.parts.push(bytes);
+      this.buffered += bytes.length;
+      if (this.buffered < this.gather) return;
+      // too big for one blob: from here on it streams through the chunker
+      const stream = (this.stream = new PassThrough({ highWaterMark: 64 << 10 }));
+      this.track(seg, this.writer.write(seg.scope, stream), stream);
+      const gathered = this.parts;
+      this.parts = [];
+      this.buffered = 0;
+      for (const b of gathered) if (!stream.write(b)) await once(stream, 'drain');
+      return;
+    }
+    if (!this.stream.write(bytes)) await once(this.stream, 'drain');
+  }
+
+  /** Ends the current segment; waits while more than inFlight segments are being stored. */
+  async close(): Promise<void> {
+    const seg = this.seg;
+    if (!seg) return;
+    if (this.stream) this.stream.end();
+    else this.track(seg, writeBuffer(this.writer, seg.scope, this.parts, this.smallSegments));
+    this.seg = undefined;
+    this.stream = undefined;
+    this.parts = [];
+    this.buffered = 0;
+    // bounded memory: never more than inFlight segments waiting on the writer
+    while (this.inflight.size > this.inFlight) await Promise.race(this.inflight);
+    await this.drain();
+  }
+
+  /** Every segment stored and listed: the record list's reference. */
+  async end(): Promise<ContentRef> {
+    await Promise.all(this.inflight);
+    await this.drain();
+    return this.list.end();
+  }
+
+  destroy(err: Error): void {
+    this.stream?.destroy(err);
+    this.list.destroy(err);
+  }
+
+  private track(s: Pending, write: Promise<ContentRef>, feed?: PassThrough): void {
+    const p: Promise<unknown> = write.then(
+      (ref) => {
+        s.ref = ref;
+        this.inflight.delete(p);
+      },
+      (err: unknown) => {
+        // wakes a `drain` wait in append() with the writer's error instead of hanging
+        feed?.destroy(err as Error);
+        throw err;
+      },
+    );
+    p.catch(() => undefined); // surfaced by Promise.race / Promise.all above
+    this.inflight.add(p);
+  }
+
+  private async drain(): Promise<void> {
+    while (this.segments[0]?.ref) {
+      const done = this.segments.shift()!;
+      this.bytes += done.ref!.size;
+      await this.list.push(done as Segment);
+    }
+  }
+}
+
 /** Copies a table (or the rows the query picks) into segments, one per tenant run, listed in a record list. */
 export async function copyTable(
   client: pg.ClientBase,
@@ -65,102 +180,29 @@ export async function copyTable(
   const column = t.tenantColumn ? t.columns.findIndex((c) => c.name === t.tenantColumn) : -1;
   const splitter = new TenantSplitter(column >= 0 ? column : undefined);
   const digest = createHash('sha256');
-  // A segment below this size is one blob: gather it and hand it over whole, without a stream.
-  const gather = writer.smallLimit ?? 64 * 1024;
-  type Pending = Omit<Segment, 'ref'> & { ref?: ContentRef };
-  // Segments wait here until stored, then go to the table's record list in order: the list, not
-  // memory, holds a table's (tens of thousands of) segments.
-  const segments: Pending[] = [];
-  const list = new RecordListWriter<Segment>(writer);
-  let bytes = 0;
-  const drain = async () => {
-    while (segments[0]?.ref) {
-      const done = segments.shift()!;
-      bytes += done.ref!.size;
-      await list.push(done as Segment);
-    }
-  };
-  // writes not yet stored; a failed one stays here, so the wait below rethrows its error
-  const inflight = new Set<Promise<unknown>>();
-  let seg: Pending | undefined;
-  let parts: Buffer[] = [];
-  let buffered = 0;
-  let stream: PassThrough | undefined;
+  const sink = new SegmentSink(writer, inFlight, smallSegments);
   let rowCount = 0;
-
-  const track = (s: Pending, write: Promise<ContentRef>, feed?: PassThrough) => {
-    const p: Promise<unknown> = write.then(
-      (ref) => {
-        s.ref = ref;
-        inflight.delete(p);
-      },
-      (err: unknown) => {
-        // wakes a `drain` wait below with the writer's error instead of hanging
-        feed?.destroy(err as Error);
-        throw err;
-      },
-    );
-    p.catch(() => undefined); // surfaced by Promise.race / Promise.all below
-    inflight.add(p);
-  };
-
-  const close = async () => {
-    if (!seg) return;
-    if (stream) stream.end();
-    else track(seg, writeBuffer(writer, seg.scope, parts, smallSegments));
-    seg = undefined;
-    stream = undefined;
-    parts = [];
-    buffered = 0;
-    // bounded memory: never more than inFlight segments waiting on the writer
-    while (inflight.size > inFlight) await Promise.race(inflight);
-    await drain();
-  };
-
-  const append = async (bytes: Buffer) => {
-    if (!stream) {
-      parts.push(bytes);
-      buffered += bytes.length;
-      if (buffered < gather) return;
-      // too big for one blob: from here on it streams through the chunker
-      stream = new PassThrough({ highWaterMark: 64 << 10 });
-      track(seg!, writer.write(seg!.scope, stream), stream);
-      const gathered = parts;
-      parts = [];
-      buffered = 0;
-      for (const b of gathered) if (!stream.write(b)) await once(stream, 'drain');
-      return;
-    }
-    if (!stream.write(bytes)) await once(stream, 'drain');
-  };
-
   try {
     const source = client.query(copyOut(`COPY (${query}) TO STDOUT`));
     for await (const chunk of source as AsyncIterable<Buffer>) {
       digest.update(chunk);
       for (const run of splitter.push(chunk)) {
-        if (!seg || run.tenant !== seg.tenant) {
-          await close();
+        if (sink.tenant === undefined || run.tenant !== sink.tenant) {
           const { tenant, scope } = interned.of(t, run.tenant);
-          seg = { tenant, scope, rows: 0 };
-          segments.push(seg);
+          await sink.start(tenant, scope);
         }
-        seg.rows += run.rows;
         rowCount += run.rows;
-        await append(run.bytes);
+        await sink.append(run.bytes, run.rows);
       }
     }
     if (splitter.leftover > 0) throw new CorruptionError(`COPY of ${t.schema}.${t.name} ended inside a row`);
-    await close();
+    await sink.close();
   } catch (err) {
-    stream?.destroy(err as Error);
-    list.destroy(err as Error);
+    sink.destroy(err as Error);
     throw err;
   }
-  await Promise.all(inflight);
-  await drain();
-  const segmentList = await list.end();
-  return { ...t, rowCount, digest: digest.digest('hex'), segmentList, bytes };
+  const segmentList = await sink.end();
+  return { ...t, rowCount, digest: digest.digest('hex'), segmentList, bytes: sink.bytes };
 }
 
 /** What an unchanged table carries over from the parent backup: its segments (and deltas) are the parent's. */

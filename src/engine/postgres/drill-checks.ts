@@ -100,6 +100,90 @@ async function tableDigest(client: pg.Client, t: PgTable): Promise<{ rows: numbe
   return { rows, digest: h.digest('hex') };
 }
 
+/** Row counts and digests of every table against the backup's. */
+async function checkTables(c: pg.Client, reader: ContentReader, tree: PgTree): Promise<DrillProblem[]> {
+  const problems: DrillProblem[] = [];
+  for (const t of tree.tables) {
+    const name = `${t.schema}.${t.name}`;
+    let got = t.digest === undefined ? undefined : await tableDigest(c, t);
+    let expected = t.digest;
+    if (!got) {
+      // a table with deltas: the same set of rows as the backup holds, in whatever order
+      const copied = c.query(copyTo(`COPY (${dumpQuery(t)}) TO STDOUT`)) as AsyncIterable<Buffer>;
+      got = await rowSetDigest(copied);
+      expected = (await rowSetDigest(backedUpRows(reader, t))).digest;
+    }
+    if (got.rows !== t.rowCount) {
+      problems.push({
+        object: name,
+        kind: 'row_count',
+        detail: `${got.rows} rows, backed up ${t.rowCount}`,
+      });
+    } else if (got.digest !== expected) {
+      problems.push({ object: name, kind: 'digest', detail: 'rows differ from the backup' });
+    }
+  }
+  return problems;
+}
+
+/** Foreign keys left NOT VALID by the restore. */
+async function checkForeignKeys(c: pg.Client): Promise<DrillProblem[]> {
+  const fks = await c.query<{ name: string; tbl: string }>(
+    `SELECT conname AS name, conrelid::regclass::text AS tbl FROM pg_constraint WHERE contype = 'f' AND NOT convalidated`,
+  );
+  return fks.rows.map((r) => ({ object: r.tbl, kind: 'foreign_key', detail: `${r.name} not valid` }));
+}
+
+/** Rows of wedding tables whose wedding is not in the tenant table. */
+async function checkOrphans(c: pg.Client, tree: PgTree): Promise<DrillProblem[]> {
+  const problems: DrillProblem[] = [];
+  const tenantTable = tree.tables.find(
+    (t) =>
+      t.scopeKind === 'wedding' &&
+      t.tenantColumn &&
+      t.primaryKey[0] === t.tenantColumn &&
+      t.columns.length > 1 &&
+      tree.tenants.length > 0,
+  );
+  if (!tenantTable) return problems;
+  for (const t of tree.tables.filter((x) => x.scopeKind === 'wedding' && x !== tenantTable)) {
+    const col = pg.escapeIdentifier(t.tenantColumn!);
+    const { rows } = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${qualified(t)} x WHERE x.${col} IS NOT NULL AND NOT EXISTS
+         (SELECT 1 FROM ${qualified(tenantTable)} w WHERE w.${pg.escapeIdentifier(tenantTable.tenantColumn!)} = x.${col})`,
+    );
+    if (rows[0]!.n > 0) {
+      problems.push({
+        object: `${t.schema}.${t.name}`,
+        kind: 'orphans',
+        detail: `${rows[0]!.n} rows of no wedding`,
+      });
+    }
+  }
+  return problems;
+}
+
+/** The payment column's total against the backed-up rows' (exact decimals). */
+async function checkPayments(
+  c: pg.Client,
+  reader: ContentReader,
+  tree: PgTree,
+  paymentColumn: string | undefined,
+): Promise<DrillProblem[]> {
+  const [payTable, payColumn] = (paymentColumn ?? 'payments.amount').split('.') as [string, string];
+  const payments = tree.tables.find(
+    (t) => t.name === payTable && t.columns.some((x) => x.name === payColumn),
+  );
+  if (!payments) return [];
+  const expected = await backedUpTotal(reader, payments, payColumn);
+  const { rows } = await c.query<{ s: string | null }>(
+    `SELECT sum(${pg.escapeIdentifier(payColumn)})::text AS s FROM ${qualified(payments)}`,
+  );
+  const got = rows[0]!.s === null ? 0n : toFixed12(rows[0]!.s);
+  if (got === expected) return [];
+  return [{ object: `${payments.schema}.${payments.name}`, kind: 'payment_total', detail: 'totals differ' }];
+}
+
 /** Problems found in the restored database at url (empty when it matches the backup). */
 export async function checkDatabase(
   reader: ContentReader,
@@ -107,83 +191,18 @@ export async function checkDatabase(
   url: string,
   paymentColumn: string | undefined,
 ): Promise<DrillProblem[]> {
-  const problems: DrillProblem[] = [];
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
     // rows print as the backup printed them
     await pinOutputSettings(c);
-    for (const t of tree.tables) {
-      const name = `${t.schema}.${t.name}`;
-      let got = t.digest === undefined ? undefined : await tableDigest(c, t);
-      let expected = t.digest;
-      if (!got) {
-        // a table with deltas: the same set of rows as the backup holds, in whatever order
-        const copied = c.query(copyTo(`COPY (${dumpQuery(t)}) TO STDOUT`)) as AsyncIterable<Buffer>;
-        got = await rowSetDigest(copied);
-        expected = (await rowSetDigest(backedUpRows(reader, t))).digest;
-      }
-      if (got.rows !== t.rowCount) {
-        problems.push({
-          object: name,
-          kind: 'row_count',
-          detail: `${got.rows} rows, backed up ${t.rowCount}`,
-        });
-      } else if (got.digest !== expected) {
-        problems.push({ object: name, kind: 'digest', detail: 'rows differ from the backup' });
-      }
-    }
-    const fks = await c.query<{ name: string; tbl: string }>(
-      `SELECT conname AS name, conrelid::regclass::text AS tbl FROM pg_constraint WHERE contype = 'f' AND NOT convalidated`,
-    );
-    for (const r of fks.rows)
-      problems.push({ object: r.tbl, kind: 'foreign_key', detail: `${r.name} not valid` });
-
-    const tenantTable = tree.tables.find(
-      (t) =>
-        t.scopeKind === 'wedding' &&
-        t.tenantColumn &&
-        t.primaryKey[0] === t.tenantColumn &&
-        t.columns.length > 1 &&
-        tree.tenants.length > 0,
-    );
-    if (tenantTable) {
-      for (const t of tree.tables.filter((x) => x.scopeKind === 'wedding' && x !== tenantTable)) {
-        const col = pg.escapeIdentifier(t.tenantColumn!);
-        const { rows } = await c.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM ${qualified(t)} x WHERE x.${col} IS NOT NULL AND NOT EXISTS
-             (SELECT 1 FROM ${qualified(tenantTable)} w WHERE w.${pg.escapeIdentifier(tenantTable.tenantColumn!)} = x.${col})`,
-        );
-        if (rows[0]!.n > 0) {
-          problems.push({
-            object: `${t.schema}.${t.name}`,
-            kind: 'orphans',
-            detail: `${rows[0]!.n} rows of no wedding`,
-          });
-        }
-      }
-    }
-
-    const [payTable, payColumn] = (paymentColumn ?? 'payments.amount').split('.') as [string, string];
-    const payments = tree.tables.find(
-      (t) => t.name === payTable && t.columns.some((x) => x.name === payColumn),
-    );
-    if (payments) {
-      const expected = await backedUpTotal(reader, payments, payColumn);
-      const { rows } = await c.query<{ s: string | null }>(
-        `SELECT sum(${pg.escapeIdentifier(payColumn)})::text AS s FROM ${qualified(payments)}`,
-      );
-      const got = rows[0]!.s === null ? 0n : toFixed12(rows[0]!.s);
-      if (got !== expected) {
-        problems.push({
-          object: `${payments.schema}.${payments.name}`,
-          kind: 'payment_total',
-          detail: 'totals differ',
-        });
-      }
-    }
+    return [
+      ...(await checkTables(c, reader, tree)),
+      ...(await checkForeignKeys(c)),
+      ...(await checkOrphans(c, tree)),
+      ...(await checkPayments(c, reader, tree, paymentColumn)),
+    ];
   } finally {
     await c.end();
   }
-  return problems;
 }
