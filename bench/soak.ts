@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Repository } from '../src/engine/repo/repository.js';
 import { restoreSnapshot } from '../src/engine/restore.js';
+import { snapshotTree } from '../src/engine/tree.js';
 import { seedDatabase } from '../src/seed/database.js';
 import { seedFiles } from '../src/seed/files.js';
 
@@ -278,7 +279,7 @@ for (const p of points) {
   const db = `wv_soak_restore_${id}_${restores.length}`;
   try {
     const snap = await repo.loadSnapshot(p.id);
-    const tree = snap.tree as { postgres?: unknown; files?: unknown };
+    const tree = snapshotTree(snap.tree);
     await restoreSnapshot(repo, p.id, {
       targetDir: tree.files ? dir : undefined,
       targetDatabase: tree.postgres ? dbUrl(db) : undefined,

@@ -8,7 +8,7 @@ import { createContext } from './context.js';
 import { ConfigError } from './errors.js';
 import { createApp } from './http/app.js';
 import { createLogger } from './log.js';
-import { closeCeremonyPools } from './producers/ceremony.js';
+import { closeCeremonyPools } from './engine/postgres/ceremony.js';
 import { ALL_QUEUES, type QueueName } from './queues/names.js';
 import { installSchedules } from './producers/schedules.js';
 import { installProcessHandlers, untilReady } from './process.js';

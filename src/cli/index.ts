@@ -5,6 +5,7 @@ import { loadConfig, type Config } from '../config/index.js';
 import { runBackup } from '../engine/backup.js';
 import { Repository } from '../engine/repo/repository.js';
 import { restoreFromCopies } from '../engine/failover.js';
+import { snapshotTree } from '../engine/tree.js';
 import { validatePoint } from '../engine/validate/validate.js';
 import { errorMessage, NotFoundError, ValidationError, WedvaultError } from '../errors.js';
 import { componentSchema } from '../queues/payloads.js';
@@ -185,10 +186,7 @@ program
     const config = loadConfig();
     const repo = await Repository.open(primary(config), config.masterKey);
     const snap = await repo.loadSnapshot(id);
-    const tree = snap.tree as {
-      postgres?: { tables: { schema: string; name: string; rowCount: number }[] };
-      files?: Record<string, { path: string; size: number }[]>;
-    };
+    const tree = snapshotTree(snap.tree);
     const lines: string[] = [];
     for (const t of tree.postgres?.tables ?? [])
       lines.push(`table  ${t.schema}.${t.name}  ${t.rowCount} rows`);

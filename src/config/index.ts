@@ -5,21 +5,23 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import {
+  DEFAULT_CEREMONY_COLUMN,
   envSchema,
   fileConfigSchema,
+  type CeremonyColumn,
   type FileConfig,
   type FilesSourceConfig,
   type TargetConfig,
 } from './schema.js';
 
-export type { TargetConfig, FilesSourceConfig } from './schema.js';
+export type { CeremonyColumn, TargetConfig, FilesSourceConfig } from './schema.js';
 
 export interface PostgresSourceConfig {
   url: string;
   tenantKey: string;
-  ceremonyDate: string;
-  /** `table.column` of each wedding's time zone (same table as ceremonyDate); undefined: UTC for all. */
-  weddingTimeZone?: string | undefined;
+  ceremonyDate: CeremonyColumn;
+  /** Each wedding's time zone, a column of the ceremony date's table; undefined: UTC for all. */
+  weddingTimeZone?: CeremonyColumn | undefined;
   supplierKey: string | undefined;
   excludeTables: string[];
   /** Keep a logical replication slot per backup, so incrementals read only changed rows. */
@@ -160,12 +162,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   if (!file.sources.files?.length) mkdirSync(filesDir, { recursive: true });
-  const ceremonyDate = e.WEDVAULT_CEREMONY_DATE ?? pg.ceremonyDate ?? 'weddings.wedding_date';
+  const ceremonyDate = e.WEDVAULT_CEREMONY_DATE ?? pg.ceremonyDate ?? DEFAULT_CEREMONY_COLUMN;
   const weddingTimeZone = e.WEDVAULT_WEDDING_TIMEZONE ?? pg.weddingTimeZone;
   // Read in the same row as the ceremony date: one lookup per wedding, one table keyed by the wedding.
-  if (weddingTimeZone && weddingTimeZone.split('.')[0] !== ceremonyDate.split('.')[0]) {
+  if (
+    weddingTimeZone &&
+    (weddingTimeZone.table !== ceremonyDate.table ||
+      (weddingTimeZone.schema ?? 'public') !== (ceremonyDate.schema ?? 'public'))
+  ) {
     throw new ConfigError(
-      `WEDVAULT_WEDDING_TIMEZONE: ${weddingTimeZone} must be a column of the ceremony date's table (${ceremonyDate})`,
+      `WEDVAULT_WEDDING_TIMEZONE: ${weddingTimeZone.table}.${weddingTimeZone.column} must be a column of the ceremony date's table (${ceremonyDate.table})`,
     );
   }
 

@@ -64,18 +64,32 @@ export const filesSourceSchema = z.object({
 });
 export type FilesSourceConfig = z.infer<typeof filesSourceSchema>;
 
+/** Where a wedding's ceremony date is: a column of the tenant table, its schema optional. */
+export interface CeremonyColumn {
+  schema?: string;
+  table: string;
+  column: string;
+}
+
+export const DEFAULT_CEREMONY_COLUMN: CeremonyColumn = { table: 'weddings', column: 'wedding_date' };
+
+/** `table.column` or `schema.table.column`, parsed here once; nothing else splits the setting. */
+export const ceremonyColumnSchema = z.string().transform((value, ctx): CeremonyColumn => {
+  const m = /^(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)$/.exec(value);
+  const [, schema, table, column] = m ?? [];
+  if (!table || !column) {
+    ctx.addIssue({ code: 'custom', message: 'expected table.column or schema.table.column' });
+    return z.NEVER;
+  }
+  return schema ? { schema, table, column } : { table, column };
+});
+
 export const postgresSourceSchema = z.object({
   url: z.string().min(1).optional(),
   tenantKey: z.string().default('wedding_id'),
-  ceremonyDate: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
-    .default('weddings.wedding_date'),
-  /** `table.column` of each wedding's IANA time zone, in the ceremony date's table; unset: every wedding in UTC. */
-  weddingTimeZone: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
-    .optional(),
+  ceremonyDate: ceremonyColumnSchema.default(DEFAULT_CEREMONY_COLUMN),
+  /** `[schema.]table.column` of each wedding's IANA time zone, in the ceremony date's table; unset: UTC. */
+  weddingTimeZone: ceremonyColumnSchema.optional(),
   /** Tables whose tenant column names a supplier, not a wedding. */
   supplierKey: z.string().optional(),
   excludeTables: z.array(z.string()).default([]),
@@ -132,14 +146,8 @@ export const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
     .optional(),
-  WEDVAULT_CEREMONY_DATE: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
-    .optional(),
-  WEDVAULT_WEDDING_TIMEZONE: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'expected table.column')
-    .optional(),
+  WEDVAULT_CEREMONY_DATE: ceremonyColumnSchema.optional(),
+  WEDVAULT_WEDDING_TIMEZONE: ceremonyColumnSchema.optional(),
   WEDVAULT_KEY_FILE: z.string().optional(),
   /** on: every database backup keeps a logical replication slot for the next incremental. */
   WEDVAULT_CHANGE_SLOT: z.enum(['on', 'off']).optional(),

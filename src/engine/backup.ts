@@ -3,12 +3,12 @@ import { createHash } from 'node:crypto';
 import type { FilesSourceConfig, PostgresSourceConfig } from '../config/index.js';
 import { ConfigError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
-import type { WriteStats } from './api.js';
+import type { ContentWriter, WriteStats } from './api.js';
 import type { OnLockBreak } from './repo/lock.js';
 import { Repository } from './repo/repository.js';
-import { backupFiles, backupFilesFromStorage } from './sources/files.js';
-import { dropChangeSlot } from './sources/postgres-changes.js';
-import type { PgTree } from './sources/postgres.js';
+import { backupFiles, backupFilesFromStorage } from './files/index.js';
+import { dropChangeSlot } from './postgres/changes.js';
+import { snapshotTree, type FilesTree, type PgTree, type SnapshotTree } from './tree.js';
 
 export interface BackupInput {
   storage: Storage;
@@ -49,10 +49,8 @@ export function objectsChecksum(objects: { key: string; size: number }[]): strin
 }
 
 /** Same schema → same digest (blob ids are content-addressed): a changed digest calls for a drill. */
-function schemaDigest(tree: unknown): string | null {
-  const schema = (
-    tree as { postgres?: { schema?: { preData: { blobs: string[] }; postData: { blobs: string[] } } } }
-  )?.postgres?.schema;
+function schemaDigest(tree: SnapshotTree): string | null {
+  const schema = tree.postgres?.schema;
   if (!schema) return null;
   return createHash('sha256')
     .update([...schema.preData.blobs, '|', ...schema.postData.blobs].join(','))
@@ -63,10 +61,35 @@ function schemaDigest(tree: unknown): string | null {
 async function lastDatabaseTree(repo: Repository): Promise<PgTree | undefined> {
   const summaries = (await repo.listSnapshots()).filter((s) => ['full', 'incremental'].includes(s.type));
   for (const s of summaries.reverse()) {
-    const tree = (await repo.loadSnapshot(s.id)).tree as { postgres?: PgTree } | null;
-    if (tree?.postgres) return tree.postgres;
+    const { postgres } = snapshotTree((await repo.loadSnapshot(s.id)).tree);
+    if (postgres) return postgres;
   }
   return undefined;
+}
+
+/** Every files source into the writer; unchanged files keep the parent's entries. */
+async function backupFileSources(
+  writer: ContentWriter,
+  input: BackupInput,
+  parentFiles: FilesTree | undefined,
+): Promise<FilesTree> {
+  const out: FilesTree = {};
+  for (const source of input.sources.files) {
+    const parent = parentFiles?.[source.name];
+    if (source.path) {
+      out[source.name] = await backupFiles(writer, { dir: source.path, scopes: source.scopes, parent });
+      continue;
+    }
+    // a bucket prefix on one of the targets; unchanged objects are known by size and etag
+    if (!input.storageFor) throw new ConfigError(`files source "${source.name}" needs its target's store`);
+    out[source.name] = await backupFilesFromStorage(writer, {
+      storage: input.storageFor(source.target!),
+      prefix: source.prefix,
+      scopes: source.scopes,
+      parent,
+    });
+  }
+  return out;
 }
 
 export async function runBackup(input: BackupInput): Promise<BackupOutput> {
@@ -82,7 +105,7 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   const parent = input.type === 'full' ? undefined : await repo.latestSnapshot({ tag: ['kind', input.type] });
   // the write lock makes concurrent backups of this repository take turns: each dedups against the last
   const writer = repo.writer({ onLockBreak: input.onLockBreak });
-  const tree: Record<string, unknown> = {};
+  const tree: SnapshotTree = {};
   let consistentTime: Date | undefined;
   let lsn: string | undefined;
   let files = 0;
@@ -96,37 +119,13 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
     // of the heap the database phase had left behind. A scale-1 full backup of both peaked at
     // 481–499 MiB in seven runs, and at 410–475 MiB (444 on average) in eight this way round.
     if (components.includes('files')) {
-      const parentFiles = (parent?.tree as { files?: Record<string, unknown> } | undefined)?.files;
-      const out: Record<string, unknown> = {};
-      for (const source of input.sources.files) {
-        const parentEntries = parentFiles?.[source.name] as never;
-        let entries;
-        if (source.path) {
-          entries = await backupFiles(writer, {
-            dir: source.path,
-            scopes: source.scopes,
-            parent: parentEntries,
-          });
-        } else {
-          // a bucket prefix on one of the targets; unchanged objects are known by size and etag
-          if (!input.storageFor)
-            throw new ConfigError(`files source "${source.name}" needs its target's store`);
-          entries = await backupFilesFromStorage(writer, {
-            storage: input.storageFor(source.target!),
-            prefix: source.prefix,
-            scopes: source.scopes,
-            parent: parentEntries,
-          });
-        }
-        out[source.name] = entries;
-        files += (entries as unknown[]).length;
-      }
-      tree.files = out;
+      tree.files = await backupFileSources(writer, input, snapshotTree(parent?.tree).files);
+      files = Object.values(tree.files).reduce((n, entries) => n + entries.length, 0);
     }
     input.onProgress?.(0.5, writer.stats.bytesRead);
     if (components.includes('database')) {
       if (!source.url) throw new ConfigError('SOURCE_DATABASE_URL is not set');
-      const { backupPostgres } = await import('./sources/postgres.js');
+      const { backupPostgres } = await import('./postgres/backup.js');
       const pgTree = await backupPostgres(writer, {
         ...source,
         parent: input.type === 'incremental' ? previous : undefined,
@@ -169,12 +168,13 @@ async function describe(
   extra: { files?: number; consistentTime?: Date; lsn?: string } = {},
 ): Promise<BackupOutput> {
   const objects = await repo.objectsForSnapshot(snap.id);
+  const tree = snapshotTree(snap.tree);
   return {
     snapshotId: snap.id,
     objects,
     checksum: objectsChecksum(objects),
     stats: snap.stats,
-    weddings: (snap.tree as { postgres?: PgTree } | null)?.postgres?.tenants.map((t) => t.id) ?? [],
+    weddings: tree.postgres?.tenants.map((t) => t.id) ?? [],
     files: extra.files ?? 0,
     consistentTime: extra.consistentTime,
     lsn: extra.lsn,
@@ -182,7 +182,7 @@ async function describe(
       type: snap.type,
       parent: snap.parent ?? null,
       time: snap.time,
-      schemaDigest: schemaDigest(snap.tree),
+      schemaDigest: schemaDigest(tree),
     },
     reused,
   };

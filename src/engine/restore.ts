@@ -2,8 +2,8 @@
 import path from 'node:path';
 import { NotFoundError } from '../errors.js';
 import type { Repository } from './repo/repository.js';
-import { restoreFiles } from './sources/files.js';
-import type { PgTree } from './sources/postgres.js';
+import { restoreFiles } from './files/index.js';
+import { snapshotTree } from './tree.js';
 
 export interface RestoreOptions {
   targetDatabase?: string | undefined;
@@ -27,11 +27,11 @@ export async function restoreSnapshot(
 ): Promise<RestoreResult> {
   const started = Date.now();
   const snap = await repo.loadSnapshot(id);
-  const tree = snap.tree as { postgres?: PgTree; files?: Record<string, unknown[]> };
+  const tree = snapshotTree(snap.tree);
   const result: RestoreResult = { durationMs: 0 };
   if (opts.targetDatabase) {
     if (!tree.postgres) throw new NotFoundError(`recovery point ${id} holds no database`);
-    const { restorePostgres } = await import('./restore-postgres.js');
+    const { restorePostgres } = await import('./postgres/restore.js');
     // one wedding reads a few blobs per table; the whole database reads every pack through
     const r = await restorePostgres(repo.reader({ wholePacks: !opts.wedding }), tree.postgres, {
       targetUrl: opts.targetDatabase,
@@ -47,7 +47,7 @@ export async function restoreSnapshot(
     let bytes = 0;
     for (const [name, entries] of sources) {
       const dir = sources.length === 1 ? opts.targetDir : path.join(opts.targetDir, name);
-      const r = await restoreFiles(repo.reader({ wholePacks: true }), entries as never, { targetDir: dir });
+      const r = await restoreFiles(repo.reader({ wholePacks: true }), entries, { targetDir: dir });
       files += r.files;
       bytes += r.bytes;
     }

@@ -16,7 +16,7 @@ import { onRequestPath } from '../queues/connection.js';
 import { JOBS, QUEUES, jobIds } from '../queues/names.js';
 import type { BackupPayload } from '../queues/payloads.js';
 import { priorityFor } from '../queues/priority.js';
-import { lookupWedding, type WeddingLookup } from './ceremony.js';
+import { lookupWedding, type WeddingLookup } from '../engine/postgres/ceremony.js';
 import type pg from 'pg';
 
 export interface BackupRequest {

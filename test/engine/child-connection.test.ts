@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { childConnection } from '../../src/engine/sources/postgres-catalog.js';
+import { childConnection } from '../../src/engine/postgres/catalog.js';
 
 it('keeps passwords off child command lines and hands them over in the environment', () => {
   const c = childConnection('postgres://wedvault:s%40cret@db.internal:5432/weddings?sslmode=require');

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { copyOut } from '../../src/engine/sources/copy-out.js';
+import { copyOut } from '../../src/engine/postgres/copy-out.js';
 import { createTempDatabase, type TempDatabase } from '../helpers/pg.js';
 
 let db: TempDatabase;

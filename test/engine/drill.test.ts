@@ -6,8 +6,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runDrill } from '../../src/engine/drill.js';
 import { Repository } from '../../src/engine/repo/repository.js';
-import { backupFiles } from '../../src/engine/sources/files.js';
-import { backupPostgres } from '../../src/engine/sources/postgres.js';
+import { backupFiles } from '../../src/engine/files/index.js';
+import { backupPostgres } from '../../src/engine/postgres/backup.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { PG_ADMIN_URL, dbUrl, dropDatabase } from '../helpers/service.js';
@@ -29,7 +29,7 @@ beforeAll(async () => {
   const postgres = await backupPostgres(w, {
     url: dbUrl(name),
     tenantKey: 'wedding_id',
-    ceremonyDate: 'weddings.wedding_date',
+    ceremonyDate: { table: 'weddings', column: 'wedding_date' },
   });
   const entries = await backupFiles(w, { dir: files });
   await w.flush();

@@ -20,8 +20,8 @@ import {
   restoreFilesToStorage,
   safeJoin,
   scopeMapper,
-  type FileEntry,
-} from '../../src/engine/sources/files.js';
+} from '../../src/engine/files/index.js';
+import { snapshotTree as treeOf } from '../../src/engine/tree.js';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { getBuffer } from '../../src/storage/types.js';
@@ -118,13 +118,9 @@ describe('files source', () => {
 
     const loaded = await t.repo.loadSnapshot(snap.id);
     const out = await tempDir('wv-out-');
-    const result = await restoreFiles(
-      t.repo.reader(),
-      (loaded.tree as { files: { main: FileEntry[] } }).files.main,
-      {
-        targetDir: out,
-      },
-    );
+    const result = await restoreFiles(t.repo.reader(), treeOf(loaded.tree).files!.main!, {
+      targetDir: out,
+    });
     expect(result.files).toBe(5);
     expect(await snapshotTree(out)).toEqual(await snapshotTree(src));
     // Restoring again over the same tree replaces every file; a link planted where a file goes is
@@ -133,7 +129,7 @@ describe('files source', () => {
     await writeFile(victim, 'untouched');
     await rm(path.join(out, 'weddings/42/docs/seating.csv'));
     await symlink(victim, path.join(out, 'weddings/42/docs/seating.csv'));
-    await restoreFiles(t.repo.reader(), (loaded.tree as { files: { main: FileEntry[] } }).files.main, {
+    await restoreFiles(t.repo.reader(), treeOf(loaded.tree).files!.main!, {
       targetDir: out,
     });
     expect(await readFile(victim, 'utf8')).toBe('untouched');
@@ -145,7 +141,7 @@ describe('files source', () => {
     const reader = viaStore.reader();
     expect(await reader.writeFile(photo.ref!, path.join(out, 'unused'))).toBe(false);
     const out2 = await tempDir('wv-out-');
-    await restoreFiles(reader, (loaded.tree as { files: { main: FileEntry[] } }).files.main, {
+    await restoreFiles(reader, treeOf(loaded.tree).files!.main!, {
       targetDir: out2,
     });
     expect(await snapshotTree(out2)).toEqual(await snapshotTree(src));

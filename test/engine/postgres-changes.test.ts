@@ -6,9 +6,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDrill } from '../../src/engine/drill.js';
 import { Repository } from '../../src/engine/repo/repository.js';
-import { restorePostgres } from '../../src/engine/restore-postgres.js';
-import { parseChange } from '../../src/engine/sources/postgres-changes.js';
-import { backupPostgres, type PgTree, type Segment } from '../../src/engine/sources/postgres.js';
+import { restorePostgres } from '../../src/engine/postgres/restore.js';
+import { parseChange } from '../../src/engine/postgres/changes.js';
+import { backupPostgres } from '../../src/engine/postgres/backup.js';
+import type { PgTree, Segment } from '../../src/engine/tree.js';
 import { readRecords } from '../../src/engine/repo/records.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { LocalStorage } from '../../src/storage/local.js';
@@ -66,7 +67,7 @@ let repo: Repository;
 const settings = () => ({
   url: source.url,
   tenantKey: 'wedding_id',
-  ceremonyDate: 'weddings.wedding_date',
+  ceremonyDate: { table: 'weddings', column: 'wedding_date' },
   changeSlot: true,
 });
 

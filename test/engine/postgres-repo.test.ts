@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Repository } from '../../src/engine/repo/repository.js';
-import { restorePostgres } from '../../src/engine/restore-postgres.js';
-import { backupPostgres, type PgTree } from '../../src/engine/sources/postgres.js';
+import { restorePostgres } from '../../src/engine/postgres/restore.js';
+import { backupPostgres } from '../../src/engine/postgres/backup.js';
+import { snapshotTree, type PgTree } from '../../src/engine/tree.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import {
@@ -36,7 +37,7 @@ beforeAll(async () => {
   const postgres = await backupPostgres(w, {
     url: source.url,
     tenantKey: 'wedding_id',
-    ceremonyDate: 'weddings.wedding_date',
+    ceremonyDate: { table: 'weddings', column: 'wedding_date' },
   });
   await w.flush();
   await w.close();
@@ -50,10 +51,10 @@ afterAll(async () => {
 
 it('restores the whole database from a reopened repository, exactly', async () => {
   const repo = await Repository.open(new LocalStorage('pg', dir), masterKey);
-  const tree = (await repo.loadSnapshot(snapshotId)).tree as { postgres: PgTree };
+  const tree = snapshotTree((await repo.loadSnapshot(snapshotId)).tree);
   const target = await createTempDatabase('pgrepo_dst', { create: false });
   dbs.push(target);
-  await restorePostgres(repo.reader(), tree.postgres, { targetUrl: target.url });
+  await restorePostgres(repo.reader(), tree.postgres!, { targetUrl: target.url });
   expect(await tableDigests(target.url)).toEqual(await tableDigests(source.url));
   expect(dataDump(target.url)).toBe(dataDump(source.url));
   expect(await schemaObjects(target.url)).toEqual(await schemaObjects(source.url));
@@ -61,7 +62,7 @@ it('restores the whole database from a reopened repository, exactly', async () =
 
 it('restores one wedding from the repository: its rows exactly, the shared tables, no other wedding', async () => {
   const repo = await Repository.open(new LocalStorage('pg', dir), masterKey);
-  const { postgres: tree } = (await repo.loadSnapshot(snapshotId)).tree as { postgres: PgTree };
+  const tree = snapshotTree((await repo.loadSnapshot(snapshotId)).tree).postgres!;
   const wedding = tree.tenants[2]!.id;
   const target = await createTempDatabase('pgrepo_one', { create: false });
   dbs.push(target);
@@ -71,8 +72,12 @@ it('restores one wedding from the repository: its rows exactly, the shared table
 
 it('an incremental backup reads only the tables that changed, and restores exactly', async () => {
   const repo = await Repository.open(new LocalStorage('pg', dir), masterKey);
-  const { postgres: full } = (await repo.loadSnapshot(snapshotId)).tree as { postgres: PgTree };
-  const settings = { url: source.url, tenantKey: 'wedding_id', ceremonyDate: 'weddings.wedding_date' };
+  const full = snapshotTree((await repo.loadSnapshot(snapshotId)).tree).postgres!;
+  const settings = {
+    url: source.url,
+    tenantKey: 'wedding_id',
+    ceremonyDate: { table: 'weddings', column: 'wedding_date' },
+  };
   const backup = async (parent: PgTree) => {
     const w = repo.writer();
     const tree = await backupPostgres(w, { ...settings, parent });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TenantSplitter, unescapeCopyText } from '../../src/engine/sources/postgres-split.js';
+import { TenantSplitter, unescapeCopyText } from '../../src/engine/postgres/split.js';
 
 /** COPY text escaping of one value, as PostgreSQL writes it. */
 const escape = (v: string | null) =>

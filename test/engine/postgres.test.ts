@@ -7,8 +7,9 @@ import { PassThrough, type Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContentReader, ContentRef, ContentWriter } from '../../src/engine/api.js';
 import { Repository } from '../../src/engine/repo/repository.js';
-import { restorePostgres } from '../../src/engine/restore-postgres.js';
-import { backupPostgres, type PgTree } from '../../src/engine/sources/postgres.js';
+import { restorePostgres } from '../../src/engine/postgres/restore.js';
+import { backupPostgres } from '../../src/engine/postgres/backup.js';
+import { snapshotTree, type PgTree } from '../../src/engine/tree.js';
 import { ConflictError } from '../../src/errors.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { LocalStorage } from '../../src/storage/local.js';
@@ -23,7 +24,7 @@ import {
 } from '../helpers/pg.js';
 import { expectOneWedding, rowsDigest, schemaTables, weddingDigests } from '../helpers/wedding-rows.js';
 
-const settings = { tenantKey: 'wedding_id', ceremonyDate: 'weddings.wedding_date' };
+const settings = { tenantKey: 'wedding_id', ceremonyDate: { table: 'weddings', column: 'wedding_date' } };
 const temps: TempDatabase[] = [];
 async function temp(label: string, create = false): Promise<TempDatabase> {
   const d = await createTempDatabase(`pg_${label}`, { create });
@@ -52,7 +53,7 @@ async function backup(url: string): Promise<{ tree: PgTree; store: ContentReader
   const { id } = await repo.saveSnapshot({ type: 'full', tree: { postgres }, stats: w.stats });
   const reopened = await Repository.open(new LocalStorage('pg', dir), masterKey);
   const { tree } = await reopened.loadSnapshot(id);
-  return { tree: (tree as { postgres: PgTree }).postgres, store: reopened.reader() };
+  return { tree: snapshotTree(tree).postgres!, store: reopened.reader() };
 }
 
 /** The tables' wedding columns as the schema gives them (see schemaTables), by `schema.name`. */

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ContentReader, ContentRef, ContentWriter, KeyScope, WriteStats } from '../../src/engine/api.js';
-import { tableSegments, type PgTable, type Segment } from '../../src/engine/sources/postgres.js';
+import { tableSegments } from '../../src/engine/postgres/table-rows.js';
+import type { PgTable, Segment } from '../../src/engine/tree.js';
 import { NotFoundError } from '../../src/errors.js';
 
 export interface MemoryContentOptions {

@@ -6,7 +6,7 @@ import { upsertApiKey } from '../../src/catalog/api-keys.js';
 import { ensureDatabase } from '../../src/catalog/db.js';
 import { createApp } from '../../src/http/app.js';
 import { requestBackup } from '../../src/producers/backups.js';
-import { closeCeremonyPools } from '../../src/producers/ceremony.js';
+import { closeCeremonyPools } from '../../src/engine/postgres/ceremony.js';
 import { startWorkers, stopWorkers } from '../../src/workers/run.js';
 import { createTestService, waitFor, waitForOperation, type TestService } from '../helpers/service.js';
 

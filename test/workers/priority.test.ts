@@ -3,7 +3,7 @@ import type { Worker } from 'bullmq';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDatabase } from '../../src/catalog/db.js';
 import { requestBackup, type EnqueuedBackup } from '../../src/producers/backups.js';
-import { closeCeremonyPools } from '../../src/producers/ceremony.js';
+import { closeCeremonyPools } from '../../src/engine/postgres/ceremony.js';
 import { PRIORITY } from '../../src/queues/priority.js';
 import { startWorkers, stopWorkers } from '../../src/workers/run.js';
 import { createTestService, waitFor, type TestService } from '../helpers/service.js';

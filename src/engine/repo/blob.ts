@@ -4,7 +4,7 @@ import zstd from 'zstd-napi';
 import { CorruptionError, NotFoundError } from '../../errors.js';
 import { equalBytes, hmac, open, SEAL_OVERHEAD } from './crypto.js';
 import type { FileAttrs } from '../api.js';
-import { encodePool } from './encode-pool.js';
+import type { EncodePool } from './encode-pool.js';
 import type { KeySet } from './keys.js';
 import { FLAG_ZSTD } from './seal-core.mjs';
 
@@ -91,12 +91,13 @@ export interface LocalBlob {
  * pack is a NotFoundError, as a read of it would be).
  */
 export async function restoreFileFromPacks(
+  pool: EncodePool,
   target: string,
   blobs: LocalBlob[],
   attrs?: FileAttrs,
 ): Promise<number> {
   for (const b of blobs) checkEntry(b.entry, b.object);
-  const r = await encodePool().restoreFile(
+  const r = await pool.restoreFile(
     target,
     blobs.map(({ keys, entry, packFile }) => ({
       sealedLength: entry.length,
@@ -133,9 +134,13 @@ interface Queued {
   resolve: (plain: Buffer) => void;
   reject: (err: unknown) => void;
 }
-let queued: Queued[] = [];
-let queuedBytes = 0;
-let flushing: NodeJS.Immediate | undefined;
+/** Small blobs waiting for their batch, per pool (a batch goes to one pool's threads). */
+interface Queue {
+  items: Queued[];
+  bytes: number;
+  flushing: NodeJS.Immediate | undefined;
+}
+const queues = new WeakMap<EncodePool, Queue>();
 
 /**
  * decodeBlob() on the encoder threads: a big blob alone, small ones gathered into batches (one
@@ -143,6 +148,7 @@ let flushing: NodeJS.Immediate | undefined;
  * thread. Same checks and same errors as decodeBlob().
  */
 export async function decodeBlobAsync(
+  pool: EncodePool,
   keys: KeySet,
   entry: BlobEntry,
   data: Buffer,
@@ -150,14 +156,17 @@ export async function decodeBlobAsync(
 ): Promise<Buffer> {
   checkSealed(entry, data, object);
   if (data.length < THREAD_DECODE) {
+    let q = queues.get(pool);
+    if (!q) queues.set(pool, (q = { items: [], bytes: 0, flushing: undefined }));
+    const queue = q;
     return new Promise<Buffer>((resolve, reject) => {
-      queued.push({ keys, entry, data, object, resolve, reject });
-      queuedBytes += data.length;
-      if (queued.length >= BATCH_BLOBS || queuedBytes >= BATCH_BYTES) sendQueued();
-      else flushing ??= setImmediate(sendQueued);
+      queue.items.push({ keys, entry, data, object, resolve, reject });
+      queue.bytes += data.length;
+      if (queue.items.length >= BATCH_BLOBS || queue.bytes >= BATCH_BYTES) sendQueued(pool, queue);
+      else queue.flushing ??= setImmediate(() => sendQueued(pool, queue));
     });
   }
-  const out = await encodePool().decode({
+  const out = await pool.decode({
     sealed: data,
     encKey: keys.encKey,
     idKey: keys.idKey,
@@ -170,17 +179,17 @@ export async function decodeBlobAsync(
   return out;
 }
 
-function sendQueued(): void {
-  if (flushing) clearImmediate(flushing);
-  flushing = undefined;
-  const batch = queued;
-  queued = [];
-  queuedBytes = 0;
+function sendQueued(pool: EncodePool, queue: Queue): void {
+  if (queue.flushing) clearImmediate(queue.flushing);
+  queue.flushing = undefined;
+  const batch = queue.items;
+  queue.items = [];
+  queue.bytes = 0;
   if (batch.length === 0) return;
   // a throw while the batch is built rejects its blobs, never escapes the immediate
   Promise.resolve()
     .then(() =>
-      encodePool().decodeBatch(
+      pool.decodeBatch(
         batch.map((q) => ({
           sealed: q.data,
           encKey: q.keys.encKey,

@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { FatalError } from '../../errors.js';
 import type { FileAttrs } from '../api.js';
 import { batchBuffers, hold, replyBuffers, type Hold } from './buffers.js';
+import { AAD_PREFIX_BYTES, ID_BYTES, KEY_BYTES, OPEN, RESTORE, SEAL } from './encode-layout.mjs';
 
 export interface EncodeItem {
   /** Plaintext bytes, taken in order from the batch buffer. */
@@ -92,14 +93,6 @@ interface Slot {
 }
 
 const WORKER_URL = new URL('./encode-worker.mjs', import.meta.url);
-/** 'wedvault-blob-v1' ‖ id (32) ‖ scopeHash (16) ‖ keyId (8). */
-const AAD_PREFIX_BYTES = 72;
-/** Per blob: u32 length ‖ u8 compress ‖ key (32) ‖ AAD prefix (72); encode-worker.mjs reads the same. */
-const META_BYTES = 4 + 1 + 32 + AAD_PREFIX_BYTES;
-/** Per blob to open: u32 sealed length ‖ u32 raw length ‖ u8 flags ‖ key (32) ‖ id key (32) ‖ AAD prefix (72) ‖ id (32). */
-const DECODE_META = 4 + 4 + 1 + 32 + 32 + AAD_PREFIX_BYTES + 32;
-/** Per blob of a file to restore: a decode record ‖ u32 pack number ‖ u32 offset in the pack. */
-const RESTORE_META = DECODE_META + 8;
 
 export interface DecodeItem {
   sealed: Buffer;
@@ -158,16 +151,16 @@ export class EncodePool {
     const slot = this.pick();
     const seq = ++this.seq;
     // fixed-size records in one transferable buffer: cloning an object per blob costs more
-    const meta = Buffer.allocUnsafeSlow(items.length * META_BYTES);
+    const meta = Buffer.allocUnsafeSlow(items.length * SEAL.BYTES);
     items.forEach((item, n) => {
-      const at = n * META_BYTES;
-      if (item.encKey.length !== 32 || item.aadPrefix.length !== AAD_PREFIX_BYTES) {
+      const at = n * SEAL.BYTES;
+      if (item.encKey.length !== KEY_BYTES || item.aadPrefix.length !== AAD_PREFIX_BYTES) {
         throw new FatalError('encoder: unexpected key or AAD length');
       }
-      meta.writeUInt32LE(item.length, at);
-      meta[at + 4] = item.compress ? 1 : 0;
-      item.encKey.copy(meta, at + 5);
-      item.aadPrefix.copy(meta, at + 37);
+      meta.writeUInt32LE(item.length, at + SEAL.LENGTH);
+      meta[at + SEAL.COMPRESS] = item.compress ? 1 : 0;
+      item.encKey.copy(meta, at + SEAL.KEY);
+      item.aadPrefix.copy(meta, at + SEAL.AAD);
     });
     const metaBuffer = meta.buffer as ArrayBuffer;
     // sealing adds a nonce and a tag per blob and never makes a body bigger
@@ -281,10 +274,10 @@ export class EncodePool {
     for (const item of items) size += item.sealed.length;
     // the sealed blobs go in a shared batch buffer (no new ArrayBuffer crosses per batch)
     const data = batchBuffers.take(size);
-    const meta = Buffer.allocUnsafeSlow(items.length * DECODE_META);
+    const meta = Buffer.allocUnsafeSlow(items.length * OPEN.BYTES);
     let at = 0;
     items.forEach((item, n) => {
-      writeDecodeRecord(meta, n * DECODE_META, item, item.sealed.length);
+      writeDecodeRecord(meta, n * OPEN.BYTES, item, item.sealed.length);
       at += item.sealed.copy(data, at);
     });
     const metaBuffer = meta.buffer as ArrayBuffer;
@@ -320,14 +313,14 @@ export class EncodePool {
     const seq = ++this.seq;
     const packs: string[] = [];
     const packNo = new Map<string, number>();
-    const meta = Buffer.allocUnsafeSlow(items.length * RESTORE_META);
+    const meta = Buffer.allocUnsafeSlow(items.length * RESTORE.BYTES);
     items.forEach((item, n) => {
-      const r = n * RESTORE_META;
+      const r = n * RESTORE.BYTES;
       writeDecodeRecord(meta, r, item, item.sealedLength);
       let p = packNo.get(item.packFile);
       if (p === undefined) packNo.set(item.packFile, (p = packs.push(item.packFile) - 1));
-      meta.writeUInt32LE(p, r + DECODE_META);
-      meta.writeUInt32LE(item.offset, r + DECODE_META + 4);
+      meta.writeUInt32LE(p, r + RESTORE.PACK);
+      meta.writeUInt32LE(item.offset, r + RESTORE.OFFSET);
     });
     const buffer = meta.buffer as ArrayBuffer;
     const reply = await this.send(
@@ -418,22 +411,26 @@ export class EncodePool {
   }
 }
 
-/** One blob's decode record (DECODE_META bytes at `r`). */
+/** One blob's decode record (OPEN.BYTES bytes at `r`). */
 function writeDecodeRecord(
   meta: Buffer,
   r: number,
   item: Omit<DecodeItem, 'sealed'>,
   sealedLength: number,
 ): void {
-  if (item.encKey.length !== 32 || item.idKey.length !== 32 || item.aadPrefix.length !== AAD_PREFIX_BYTES)
+  if (
+    item.encKey.length !== KEY_BYTES ||
+    item.idKey.length !== KEY_BYTES ||
+    item.aadPrefix.length !== AAD_PREFIX_BYTES
+  )
     throw new FatalError('decoder: unexpected key or AAD length');
-  meta.writeUInt32LE(sealedLength, r);
-  meta.writeUInt32LE(item.rawLength, r + 4);
-  meta[r + 8] = item.flags;
-  item.encKey.copy(meta, r + 9);
-  item.idKey.copy(meta, r + 41);
-  item.aadPrefix.copy(meta, r + 73);
-  meta.write(item.id, r + 145, 32, 'hex');
+  meta.writeUInt32LE(sealedLength, r + OPEN.SEALED_LENGTH);
+  meta.writeUInt32LE(item.rawLength, r + OPEN.RAW_LENGTH);
+  meta[r + OPEN.FLAGS] = item.flags;
+  item.encKey.copy(meta, r + OPEN.KEY);
+  item.idKey.copy(meta, r + OPEN.ID_KEY);
+  item.aadPrefix.copy(meta, r + OPEN.AAD);
+  meta.write(item.id, r + OPEN.ID, ID_BYTES, 'hex');
 }
 
 /** The sealed blobs of a reply, in order: in a buffer of the reply's own, or in the task's spare. */
@@ -450,10 +447,14 @@ function split(reply: Reply, spare: Buffer | undefined): Encoded[] {
   return encoded;
 }
 
-let shared: EncodePool | undefined;
+let fallback: EncodePool | undefined;
 
-/** One pool per process: threads are started on first use and idle ones do not hold the process open. */
-export function encodePool(): EncodePool {
-  shared ??= new EncodePool();
-  return shared;
+/**
+ * The pool of a repository opened without one (Repository.open's `pool` option): one per process,
+ * so repositories opened side by side share the cores. Threads start on first use and idle ones do
+ * not hold the process open.
+ */
+export function processEncodePool(): EncodePool {
+  fallback ??= new EncodePool();
+  return fallback;
 }

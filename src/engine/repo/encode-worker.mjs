@@ -27,6 +27,7 @@ import {
 import { parentPort } from 'node:worker_threads';
 import zstd from 'zstd-napi';
 import { Chunker } from './chunker-core.mjs';
+import { OPEN, RESTORE, SEAL } from './encode-layout.mjs';
 import { FLAG_ZSTD, NONCE_BYTES as NONCE, nextNonce, squeeze } from './seal-core.mjs';
 
 const AAD_HEAD = Buffer.from('wedvault-blob-v1');
@@ -64,9 +65,7 @@ function postBlobs(seq, { out, inSpare }, fields, transfer) {
   else parentPort.postMessage({ seq, data: out.buffer, ...fields }, [out.buffer, ...transfer]);
 }
 
-// Per blob in `meta`: u32 length ‖ u8 compress ‖ AES key (32) ‖ AAD prefix (72): see encode-pool.ts.
-const META = 4 + 1 + 32 + 72;
-
+// `meta` holds a SEAL record per blob (encode-layout.mjs).
 function batch({ seq, data, meta, count, spare }) {
   const input = Buffer.from(data);
   const records = Buffer.from(meta);
@@ -76,13 +75,13 @@ function batch({ seq, data, meta, count, spare }) {
   let offset = 0;
   let total = 0;
   for (let i = 0; i < count; i++) {
-    const at = i * META;
-    const length = records.readUInt32LE(at);
+    const at = i * SEAL.BYTES;
+    const length = records.readUInt32LE(at + SEAL.LENGTH);
     const plain = input.subarray(offset, offset + length);
     offset += length;
-    const key = records.subarray(at + 5, at + 37);
-    const aad = records.subarray(at + 37, at + META);
-    [lengths[i], flags[i]] = seal(plain, key, aad, records[at + 4] === 1, parts);
+    const key = records.subarray(at + SEAL.KEY, at + SEAL.AAD);
+    const aad = records.subarray(at + SEAL.AAD, at + SEAL.BYTES);
+    [lengths[i], flags[i]] = seal(plain, key, aad, records[at + SEAL.COMPRESS] === 1, parts);
     total += lengths[i];
   }
   postBlobs(seq, joined(parts, total, spare), { lengths, flags }, [lengths.buffer, flags.buffer]);
@@ -185,17 +184,17 @@ function open1(sealed, key, idKey, aad, flags, rawLength, id) {
   return plain;
 }
 
-/** open1() with what a decode record at `r` in `m` says (encode-pool.ts writeDecodeRecord()). */
+/** open1() with what an OPEN record (encode-layout.mjs) at `r` in `m` says. */
 function openRecord(m, r, sealed) {
-  const flags = m[r + 8];
+  const flags = m[r + OPEN.FLAGS];
   return open1(
     sealed,
-    m.subarray(r + 9, r + 41),
-    m.subarray(r + 41, r + 73),
-    Buffer.concat([m.subarray(r + 73, r + 145), Buffer.from([flags])]),
+    m.subarray(r + OPEN.KEY, r + OPEN.ID_KEY),
+    m.subarray(r + OPEN.ID_KEY, r + OPEN.AAD),
+    Buffer.concat([m.subarray(r + OPEN.AAD, r + OPEN.ID), Buffer.from([flags])]),
     flags,
-    m.readUInt32LE(r + 4),
-    m.subarray(r + 145, r + 177),
+    m.readUInt32LE(r + OPEN.RAW_LENGTH),
+    m.subarray(r + OPEN.ID, r + OPEN.BYTES),
   );
 }
 
@@ -213,7 +212,7 @@ function decode({ seq, data, key, idKey, aad, flags, rawLength, id }) {
 
 /**
  * Many small blobs (a restore's segments), sealed bytes back to back in `data`, one fixed record
- * each in `meta` (encode-pool.ts DECODE_META): replies with the plaintexts back to back, their
+ * each in `meta` (an OPEN record of encode-layout.mjs): replies with the plaintexts back to back, their
  * lengths, and what is wrong with each one that fails (undefined for the others).
  */
 function decodeBatch({ seq, data, meta, count }) {
@@ -225,8 +224,8 @@ function decodeBatch({ seq, data, meta, count }) {
   let total = 0;
   let at = 0;
   for (let i = 0; i < count; i++) {
-    const r = i * DECODE_META;
-    const sealedLength = m.readUInt32LE(r);
+    const r = i * OPEN.BYTES;
+    const sealedLength = m.readUInt32LE(r + OPEN.SEALED_LENGTH);
     const plain = openRecord(m, r, input.subarray(at, at + sealedLength));
     at += sealedLength;
     if (typeof plain === 'string') {
@@ -244,7 +243,7 @@ function decodeBatch({ seq, data, meta, count }) {
  * One file of a restore from a local repository: each blob read from its pack file, opened as
  * open1() does, and written in order to a new file at `target` (created exclusively, mode 0600, so
  * nothing already there is written through), then given `mode` and `mtime` (seconds) when set.
- * `meta` holds a decode record per blob followed by u32 pack (an index into `packs`) ‖ u32 offset.
+ * `meta` holds a RESTORE record per blob (encode-layout.mjs): how to open it, its pack and offset.
  * Replies with the bytes written, or with the position of the blob that failed (`at`) and why (its
  * pack missing, shorter than the index says, or what open1() found); a file left unfinished is
  * removed.
@@ -278,9 +277,9 @@ let sealedBuffer = Buffer.alloc(0);
 function writeBlobs(out, m, count, packs, fds) {
   let size = 0;
   for (let i = 0; i < count; i++) {
-    const r = i * RESTORE_META;
-    const sealedLength = m.readUInt32LE(r);
-    const pack = m.readUInt32LE(r + DECODE_META);
+    const r = i * RESTORE.BYTES;
+    const sealedLength = m.readUInt32LE(r + OPEN.SEALED_LENGTH);
+    const pack = m.readUInt32LE(r + RESTORE.PACK);
     let fd = fds.get(pack);
     if (fd === undefined) {
       try {
@@ -296,7 +295,7 @@ function writeBlobs(out, m, count, packs, fds) {
       sealed = Buffer.allocUnsafeSlow(Math.max(sealedLength, 1 << 20));
       if (sealed.length <= KEEP_FILE_BUFFER) sealedBuffer = sealed;
     }
-    const got = readSync(fd, sealed, 0, sealedLength, m.readUInt32LE(r + DECODE_META + 4));
+    const got = readSync(fd, sealed, 0, sealedLength, m.readUInt32LE(r + RESTORE.OFFSET));
     if (got !== sealedLength) return { at: i, short: true };
     const plain = openRecord(m, r, sealed.subarray(0, sealedLength));
     if (typeof plain === 'string') return { at: i, corrupt: plain };
@@ -305,11 +304,6 @@ function writeBlobs(out, m, count, packs, fds) {
   }
   return { size };
 }
-
-/** Per blob of a decode batch: u32 sealed length ‖ u32 raw length ‖ u8 flags ‖ key ‖ id key ‖ AAD prefix (72) ‖ id (32). */
-const DECODE_META = 4 + 4 + 1 + 32 + 32 + 72 + 32;
-/** Per blob of a file to restore: a decode record ‖ u32 pack ‖ u32 offset in it. */
-const RESTORE_META = DECODE_META + 8;
 
 parentPort.on('message', (task) => {
   try {

@@ -71,7 +71,7 @@ export class RepoReader implements ContentReader {
       const keys = await this.ctx.scopes.byRef(entry.scopeHash, entry.keyId);
       blobs.push({ keys, entry, object, packFile: storage.localFile(object) });
     }
-    const size = await restoreFileFromPacks(target, blobs, attrs);
+    const size = await restoreFileFromPacks(this.ctx.pool, target, blobs, attrs);
     if (size !== ref.size) this.wrongSize(ref, size);
     return true;
   }
@@ -133,7 +133,7 @@ export class RepoReader implements ContentReader {
       }
       throw err;
     }
-    return decodeBlobAsync(keys, entry, data, object);
+    return decodeBlobAsync(this.ctx.pool, keys, entry, data, object);
   }
 
   private pack(object: string): Promise<Buffer> {

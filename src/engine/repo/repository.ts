@@ -26,6 +26,7 @@ import {
   type MetaKeys,
 } from './keys.js';
 import { jsonPieces, jsonStream } from './json-stream.js';
+import { processEncodePool, type EncodePool } from './encode-pool.js';
 import { RepoLock } from './lock.js';
 import { packKey } from './pack.js';
 import { RepoReader, type ReaderOptions } from './reader.js';
@@ -46,7 +47,12 @@ export { checkMasterKey } from './keys.js';
 /** Trees bigger than this are stored as content and the manifest keeps only their ref. */
 const INLINE_TREE_BYTES = 256 * 1024;
 
-export interface InitOptions {
+export interface OpenOptions {
+  /** The encoder threads this repository's reads and writes use (default: the process's pool). */
+  pool?: EncodePool;
+}
+
+export interface InitOptions extends OpenOptions {
   chunker?: Partial<ChunkerParams>;
 }
 
@@ -67,6 +73,7 @@ export class Repository {
     readonly storage: Storage,
     readonly config: RepoConfig,
     private readonly keys: MetaKeys,
+    pool: EncodePool | undefined,
   ) {
     const scopes = new ScopeKeys(storage, keys);
     this.ctx = {
@@ -76,6 +83,7 @@ export class Repository {
       index: new RepoIndex(storage, keys.meta),
       chunker: config.chunker,
       gear: gearTable(keys.gearSeed),
+      pool: pool ?? processEncodePool(),
     };
   }
 
@@ -101,7 +109,7 @@ export class Repository {
     const repoKey = randomBytes(32);
     const keys = deriveMetaKeys(repoKey);
     await storage.put(REPO_KEY_OBJECT, wrapRepoKey(masterKey, config.id, repoKey));
-    const repo = new Repository(storage, config, keys);
+    const repo = new Repository(storage, config, keys, opts.pool);
     await repo.ctx.scopes.forScope(PLATFORM_SCOPE);
     // The config goes last, once the key is on disk: its presence means the repository is complete.
     await storage.sync?.();
@@ -110,18 +118,18 @@ export class Repository {
     return repo;
   }
 
-  static async open(storage: Storage, masterKey: Buffer): Promise<Repository> {
+  static async open(storage: Storage, masterKey: Buffer, opts: OpenOptions = {}): Promise<Repository> {
     checkMasterKey(masterKey);
     const raw = await getBuffer(storage, CONFIG_OBJECT);
     const { repoId, repoKey } = unwrapRepoKey(masterKey, await getBuffer(storage, REPO_KEY_OBJECT));
     const keys = deriveMetaKeys(repoKey);
     const config = decodeConfig(keys, repoId, raw);
-    return new Repository(storage, config, keys);
+    return new Repository(storage, config, keys, opts.pool);
   }
 
   static async openOrInit(storage: Storage, masterKey: Buffer, opts: InitOptions = {}): Promise<Repository> {
     try {
-      return await Repository.open(storage, masterKey);
+      return await Repository.open(storage, masterKey, opts);
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
       return Repository.init(storage, masterKey, opts);

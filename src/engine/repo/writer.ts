@@ -6,7 +6,7 @@ import type { Storage } from '../../storage/types.js';
 import { batchBuffers, packBuffers, replyBuffers, type Hold } from './buffers.js';
 import { blobAadPrefix, blobId, blobIdAsync } from './blob.js';
 import { chunkStream, type ChunkerParams } from './chunker.js';
-import { encodePool, type EncodePool } from './encode-pool.js';
+import type { EncodePool } from './encode-pool.js';
 import type { EntryTable } from './entries.js';
 import { encodeIndex, type RepoIndex } from './index.js';
 import { INLINE_LIMIT, sealInline } from './inline.js';
@@ -22,6 +22,8 @@ export interface RepoContext {
   index: RepoIndex;
   chunker: ChunkerParams;
   gear: Uint32Array;
+  /** The encoder threads: sealing, whole files, opening blobs. */
+  pool: EncodePool;
 }
 
 export interface WriterOptions {
@@ -83,7 +85,6 @@ export class RepoWriter implements ContentWriter {
   private readonly uploads = new Set<Promise<void>>();
   /** Sealed packs no index object lists yet: their headers' tables. */
   private unindexed: EntryTable[] = [];
-  private readonly pool: EncodePool = encodePool();
   /** Blobs waiting for the next batch to the encoder threads; their bytes are in batchBuf. */
   private batch: { keys: KeySet; id: string; length: number; compress: boolean }[] = [];
   private batchBuf: Buffer | undefined;
@@ -181,7 +182,7 @@ export class RepoWriter implements ContentWriter {
     await this.start();
     this.throwIfFailed();
     const keys = await this.ctx.scopes.forScope(scope);
-    const encoded = await this.pool.encodeFile({
+    const encoded = await this.ctx.pool.encodeFile({
       path: file,
       limit,
       params: this.ctx.chunker,
@@ -323,7 +324,7 @@ export class RepoWriter implements ContentWriter {
       if (!this.batchBuf) {
         // Backpressure before a new batch buffer, not after filling one: every write waiting
         // here would otherwise hold a full batch (dozens of tables' segments wait at once).
-        if (this.encoding.size >= this.pool.threads * 2) {
+        if (this.encoding.size >= this.ctx.pool.threads * 2) {
           await Promise.race(this.encoding);
           continue;
         }
@@ -360,7 +361,7 @@ export class RepoWriter implements ContentWriter {
     this.batch = [];
     this.batchBuf = undefined;
     this.batchSize = 0;
-    const done = this.pool
+    const done = this.ctx.pool
       .encode(
         data,
         items.map((i) => ({

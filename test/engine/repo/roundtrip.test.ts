@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContentRef } from '../../../src/engine/api.js';
 import { batchBuffers, packBuffers } from '../../../src/engine/repo/buffers.js';
-import { encodePool } from '../../../src/engine/repo/encode-pool.js';
+import { processEncodePool } from '../../../src/engine/repo/encode-pool.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
 import type { LocalStorage } from '../../../src/storage/local.js';
 import { newRepo, pseudoRandom, randomBytes, readBack, streamOf, type TestRepo } from './helpers.js';
@@ -69,7 +69,7 @@ describe('repository round trip', () => {
     await w.flush();
     await w.close();
     // two batches per thread in flight and one filling (a waiting write used to hold a full batch each)
-    expect(batchBuffers.created - before).toBeLessThanOrEqual(encodePool().threads * 2 + 1);
+    expect(batchBuffers.created - before).toBeLessThanOrEqual(processEncodePool().threads * 2 + 1);
     // the last writer to close lets go of the pools: a 12 MiB pack buffer must not outlive its backup
     expect([batchBuffers.kept, packBuffers.kept]).toEqual([0, 0]);
     const reopened = await Repository.open(t.storage, t.masterKey);

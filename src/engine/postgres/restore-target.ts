@@ -3,8 +3,8 @@ import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import { ConflictError, FatalError, NotFoundError } from '../errors.js';
-import { childConnection } from './sources/postgres-catalog.js';
+import { ConflictError, FatalError, NotFoundError } from '../../errors.js';
+import { childConnection } from './catalog.js';
 
 export function databaseName(url: string): string {
   const name = decodeURIComponent(new URL(url).pathname.slice(1));

@@ -3,10 +3,10 @@
  * table with deltas is merged on the way: a row is kept only from the newest of base and deltas
  * that names its key (a key a delta names but holds no row for was deleted).
  */
-import type { ContentReader, ContentRef } from './api.js';
-import { CorruptionError } from '../errors.js';
-import { readLines, readRecords } from './repo/records.js';
-import { tableSegments, type PgTable, type Segment } from './sources/postgres.js';
+import type { ContentReader, ContentRef } from '../api.js';
+import { CorruptionError } from '../../errors.js';
+import { readLines, readRecords } from '../repo/records.js';
+import type { PgTable, Segment } from '../tree.js';
 
 /**
  * Segments read ahead of the consumer, refilled only once half are used: decodes go to the
@@ -217,4 +217,10 @@ async function* keepRows(
     if (out.length > 0) yield out.length === 1 ? out[0]! : Buffer.concat(out);
   }
   if (carry) throw new CorruptionError(`${t.schema}.${t.name}: rows end inside a row`);
+}
+
+/** A table's segments in dump order, one at a time: from its record list, or inline in older snapshots. */
+export async function* tableSegments(reader: ContentReader, t: PgTable): AsyncGenerator<Segment> {
+  if (t.segments) yield* t.segments;
+  if (t.segmentList) yield* readRecords<Segment>(reader, t.segmentList);
 }

@@ -7,34 +7,14 @@ import pLimit from 'p-limit';
 import picomatch from 'picomatch';
 import { ValidationError } from '../../errors.js';
 import type { Storage } from '../../storage/types.js';
-import {
-  PLATFORM_SCOPE,
-  type ContentReader,
-  type ContentRef,
-  type ContentWriter,
-  type KeyScope,
-} from '../api.js';
+import type { FileEntry } from '../tree.js';
+import { PLATFORM_SCOPE, type ContentReader, type ContentWriter, type KeyScope } from '../api.js';
 
 export interface ScopeRule {
   /** Glob over the '/'-separated path relative to the source root. */
   pattern: string;
   /** Scope template: `{1}`, `{2}`… are the pattern's wildcard captures, e.g. 'supplier:{1}'. */
   scope: string;
-}
-
-export interface FileEntry {
-  /** '/'-separated, relative to the source root. */
-  path: string;
-  type: 'file' | 'dir' | 'symlink';
-  size: number;
-  mtimeMs: number;
-  mode: number;
-  /** Files only. */
-  ref?: ContentRef;
-  /** Symlinks only. */
-  target?: string;
-  /** Bucket objects only: the store's etag, used to spot unchanged objects. */
-  etag?: string;
 }
 
 export interface BackupFilesOptions {

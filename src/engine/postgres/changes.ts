@@ -16,6 +16,7 @@ import { StringDecoder } from 'node:string_decoder';
 import pg from 'pg';
 import { copyOut } from './copy-out.js';
 import { ConfigError, TransientError } from '../../errors.js';
+import { pinOutputSettings, qualified, type PgTableInfo } from './catalog.js';
 
 export interface ChangeSlot {
   slot: string;
@@ -303,4 +304,38 @@ export function parseChange(line: string): Change | undefined {
   const t = tuple();
   if (i !== line.length) throw bad('trailing text');
   return action === 'DELETE' ? { tables, action, old: t } : { tables, action, new: t };
+}
+
+/** The changes the parent's slot holds (read after this backup's slot exists); undefined when that slot is gone. */
+export async function changesSince(
+  url: string,
+  slot: string,
+  tables: PgTableInfo[],
+): Promise<Map<string, TableChanges> | undefined> {
+  const keys = new Map(tables.map((t) => [tableKey(t.schema, t.name), t.primaryKey]));
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    // the output plugin prints key values in this session's settings: the copying sessions' ones
+    await pinOutputSettings(c);
+    return await readChanges(c, slot, (table) => {
+      const k = keys.get(table);
+      return k && k.length > 0 ? k : undefined;
+    });
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Plain (not partitioned), logged tables whose replica identity is their primary key or the whole
+ * row: the only ones whose every row change the slot sees with the old key (with NOTHING, or an
+ * index other than the key, an update that changes the key would not say which key it left).
+ */
+export async function plainLoggedTables(client: pg.ClientBase): Promise<Set<string>> {
+  const { rows } = await client.query<{ schema: string; name: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND NOT c.relispartition AND c.relreplident IN ('d', 'f')`,
+  );
+  return new Set(rows.map((r) => qualified(r)));
 }

@@ -8,14 +8,12 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { ConflictError, ValidationError } from '../errors.js';
-import type { ContentReader, ContentRef } from './api.js';
-import { prepareDatabase, psql, runParallel, splitPostData, withClient } from './restore-postgres-target.js';
-import { foreignKeyOrder, qualified } from './sources/postgres-catalog.js';
-import type { PgTable, PgTree, Segment } from './sources/postgres.js';
+import { ConflictError, ValidationError } from '../../errors.js';
+import type { ContentReader, ContentRef } from '../api.js';
+import { prepareDatabase, psql, runParallel, splitPostData, withClient } from './restore-target.js';
+import { foreignKeyOrder, qualified } from './catalog.js';
+import type { PgTable, PgTree, Segment } from '../tree.js';
 import { collect, picked, tableBytes, type Pick } from './table-rows.js';
-
-export type { PgTree } from './sources/postgres.js';
 
 export interface PostgresRestoreOptions {
   targetUrl?: string | undefined;
@@ -152,16 +150,10 @@ type Job =
   | { kind: 'build' | 'fk'; sql: string; table: PgTable; tables: PgTable[]; exclusive: boolean };
 
 /**
- * Into a new (or emptied) database: schema, then rows over parallel connections; a table's indexes
- * and constraints are built as soon as its rows are in, and a foreign key is checked as soon as
- * both its tables are built, on whichever connection is free, while other tables still load (as
- * pg_restore does). A job whose lock would wait on one running waits in the queue instead, so no
- * connection sits blocked. Then sequences and the rest of post-data.
+ * Where each post-data statement runs: a table's index and constraint builds after its rows, a
+ * foreign key as soon as both its tables are built (`early`), the rest at the end.
  */
-async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pick: Pick, parallel: number) {
-  await psql(url, reader.read(tree.schema.preData));
-  const post = splitPostData((await collect(reader, tree.schema.postData)).toString('utf8'));
-  const tables = tree.tables.filter((t) => pick(t) !== null);
+function placePostData(post: ReturnType<typeof splitPostData>, tables: PgTable[]) {
   const byName = new Map(
     tables.map((t) => [`${dumpIdent(t.schema)}.${dumpIdent(t.name)}`, t] as [string, PgTable]),
   );
@@ -191,6 +183,21 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
       early.push({ kind: 'fk', sql, table, tables: [table, referenced], exclusive: true });
     else late.push(sql);
   }
+  return { builds, unplaced, early, late };
+}
+
+/**
+ * Into a new (or emptied) database: schema, then rows over parallel connections; a table's indexes
+ * and constraints are built as soon as its rows are in, and a foreign key is checked as soon as
+ * both its tables are built, on whichever connection is free, while other tables still load (as
+ * pg_restore does). A job whose lock would wait on one running waits in the queue instead, so no
+ * connection sits blocked. Then sequences and the rest of post-data.
+ */
+async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pick: Pick, parallel: number) {
+  await psql(url, reader.read(tree.schema.preData));
+  const post = splitPostData((await collect(reader, tree.schema.postData)).toString('utf8'));
+  const tables = tree.tables.filter((t) => pick(t) !== null);
+  const { builds, unplaced, early, late } = placePostData(post, tables);
   // most bytes first, so the connections finish together
   const size = (t: PgTable) => t.bytes ?? (t.segments ?? []).reduce((n, s) => n + s.ref.size, 0);
   const queue: Job[] = [...tables]

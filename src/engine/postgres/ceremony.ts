@@ -1,6 +1,6 @@
-/** Looks up a wedding's ceremony date in the source database, as configured (table.column, keyed by its primary key). */
+/** Looks up a wedding's ceremony date in the source database, as configured ([schema.]table.column, keyed by its primary key). */
 import pg from 'pg';
-import type { PostgresSourceConfig } from '../config/index.js';
+import type { PostgresSourceConfig } from '../../config/index.js';
 
 const pools = new Map<string, pg.Pool>();
 
@@ -42,20 +42,21 @@ export async function lookupWedding(
   source: PostgresSourceConfig,
   weddingId: string,
 ): Promise<WeddingLookup | undefined> {
-  const [table, column] = source.ceremonyDate.split('.') as [string, string];
+  const { schema, table, column } = source.ceremonyDate;
+  const relation = (schema ? `${pg.escapeIdentifier(schema)}.` : '') + pg.escapeIdentifier(table);
   const pool = poolFor(source.url);
   const pk = await pool.query<{ attname: string }>(
     `SELECT a.attname FROM pg_index i
        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
       WHERE i.indrelid = to_regclass($1) AND i.indisprimary`,
-    [pg.escapeIdentifier(table)],
+    [relation],
   );
   const key = pk.rows[0]?.attname;
   if (!key || pk.rows.length !== 1) return undefined;
-  const zoneColumn = source.weddingTimeZone?.split('.')[1];
+  const zoneColumn = source.weddingTimeZone?.column;
   const zone = zoneColumn ? `${pg.escapeIdentifier(zoneColumn)}::text` : 'NULL';
   const { rows } = await pool.query<{ d: string | null; tz: string | null }>(
-    `SELECT ${pg.escapeIdentifier(column)}::date::text AS d, ${zone} AS tz FROM ${pg.escapeIdentifier(table)}
+    `SELECT ${pg.escapeIdentifier(column)}::date::text AS d, ${zone} AS tz FROM ${relation}
       WHERE ${pg.escapeIdentifier(key)}::text = $1`,
     [weddingId],
   );

@@ -1,5 +1,6 @@
 /** Reads the source database's shape: tables, columns, keys, tenant columns and sequences. */
 import pg from 'pg';
+import type { CeremonyColumn } from '../../config/index.js';
 import { ConfigError } from '../../errors.js';
 
 export interface PgColumn {
@@ -19,8 +20,8 @@ export interface PgTableInfo {
 
 export interface SchemaSettings {
   tenantKey: string;
-  /** 'table.column' */
-  ceremonyDate: string;
+  /** The tenant table is the one holding this column. */
+  ceremonyDate: CeremonyColumn;
   supplierKey?: string | undefined;
   excludeTables?: string[];
 }
@@ -49,6 +50,10 @@ export async function pinOutputSettings(client: pg.ClientBase): Promise<void> {
 export const qualified = (t: { schema: string; name: string }): string =>
   `${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.name)}`;
 
+/** The table the ceremony setting names (in any schema when the setting names none). */
+export const isCeremonyTable = (t: { schema: string; name: string }, c: CeremonyColumn): boolean =>
+  t.name === c.table && (c.schema === undefined || t.schema === c.schema);
+
 export async function readTables(client: pg.ClientBase, s: SchemaSettings): Promise<PgTableInfo[]> {
   const { rows } = await client.query<{ oid: number; schema: string; name: string }>(
     `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name
@@ -73,7 +78,6 @@ export async function readTables(client: pg.ClientBase, s: SchemaSettings): Prom
       ORDER BY i.indrelid, k.ord`,
     [rows.map((r) => r.oid)],
   );
-  const [tenantTable, ceremonyColumn] = s.ceremonyDate.split('.') as [string, string];
   const exclude = new Set(s.excludeTables ?? []);
   const tables: PgTableInfo[] = [];
   for (const r of rows) {
@@ -83,7 +87,7 @@ export async function readTables(client: pg.ClientBase, s: SchemaSettings): Prom
     const has = (c: string) => columns.some((x) => x.name === c);
     let tenantColumn: string | undefined;
     let scopeKind: PgTableInfo['scopeKind'] = 'platform';
-    if (r.name === tenantTable && has(ceremonyColumn)) {
+    if (isCeremonyTable(r, s.ceremonyDate) && has(s.ceremonyDate.column)) {
       if (primaryKey.length !== 1) {
         throw new ConfigError(
           `WEDVAULT_CEREMONY_DATE: table ${r.name} needs a one-column primary key (the tenant id)`,
