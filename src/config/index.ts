@@ -12,9 +12,16 @@ import {
   type FileConfig,
   type FilesSourceConfig,
   type TargetConfig,
+  type TenancyOverride,
 } from './schema.js';
 
-export type { CeremonyColumn, TargetConfig, FilesSourceConfig } from './schema.js';
+export type {
+  CeremonyColumn,
+  TargetConfig,
+  FilesSourceConfig,
+  TableName,
+  TenancyOverride,
+} from './schema.js';
 
 export interface PostgresSourceConfig {
   url: string;
@@ -26,6 +33,8 @@ export interface PostgresSourceConfig {
   excludeTables: string[];
   /** Keep a logical replication slot per backup, so incrementals read only changed rows. */
   changeSlot: boolean;
+  /** Tables whose tenancy the config decides (`sources.postgres.tenancy`). */
+  tenancy: TenancyOverride[];
 }
 
 export interface Config {
@@ -207,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         supplierKey: pg.supplierKey,
         excludeTables: pg.excludeTables ?? [],
         changeSlot: e.WEDVAULT_CHANGE_SLOT ? e.WEDVAULT_CHANGE_SLOT === 'on' : (pg.changeSlot ?? false),
+        tenancy: pg.tenancy ?? [],
       },
       files,
     },
