@@ -14,7 +14,10 @@ let svc: TestService;
 let configFile: string;
 let configDir: string;
 const writeConfig = (tenancy: unknown) =>
-  writeFileSync(configFile, JSON.stringify({ sources: { postgres: { supplierKey: 'supplier_id', tenancy } } }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({ sources: { postgres: { supplierKey: 'supplier_id', tenancy } } }),
+  );
 
 async function wedvault(args: string[], env: Record<string, string> = {}) {
   return run(BIN, args, { env: { ...process.env, ...svc.env, ...env } });
