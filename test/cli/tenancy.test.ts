@@ -13,6 +13,8 @@ const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'wedvault');
 let svc: TestService;
 let configFile: string;
 let configDir: string;
+/** Must never be created: the refused restores name it. */
+const target = `wv_test_tenancy_restore_${Date.now()}`;
 const writeConfig = (tenancy: unknown) =>
   writeFileSync(
     configFile,
@@ -44,6 +46,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await query(PG_ADMIN_URL, `DROP DATABASE IF EXISTS ${target}`);
   await svc?.cleanup();
   rmSync(configDir, { recursive: true, force: true });
 });
@@ -90,7 +93,6 @@ describe('bad input', () => {
   it('refuses a wedding the point does not hold, and a flag taken as the wedding, writing nothing', async () => {
     const { stdout } = await wedvault(['backup', '--type', 'full', '--components', 'database']);
     const point = stdout.trim();
-    const target = `wv_test_tenancy_restore_${Date.now()}`;
     const flag = await failure(
       wedvault(['restore', point, '--target-database', dbUrl(target), '--wedding', '--json']),
     );
