@@ -12,6 +12,7 @@ import {
   type FileConfig,
   type FilesSourceConfig,
   type TargetConfig,
+  type TableName,
   type TenancyOverride,
 } from './schema.js';
 
@@ -30,7 +31,7 @@ export interface PostgresSourceConfig {
   /** Each wedding's time zone, a column of the ceremony date's table; undefined: UTC for all. */
   weddingTimeZone?: CeremonyColumn | undefined;
   supplierKey: string | undefined;
-  excludeTables: string[];
+  excludeTables: TableName[];
   /** Keep a logical replication slot per backup, so incrementals read only changed rows. */
   changeSlot: boolean;
   /** Tables whose tenancy the config decides (`sources.postgres.tenancy`). */

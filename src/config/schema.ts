@@ -103,6 +103,17 @@ export const tableNameSchema = z.string().transform((value, ctx): TableName => {
   return schema ? { schema, table } : { table };
 });
 
+/** One column's name, quoted or not (`wedding_id`, `"Wedding ID"`). */
+export const columnNameSchema = z.string().transform((value, ctx): string => {
+  const parts = splitQualifiedName(value);
+  if (!Array.isArray(parts) || parts.length !== 1) {
+    const why = Array.isArray(parts) ? '' : ` (${parts.error})`;
+    ctx.addIssue({ code: 'custom', message: `expected a column name${why}` });
+    return z.NEVER;
+  }
+  return parts[0]!;
+});
+
 /** How one table's tenancy is decided instead of by the foreign keys: a platform table, or one key to follow. */
 export const tenancyRuleSchema = z.union([
   z.literal('platform'),
@@ -131,13 +142,13 @@ export const tenancyOverridesSchema = z
 
 export const postgresSourceSchema = z.object({
   url: z.string().min(1).optional(),
-  tenantKey: z.string().default('wedding_id'),
+  tenantKey: columnNameSchema.default('wedding_id'),
   ceremonyDate: ceremonyColumnSchema.default(DEFAULT_CEREMONY_COLUMN),
   /** `[schema.]table.column` of each wedding's IANA time zone, in the ceremony date's table; unset: UTC. */
   weddingTimeZone: ceremonyColumnSchema.optional(),
   /** Tables whose tenant column names a supplier, not a wedding. */
-  supplierKey: z.string().optional(),
-  excludeTables: z.array(z.string()).default([]),
+  supplierKey: columnNameSchema.optional(),
+  excludeTables: z.array(tableNameSchema).default([]),
   /** Keep a logical replication slot per backup (wal_level = logical): incrementals read only changed rows. */
   changeSlot: z.boolean().optional(),
   /** Per-table tenancy overrides (see tenancyOverridesSchema). */
@@ -189,10 +200,7 @@ export const envSchema = z.object({
   WEDVAULT_ADMIN_KEY: z.string().min(16, 'at least 16 characters').optional(),
   WEDVAULT_DATA_DIR: z.string().default('./data'),
   WEDVAULT_FILES_DIR: z.string().default('./data/files'),
-  WEDVAULT_TENANT_KEY: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-    .optional(),
+  WEDVAULT_TENANT_KEY: columnNameSchema.optional(),
   WEDVAULT_CEREMONY_DATE: ceremonyColumnSchema.optional(),
   WEDVAULT_WEDDING_TIMEZONE: ceremonyColumnSchema.optional(),
   WEDVAULT_KEY_FILE: z.string().optional(),

@@ -51,3 +51,17 @@ it('names the tenancy overrides’ tables with the same parser', () => {
   ])
     expect(postgresSourceSchema.safeParse({ tenancy: bad }).success, JSON.stringify(bad)).toBe(false);
 });
+
+it('reads the tenant and supplier columns and the excluded tables with the same parser', () => {
+  const c = postgresSourceSchema.parse({
+    tenantKey: '"Wedding ID"',
+    supplierKey: 'Supplier_Id',
+    excludeTables: ['audit_log', 'app."Big Table"'],
+  });
+  expect(c.tenantKey).toBe('Wedding ID');
+  expect(c.supplierKey).toBe('supplier_id');
+  expect(c.excludeTables).toEqual([{ table: 'audit_log' }, { schema: 'app', table: 'Big Table' }]);
+  expect(postgresSourceSchema.parse({}).tenantKey).toBe('wedding_id');
+  expect(postgresSourceSchema.safeParse({ tenantKey: 'a.b' }).success).toBe(false);
+  expect(postgresSourceSchema.safeParse({ excludeTables: ['a.b.c'] }).success).toBe(false);
+});

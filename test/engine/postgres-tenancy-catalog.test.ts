@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { readTenancyFacts } from '../../src/engine/postgres/catalog.js';
+import { readTables, readTenancyFacts } from '../../src/engine/postgres/catalog.js';
 import { classifyTenancy, describeTenancy, tableLabel } from '../../src/engine/postgres/tenancy.js';
 import { createTempDatabase, type TempDatabase } from '../helpers/pg.js';
 import { createTenancySchema, TENANCY_LINES } from '../helpers/tenancy-schema.js';
@@ -58,4 +58,25 @@ it('classifies the catalog of a real database', async () => {
     tenantTable: { schema: 'app', table: 'Weddings' },
   });
   expect(out.map((t) => `${tableLabel(t)}: ${describeTenancy(t)}`).sort()).toEqual([...TENANCY_LINES].sort());
+});
+
+it('leaves out the tables the config excludes, by schema and quoted name', async () => {
+  const names = async (excludeTables: { schema?: string; table: string }[]) =>
+    (
+      await readTables(client, {
+        tenantKey: 'wedding_id',
+        ceremonyDate: { schema: 'app', table: 'Weddings', column: 'Ceremony Date' },
+        excludeTables,
+      })
+    ).map((t) => `${t.schema}.${t.name}`);
+  expect(await names([])).toContain('app.Seating');
+  const left = await names([
+    { schema: 'app', table: 'Seating' },
+    { table: 'photos' },
+    { schema: 'app', table: 'a' },
+  ]);
+  expect(left).not.toContain('app.Seating');
+  expect(left).not.toContain('public.photos');
+  // a schema given must match: public.a stays
+  expect(left).toContain('public.a');
 });

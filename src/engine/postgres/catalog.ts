@@ -1,6 +1,6 @@
 /** Reads the source database's shape: tables, columns, keys, tenant columns and sequences. */
 import pg from 'pg';
-import type { CeremonyColumn } from '../../config/index.js';
+import type { CeremonyColumn, TableName } from '../../config/index.js';
 import { ConfigError } from '../../errors.js';
 import type { TenancyTable } from './tenancy.js';
 
@@ -24,7 +24,7 @@ export interface SchemaSettings {
   /** The tenant table is the one holding this column. */
   ceremonyDate: CeremonyColumn;
   supplierKey?: string | undefined;
-  excludeTables?: string[];
+  excludeTables?: TableName[];
 }
 
 /**
@@ -79,10 +79,13 @@ export async function readTables(client: pg.ClientBase, s: SchemaSettings): Prom
       ORDER BY i.indrelid, k.ord`,
     [rows.map((r) => r.oid)],
   );
-  const exclude = new Set(s.excludeTables ?? []);
+  const excluded = (r: { schema: string; name: string }) =>
+    (s.excludeTables ?? []).some(
+      (x) => x.table === r.name && (x.schema === undefined || x.schema === r.schema),
+    );
   const tables: PgTableInfo[] = [];
   for (const r of rows) {
-    if (exclude.has(r.name) || exclude.has(`${r.schema}.${r.name}`)) continue;
+    if (excluded(r)) continue;
     const columns = cols.rows.filter((c) => c.oid === r.oid).map(({ name, type }) => ({ name, type }));
     const primaryKey = pks.rows.filter((p) => p.oid === r.oid).map((p) => p.name);
     const has = (c: string) => columns.some((x) => x.name === c);
