@@ -39,6 +39,9 @@ export class NotFoundError extends WedvaultError {
   override readonly httpStatus = 404;
 }
 
+/** The request names something the recovery point does not hold: every copy of it would say the same. */
+export class NotInPointError extends NotFoundError {}
+
 export class ConflictError extends WedvaultError {
   override readonly code = 'conflict';
   override readonly httpStatus = 409;

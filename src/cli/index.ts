@@ -7,7 +7,7 @@ import { Repository } from '../engine/repo/repository.js';
 import { restoreFromCopies } from '../engine/failover.js';
 import { snapshotTree } from '../engine/tree.js';
 import { validatePoint } from '../engine/validate/validate.js';
-import { errorMessage, NotFoundError, ValidationError, WedvaultError } from '../errors.js';
+import { ConfigError, errorMessage, NotFoundError, ValidationError, WedvaultError } from '../errors.js';
 import { componentSchema } from '../queues/payloads.js';
 import { createStorage } from '../storage/factory.js';
 import { recordCliBackup } from './catalog.js';
@@ -101,6 +101,10 @@ program
         json?: boolean;
       },
     ) => {
+      // `--wedding --json` hands "--json" over as the wedding id
+      if (opts.wedding !== undefined && (opts.wedding === '' || opts.wedding.startsWith('-'))) {
+        throw new ValidationError(`--wedding needs a wedding id, got "${opts.wedding}"`);
+      }
       if (!opts.targetDatabase && !opts.targetDir) {
         throw new WedvaultError('restore needs --target-database <url> or --target-dir <path>');
       }
@@ -169,8 +173,11 @@ program
   .option('--json', 'print JSON')
   .action(async (opts: { json?: boolean }) => {
     const config = loadConfig();
-    const repo = await Repository.open(primary(config), config.masterKey);
-    const snaps = await repo.listSnapshots();
+    // a repository no backup has written to yet holds no snapshots; that is not an error
+    const repo = await Repository.open(primary(config), config.masterKey).catch((err: unknown) =>
+      err instanceof NotFoundError ? undefined : Promise.reject(err),
+    );
+    const snaps = repo ? await repo.listSnapshots() : [];
     print(
       !!opts.json,
       snaps,
@@ -196,9 +203,24 @@ program
     print(!!opts.json, tree, lines.join('\n'));
   });
 
+program
+  .command('tenancy')
+  .description(
+    'which wedding or supplier owns each table of the configured database, and through which foreign keys',
+  )
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const config = loadConfig();
+    const { printTenancy } = await import('./tenancy.js');
+    await printTenancy(config.sources.postgres, !!opts.json);
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   console.error(`wedvault: ${errorMessage(err)}`);
-  process.exit(err instanceof WedvaultError && err.code === 'invalid_request' ? 64 : 1);
+  // 78 as the service uses it: the configuration is wrong, running again will not help
+  process.exit(
+    err instanceof ConfigError ? 78 : err instanceof WedvaultError && err.code === 'invalid_request' ? 64 : 1,
+  );
 }

@@ -12,9 +12,17 @@ import {
   type FileConfig,
   type FilesSourceConfig,
   type TargetConfig,
+  type TableName,
+  type TenancyOverride,
 } from './schema.js';
 
-export type { CeremonyColumn, TargetConfig, FilesSourceConfig } from './schema.js';
+export type {
+  CeremonyColumn,
+  TargetConfig,
+  FilesSourceConfig,
+  TableName,
+  TenancyOverride,
+} from './schema.js';
 
 export interface PostgresSourceConfig {
   url: string;
@@ -23,9 +31,11 @@ export interface PostgresSourceConfig {
   /** Each wedding's time zone, a column of the ceremony date's table; undefined: UTC for all. */
   weddingTimeZone?: CeremonyColumn | undefined;
   supplierKey: string | undefined;
-  excludeTables: string[];
+  excludeTables: TableName[];
   /** Keep a logical replication slot per backup, so incrementals read only changed rows. */
   changeSlot: boolean;
+  /** Tables whose tenancy the config decides (`sources.postgres.tenancy`). */
+  tenancy: TenancyOverride[];
 }
 
 export interface Config {
@@ -207,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         supplierKey: pg.supplierKey,
         excludeTables: pg.excludeTables ?? [],
         changeSlot: e.WEDVAULT_CHANGE_SLOT ? e.WEDVAULT_CHANGE_SLOT === 'on' : (pg.changeSlot ?? false),
+        tenancy: pg.tenancy ?? [],
       },
       files,
     },

@@ -1,5 +1,6 @@
 /** The shape of wedvault's configuration: environment variables and the optional config file. */
 import { z } from 'zod';
+import { splitQualifiedName } from './identifier.js';
 
 export const targetLabelsSchema = z.object({
   media: z.string().min(1).default('disk'),
@@ -73,28 +74,85 @@ export interface CeremonyColumn {
 
 export const DEFAULT_CEREMONY_COLUMN: CeremonyColumn = { table: 'weddings', column: 'wedding_date' };
 
-/** `table.column` or `schema.table.column`, parsed here once; nothing else splits the setting. */
+/** `[schema.]table.column`, quoted parts allowed; parsed here once, nothing else splits the setting. */
 export const ceremonyColumnSchema = z.string().transform((value, ctx): CeremonyColumn => {
-  const m = /^(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)$/.exec(value);
-  const [, schema, table, column] = m ?? [];
-  if (!table || !column) {
-    ctx.addIssue({ code: 'custom', message: 'expected table.column or schema.table.column' });
+  const parts = splitQualifiedName(value);
+  if (!Array.isArray(parts) || parts.length < 2 || parts.length > 3) {
+    const why = Array.isArray(parts) ? '' : ` (${parts.error})`;
+    ctx.addIssue({ code: 'custom', message: `expected table.column or schema.table.column${why}` });
     return z.NEVER;
   }
+  const [column, table, schema] = [...parts].reverse() as [string, string, string?];
   return schema ? { schema, table, column } : { table, column };
 });
 
+/** A table the config names: `[schema.]table`; without a schema it is looked up in every schema. */
+export interface TableName {
+  schema?: string;
+  table: string;
+}
+
+export const tableNameSchema = z.string().transform((value, ctx): TableName => {
+  const parts = splitQualifiedName(value);
+  if (!Array.isArray(parts) || parts.length > 2) {
+    const why = Array.isArray(parts) ? '' : ` (${parts.error})`;
+    ctx.addIssue({ code: 'custom', message: `expected table or schema.table${why}` });
+    return z.NEVER;
+  }
+  const [table, schema] = [...parts].reverse() as [string, string?];
+  return schema ? { schema, table } : { table };
+});
+
+/** One column's name, quoted or not (`wedding_id`, `"Wedding ID"`). */
+export const columnNameSchema = z.string().transform((value, ctx): string => {
+  const parts = splitQualifiedName(value);
+  if (!Array.isArray(parts) || parts.length !== 1) {
+    const why = Array.isArray(parts) ? '' : ` (${parts.error})`;
+    ctx.addIssue({ code: 'custom', message: `expected a column name${why}` });
+    return z.NEVER;
+  }
+  return parts[0]!;
+});
+
+/** How one table's tenancy is decided instead of by the foreign keys: a platform table, or one key to follow. */
+export const tenancyRuleSchema = z.union([
+  z.literal('platform'),
+  z.object({ via: z.string().min(1) }).strict(),
+]);
+export type TenancyRule = z.infer<typeof tenancyRuleSchema>;
+
+export interface TenancyOverride {
+  /** As written in the config, for messages. */
+  key: string;
+  table: TableName;
+  rule: TenancyRule;
+}
+
+/** `{"app.rsvp_answers": {"via": "…"}, "public.settings": "platform"}`: shape checked here, names at classification. */
+export const tenancyOverridesSchema = z
+  .record(z.string(), tenancyRuleSchema)
+  .transform((record, ctx): TenancyOverride[] =>
+    Object.entries(record).map(([key, rule]) => {
+      const table = tableNameSchema.safeParse(key);
+      if (!table.success)
+        ctx.addIssue({ code: 'custom', path: [key], message: table.error.issues[0]!.message });
+      return { key, table: table.data ?? { table: key }, rule };
+    }),
+  );
+
 export const postgresSourceSchema = z.object({
   url: z.string().min(1).optional(),
-  tenantKey: z.string().default('wedding_id'),
+  tenantKey: columnNameSchema.default('wedding_id'),
   ceremonyDate: ceremonyColumnSchema.default(DEFAULT_CEREMONY_COLUMN),
   /** `[schema.]table.column` of each wedding's IANA time zone, in the ceremony date's table; unset: UTC. */
   weddingTimeZone: ceremonyColumnSchema.optional(),
   /** Tables whose tenant column names a supplier, not a wedding. */
-  supplierKey: z.string().optional(),
-  excludeTables: z.array(z.string()).default([]),
+  supplierKey: columnNameSchema.optional(),
+  excludeTables: z.array(tableNameSchema).default([]),
   /** Keep a logical replication slot per backup (wal_level = logical): incrementals read only changed rows. */
   changeSlot: z.boolean().optional(),
+  /** Per-table tenancy overrides (see tenancyOverridesSchema). */
+  tenancy: tenancyOverridesSchema.default([]),
 });
 
 export const fileConfigSchema = z.object({
@@ -142,10 +200,7 @@ export const envSchema = z.object({
   WEDVAULT_ADMIN_KEY: z.string().min(16, 'at least 16 characters').optional(),
   WEDVAULT_DATA_DIR: z.string().default('./data'),
   WEDVAULT_FILES_DIR: z.string().default('./data/files'),
-  WEDVAULT_TENANT_KEY: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-    .optional(),
+  WEDVAULT_TENANT_KEY: columnNameSchema.optional(),
   WEDVAULT_CEREMONY_DATE: ceremonyColumnSchema.optional(),
   WEDVAULT_WEDDING_TIMEZONE: ceremonyColumnSchema.optional(),
   WEDVAULT_KEY_FILE: z.string().optional(),

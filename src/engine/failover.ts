@@ -1,5 +1,5 @@
 /** Restores from the first copy that works: a target that is down or returns a corrupt object hands over to the next. */
-import { ConflictError, ValidationError, errorMessage } from '../errors.js';
+import { ConflictError, NotInPointError, ValidationError, errorMessage } from '../errors.js';
 import type { Storage } from '../storage/types.js';
 import { Repository } from './repo/repository.js';
 import { restoreSnapshot, type RestoreOptions, type RestoreResult } from './restore.js';
@@ -32,7 +32,8 @@ export async function restoreFromCopies(
       return { ...result, target: copy.target, failures };
     } catch (err) {
       // A refusal or a bad request is the same from every copy: do not try the next.
-      if (err instanceof ConflictError || err instanceof ValidationError) throw err;
+      if (err instanceof ConflictError || err instanceof ValidationError || err instanceof NotInPointError)
+        throw err;
       lastError = err;
       failures.push({ target: copy.target, error: errorMessage(err) });
     }

@@ -1,6 +1,6 @@
 /** Restores one recovery point: its database into a target database, its files into a directory. */
 import path from 'node:path';
-import { NotFoundError } from '../errors.js';
+import { NotFoundError, NotInPointError } from '../errors.js';
 import type { Repository } from './repo/repository.js';
 import { restoreFiles } from './files/index.js';
 import { snapshotTree } from './tree.js';
@@ -31,6 +31,14 @@ export async function restoreSnapshot(
   const result: RestoreResult = { durationMs: 0 };
   if (opts.targetDatabase) {
     if (!tree.postgres) throw new NotFoundError(`recovery point ${id} holds no database`);
+    // Refused before the target is touched: an absent wedding would restore empty tables. A source
+    // without a weddings table lists no tenants, and then there is nothing to check against.
+    const { tenants } = tree.postgres;
+    if (opts.wedding !== undefined && tenants.length > 0 && !tenants.some((t) => t.id === opts.wedding)) {
+      throw new NotInPointError(`wedding ${opts.wedding} is not in recovery point ${id}`, {
+        details: { wedding: opts.wedding, recoveryPointId: id },
+      });
+    }
     const { restorePostgres } = await import('./postgres/restore.js');
     // one wedding reads a few blobs per table; the whole database reads every pack through
     const r = await restorePostgres(repo.reader({ wholePacks: !opts.wedding }), tree.postgres, {

@@ -1,7 +1,8 @@
 /** Reads the source database's shape: tables, columns, keys, tenant columns and sequences. */
 import pg from 'pg';
-import type { CeremonyColumn } from '../../config/index.js';
+import type { CeremonyColumn, TableName } from '../../config/index.js';
 import { ConfigError } from '../../errors.js';
+import type { TenancyTable } from './tenancy.js';
 
 export interface PgColumn {
   name: string;
@@ -23,7 +24,7 @@ export interface SchemaSettings {
   /** The tenant table is the one holding this column. */
   ceremonyDate: CeremonyColumn;
   supplierKey?: string | undefined;
-  excludeTables?: string[];
+  excludeTables?: TableName[];
 }
 
 /**
@@ -78,10 +79,13 @@ export async function readTables(client: pg.ClientBase, s: SchemaSettings): Prom
       ORDER BY i.indrelid, k.ord`,
     [rows.map((r) => r.oid)],
   );
-  const exclude = new Set(s.excludeTables ?? []);
+  const excluded = (r: { schema: string; name: string }) =>
+    (s.excludeTables ?? []).some(
+      (x) => x.table === r.name && (x.schema === undefined || x.schema === r.schema),
+    );
   const tables: PgTableInfo[] = [];
   for (const r of rows) {
-    if (exclude.has(r.name) || exclude.has(`${r.schema}.${r.name}`)) continue;
+    if (excluded(r)) continue;
     const columns = cols.rows.filter((c) => c.oid === r.oid).map(({ name, type }) => ({ name, type }));
     const primaryKey = pks.rows.filter((p) => p.oid === r.oid).map((p) => p.name);
     const has = (c: string) => columns.some((x) => x.name === c);
@@ -105,6 +109,72 @@ export async function readTables(client: pg.ClientBase, s: SchemaSettings): Prom
     tables.push({ schema: r.schema, name: r.name, columns, primaryKey, tenantColumn, scopeKind });
   }
   return tables;
+}
+
+/**
+ * The facts tenancy is decided from (`tenancy.ts`): every table and partition of the user's schemas
+ * with its columns' NOT NULL, primary key, partition parent and foreign keys (columns in key order).
+ */
+export async function readTenancyFacts(client: pg.ClientBase): Promise<TenancyTable[]> {
+  const { rows } = await client.query<{
+    oid: number;
+    schema: string;
+    name: string;
+    parent_schema: string | null;
+    parent_name: string | null;
+    columns: { name: string; notNull: boolean }[];
+    pk: string[] | null;
+  }>(
+    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name,
+            pn.nspname AS parent_schema, pc.relname AS parent_name,
+            (SELECT json_agg(json_build_object('name', a.attname, 'notNull', a.attnotnull) ORDER BY a.attnum)
+               FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+            (SELECT array_agg(a.attname::text ORDER BY k.ord)
+               FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+              WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_inherits h ON c.relispartition AND h.inhrelid = c.oid
+       LEFT JOIN pg_class pc ON pc.oid = h.inhparent LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        AND n.nspname NOT LIKE 'pg\\_%'
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+      ORDER BY n.nspname, c.relname`,
+  );
+  const fks = await client.query<{
+    oid: number;
+    name: string;
+    columns: string[];
+    ref_schema: string;
+    ref_name: string;
+    ref_columns: string[];
+  }>(
+    // a partitioned table's key is cloned onto each partition (conparentid set): the parent's is the one
+    `SELECT k.conrelid::int AS oid, k.conname AS name, rn.nspname AS ref_schema, rc.relname AS ref_name,
+            (SELECT array_agg(a.attname::text ORDER BY u.ord) FROM unnest(k.conkey) WITH ORDINALITY AS u(n, ord)
+               JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n) AS columns,
+            (SELECT array_agg(a.attname::text ORDER BY u.ord) FROM unnest(k.confkey) WITH ORDINALITY AS u(n, ord)
+               JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n) AS ref_columns
+       FROM pg_constraint k JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+      WHERE k.contype = 'f' AND k.conrelid = ANY($1) AND k.conparentid = 0
+      ORDER BY k.conrelid, k.conname`,
+    [rows.map((r) => r.oid)],
+  );
+  return rows.map((r) => ({
+    schema: r.schema,
+    name: r.name,
+    columns: r.columns ?? [],
+    primaryKey: r.pk ?? [],
+    partitionOf: r.parent_name ? { schema: r.parent_schema!, name: r.parent_name } : undefined,
+    foreignKeys: fks.rows
+      .filter((k) => k.oid === r.oid)
+      .map((k) => ({
+        name: k.name,
+        columns: k.columns,
+        references: { schema: k.ref_schema, name: k.ref_name },
+        referencedColumns: k.ref_columns,
+      })),
+  }));
 }
 
 export interface SequenceValue {
