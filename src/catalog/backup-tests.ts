@@ -55,14 +55,6 @@ export async function setScratch(db: Db, id: string, scratch: Scratch | null): P
   ]);
 }
 
-export async function getScratch(db: Db, id: string): Promise<Scratch | undefined> {
-  const { rows } = await db.query<{ scratch: Scratch | null }>(
-    'SELECT scratch FROM backup_tests WHERE id = $1',
-    [id],
-  );
-  return rows[0]?.scratch ?? undefined;
-}
-
 export async function finishTest(
   db: Db,
   id: string,

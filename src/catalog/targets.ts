@@ -38,14 +38,6 @@ export async function recordTargetFailure(db: Db, name: string, error: string): 
   );
 }
 
-export async function recordTargetUsage(db: Db, name: string, used?: number, free?: number): Promise<void> {
-  await db.query('UPDATE targets SET used_bytes = $2, free_bytes = $3 WHERE name = $1', [
-    name,
-    used ?? null,
-    free ?? null,
-  ]);
-}
-
 export async function listTargetHealth(db: Db): Promise<TargetHealth[]> {
   const { rows } = await db.query('SELECT * FROM targets ORDER BY name');
   /* eslint-disable-next-line @typescript-eslint/no-explicit-any */

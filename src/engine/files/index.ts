@@ -245,27 +245,3 @@ export async function backupFilesFromStorage(
   const entries = await Promise.all(jobs);
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
-
-/** Restores file entries as objects under a prefix of a store. */
-export async function restoreFilesToStorage(
-  reader: ContentReader,
-  entries: FileEntry[],
-  opts: { storage: Storage; prefix: string; concurrency?: number },
-): Promise<{ files: number; bytes: number }> {
-  const limit = pLimit(opts.concurrency ?? 4);
-  let files = 0;
-  let bytes = 0;
-  await Promise.all(
-    entries
-      .filter((e) => e.type === 'file' && e.ref)
-      .map((e) =>
-        limit(async () => {
-          safeJoin('/', e.path); // same path rules as on disk
-          await opts.storage.put(`${opts.prefix}${e.path}`, reader.read(e.ref!), { size: e.ref!.size });
-          files++;
-          bytes += e.ref!.size;
-        }),
-      ),
-  );
-  return { files, bytes };
-}

@@ -19,14 +19,6 @@ export async function closeCeremonyPools(): Promise<void> {
   pools.clear();
 }
 
-/** The ceremony date as 'YYYY-MM-DD', or undefined when the wedding or the table is not there. */
-export async function ceremonyDateOf(
-  source: PostgresSourceConfig,
-  weddingId: string,
-): Promise<string | undefined> {
-  return (await lookupWedding(source, weddingId))?.ceremonyDate;
-}
-
 export interface WeddingLookup {
   found: boolean;
   ceremonyDate: string | undefined;
