@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { loadConfig, type Config } from '../config/index.js';
 import { runBackup } from '../engine/backup.js';
+import { describeChange } from '../engine/postgres/tenancy-record.js';
 import { Repository } from '../engine/repo/repository.js';
 import { restoreFromCopies } from '../engine/failover.js';
 import { snapshotTree } from '../engine/tree.js';
@@ -63,6 +64,7 @@ program
             config.credentialsEnv,
           ),
       });
+      for (const change of out.tenancyChanges) console.error(`wedvault: warning: ${describeChange(change)}`);
       const recorded = await recordCliBackup(config, operationId, opts.type, out).catch((err: unknown) => {
         console.error(`wedvault: warning: backup done but not recorded in the catalog: ${errorMessage(err)}`);
         return false;

@@ -8,6 +8,7 @@ import type { OnLockBreak } from './repo/lock.js';
 import { Repository } from './repo/repository.js';
 import { backupFiles, backupFilesFromStorage } from './files/index.js';
 import { dropChangeSlot } from './postgres/changes.js';
+import type { TenancyChange } from './postgres/tenancy-record.js';
 import { snapshotTree, type FilesTree, type PgTree, type SnapshotTree } from './tree.js';
 
 export interface BackupInput {
@@ -39,6 +40,8 @@ export interface BackupOutput {
   summary: Record<string, unknown>;
   /** The weddings (tenant ids) the database part holds: the catalog remembers them for the API. */
   weddings: string[];
+  /** Tables whose tenancy class differs from the last database backup's: callers warn of each. */
+  tenancyChanges: TenancyChange[];
   reused: boolean;
 }
 
@@ -92,16 +95,25 @@ async function backupFileSources(
   return out;
 }
 
-export async function runBackup(input: BackupInput): Promise<BackupOutput> {
-  const repo = await Repository.openOrInit(input.storage, input.masterKey);
-  const existing = await repo.findSnapshotByTag('operation', input.operationId);
-  if (existing) return describe(repo, existing, true);
+/** A bad tenancy override stops a database backup here, before the repository is touched. */
+async function checkSource(source: PostgresSourceConfig): Promise<void> {
+  if (!source.url || source.tenancy.length === 0) return; // without overrides, classifying cannot fail
+  const { checkTenancy } = await import('./postgres/tenancy-record.js');
+  const { tenancySettings } = await import('./postgres/tenancy.js');
+  await checkTenancy(source.url, tenancySettings(source));
+}
 
+export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   const components = input.components.length
     ? input.components
     : input.type === 'files'
       ? ['files']
       : ['database', 'files'];
+  if (components.includes('database')) await checkSource(input.sources.postgres);
+  const repo = await Repository.openOrInit(input.storage, input.masterKey);
+  const existing = await repo.findSnapshotByTag('operation', input.operationId);
+  if (existing) return describe(repo, existing, true);
+
   const parent = input.type === 'full' ? undefined : await repo.latestSnapshot({ tag: ['kind', input.type] });
   // the write lock makes concurrent backups of this repository take turns: each dedups against the last
   const writer = repo.writer({ onLockBreak: input.onLockBreak });
@@ -158,14 +170,17 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   const stale = previous?.changes?.slot;
   if (stale && stale !== slot) await dropChangeSlot(source.url, stale).catch(() => undefined);
   input.onProgress?.(1, writer.stats.bytesRead);
-  return describe(repo, snap, false, { files, consistentTime, lsn });
+  const tenancyChanges = tree.postgres
+    ? (await import('./postgres/tenancy-record.js')).tenancyChanges(previous?.tenancy, tree.postgres.tenancy)
+    : [];
+  return describe(repo, snap, false, { files, consistentTime, lsn, tenancyChanges });
 }
 
 async function describe(
   repo: Repository,
   snap: Awaited<ReturnType<Repository['loadSnapshot']>>,
   reused: boolean,
-  extra: { files?: number; consistentTime?: Date; lsn?: string } = {},
+  extra: { files?: number; consistentTime?: Date; lsn?: string; tenancyChanges?: TenancyChange[] } = {},
 ): Promise<BackupOutput> {
   const objects = await repo.objectsForSnapshot(snap.id);
   const tree = snapshotTree(snap.tree);
@@ -175,6 +190,7 @@ async function describe(
     checksum: objectsChecksum(objects),
     stats: snap.stats,
     weddings: tree.postgres?.tenants.map((t) => t.id) ?? [],
+    tenancyChanges: extra.tenancyChanges ?? [],
     files: extra.files ?? 0,
     consistentTime: extra.consistentTime,
     lsn: extra.lsn,

@@ -5,6 +5,7 @@
 import { CorruptionError } from '../errors.js';
 import type { ContentRef, KeyScope } from './api.js';
 import type { PgTableInfo, SequenceValue } from './postgres/catalog.js';
+import type { TenancyClass, TenancyHop, Tenant } from './postgres/tenancy.js';
 
 export interface Segment {
   tenant: string | null;
@@ -53,6 +54,19 @@ export interface PgTable extends PgTableInfo {
   reused?: boolean;
 }
 
+/** Who owns a table's rows, as the backup classified it (docs/ARCHITECTURE.md, "Tenancy"). */
+export interface PgTableTenancy {
+  class: TenancyClass;
+  /** Whose rows (for `mixed`, the rows whose key is set); absent for platform tables. */
+  tenant?: Tenant;
+  /** The foreign keys followed from the table, in order; absent when none (the column is its own). */
+  path?: TenancyHop[];
+  /** The table and column the path ends at; absent for platform tables. */
+  end?: { schema: string; name: string; column: string };
+  /** Decided by `sources.postgres.tenancy`. */
+  override?: true;
+}
+
 export interface PgTree {
   kind: 'postgres';
   database: string;
@@ -67,6 +81,11 @@ export interface PgTree {
   xidSnapshot?: string;
   /** The change slot created with this backup's snapshot: the next backup reads its changes there. */
   changes?: { slot: string; lsn: string };
+  /**
+   * Every table's tenancy (partitions included), by `schema.table` as PostgreSQL users write it
+   * (`app."Seating"`); absent in snapshots written before backups classified their tables.
+   */
+  tenancy?: Record<string, PgTableTenancy>;
 }
 
 export interface FileEntry {
@@ -97,7 +116,13 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 function isPgTree(v: unknown): v is PgTree {
-  return isRecord(v) && v.kind === 'postgres' && Array.isArray(v.tables) && Array.isArray(v.tenants);
+  return (
+    isRecord(v) &&
+    v.kind === 'postgres' &&
+    Array.isArray(v.tables) &&
+    Array.isArray(v.tenants) &&
+    (v.tenancy === undefined || (isRecord(v.tenancy) && Object.values(v.tenancy).every(isRecord)))
+  );
 }
 
 function isFilesTree(v: unknown): v is FilesTree {

@@ -91,6 +91,9 @@ async function backUp(
     throw err;
   }
   await recordTargetSuccess(ctx.db, primary, Date.now() - started);
+  for (const change of out.tenancyChanges) {
+    log.warn({ tenancy: change }, 'table changed tenancy class since the parent snapshot');
+  }
 
   const point = await recordBackupOutput(ctx.db, out, {
     operationId: p.operationId,

@@ -3,7 +3,7 @@
  * planned (plan.ts: the parent's rows, a delta, or a copy) and stored by copy-table.ts.
  */
 import pg from 'pg';
-import type { CeremonyColumn } from '../../config/index.js';
+import type { CeremonyColumn, TenancyOverride } from '../../config/index.js';
 import { PLATFORM_SCOPE, type ContentWriter } from '../api.js';
 import type { PgTable, PgTree } from '../tree.js';
 import {
@@ -20,6 +20,8 @@ import { copyTable, deltaTable, Interned, pick } from './copy-table.js';
 import { readMarks, rowsUnchangedSince } from './marks.js';
 import { planTable, probed } from './plan.js';
 import { SnapshotSession } from './session.js';
+import { tenancySettings } from './tenancy.js';
+import { readTenancy } from './tenancy-record.js';
 
 export interface PostgresBackupOptions extends SchemaSettings {
   url: string;
@@ -38,6 +40,8 @@ export interface PostgresBackupOptions extends SchemaSettings {
   changeSlot?: boolean;
   /** Slot names start with this (a repository's slots are told apart from others'). */
   slotPrefix?: string;
+  /** `sources.postgres.tenancy`: tables whose tenancy the config decides. */
+  tenancy?: TenancyOverride[] | undefined;
 }
 
 /** What every table's backup shares: the writer, the parent's tables, what the change slot saw. */
@@ -139,6 +143,8 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     const parentSlot = session.changes && opts.parent?.changes?.slot;
     const changesRead = parentSlot ? changesSince(opts.url, parentSlot, tables) : undefined;
     changesRead?.catch(() => undefined); // awaited below
+    // classified in the backup's snapshot, so the tree says who owned the rows it holds
+    const tenancy = await readTenancy(c, tenancySettings(opts));
     const sequences = await readSequences(c);
     const tenants = await readTenants(c, tables, opts.ceremonyDate);
     // pg_dump runs beside the table copies: its start-up and catalog reads cost a second or so.
@@ -184,6 +190,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       tables: done,
       tenants,
       xidSnapshot: head.xids,
+      tenancy,
       ...(slot ? { changes: slot } : {}),
     };
   } finally {

@@ -33,7 +33,12 @@ export interface TenancySettings {
 }
 
 /** The settings as the config gives them: the ceremony date's table is the weddings table. */
-export const tenancySettings = (c: PostgresSourceConfig): TenancySettings => ({
+export const tenancySettings = (
+  c: Pick<PostgresSourceConfig, 'tenantKey' | 'ceremonyDate'> & {
+    supplierKey?: string | undefined;
+    tenancy?: TenancyOverride[] | undefined;
+  },
+): TenancySettings => ({
   tenantColumn: c.tenantKey,
   supplierColumn: c.supplierKey,
   tenantTable: {
