@@ -82,6 +82,16 @@ describe('wedvault tenancy', () => {
     }
     writeConfig({});
   }, 120_000);
+
+  it('stops a backup with 78 naming a bad override, writing nothing', async () => {
+    writeConfig({ 'public.a': { via: 'a_b_fkey' } });
+    const err = await failure(wedvault(['backup', '--type', 'full', '--components', 'database']));
+    writeConfig({});
+    expect(err.code).toBe(78);
+    expect(err.stderr).toContain('sources.postgres.tenancy "public.a": a_b_fkey does not reach');
+    // the repository was not even initialised
+    expect(JSON.parse((await wedvault(['snapshots', '--json'])).stdout)).toEqual([]);
+  }, 120_000);
 });
 
 describe('bad input', () => {
@@ -104,5 +114,26 @@ describe('bad input', () => {
     expect(absent.code).not.toBe(0);
     expect(absent.stderr).toContain(`wedding 999 is not in recovery point ${point}`);
     expect(await exists(target)).toBe(false);
+  }, 180_000);
+});
+
+describe('backups', () => {
+  it('warn on stderr of a table whose class changed since the last database backup', async () => {
+    const backup = () => wedvault(['backup', '--type', 'full', '--components', 'database']);
+    expect((await backup()).stderr).not.toContain('tenancy class');
+    const url = svc.config.sources.postgres.url;
+    await query(url, 'ALTER TABLE public.bookings DROP CONSTRAINT bookings_guest_id_fkey');
+    try {
+      const { stderr } = await backup();
+      expect(stderr).toContain(
+        'wedvault: warning: public.bookings changed tenancy class since the parent snapshot: wedding → supplier',
+      );
+      expect(stderr).not.toContain('app.guests changed');
+    } finally {
+      await query(
+        url,
+        'ALTER TABLE public.bookings ADD CONSTRAINT bookings_guest_id_fkey FOREIGN KEY (guest_id) REFERENCES app.guests',
+      );
+    }
   }, 180_000);
 });
