@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { loadConfig, type Config } from '../config/index.js';
 import { runBackup } from '../engine/backup.js';
+import { tableLabel } from '../engine/postgres/tenancy.js';
 import { describeChange } from '../engine/postgres/tenancy-record.js';
 import { Repository } from '../engine/repo/repository.js';
 import { restoreFromCopies } from '../engine/failover.js';
@@ -189,7 +190,7 @@ program
 
 program
   .command('ls <recoveryPointId>')
-  .description('list what a recovery point holds: tables with row counts, files with sizes')
+  .description('list what a recovery point holds: tables with row counts and tenancy class, files with sizes')
   .option('--json', 'print JSON')
   .action(async (id: string, opts: { json?: boolean }) => {
     const config = loadConfig();
@@ -197,8 +198,10 @@ program
     const snap = await repo.loadSnapshot(id);
     const tree = snapshotTree(snap.tree);
     const lines: string[] = [];
-    for (const t of tree.postgres?.tables ?? [])
-      lines.push(`table  ${t.schema}.${t.name}  ${t.rowCount} rows`);
+    for (const t of tree.postgres?.tables ?? []) {
+      const tenancy = tree.postgres?.tenancy?.[tableLabel(t)];
+      lines.push(`table  ${t.schema}.${t.name}  ${t.rowCount} rows${tenancy ? `  ${tenancy.class}` : ''}`);
+    }
     for (const [source, entries] of Object.entries(tree.files ?? {})) {
       for (const e of entries) lines.push(`file   ${source}:${e.path}  ${e.size} bytes`);
     }

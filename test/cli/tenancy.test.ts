@@ -120,7 +120,11 @@ describe('bad input', () => {
 describe('backups', () => {
   it('warn on stderr of a table whose class changed since the last database backup', async () => {
     const backup = () => wedvault(['backup', '--type', 'full', '--components', 'database']);
-    expect((await backup()).stderr).not.toContain('tenancy class');
+    const first = await backup();
+    expect(first.stderr).not.toContain('tenancy class');
+    const ls = (await wedvault(['ls', first.stdout.trim()])).stdout;
+    expect(ls).toMatch(/^table {2}app\.rsvp_answers {2}2 rows {2}wedding$/m);
+    expect(ls).toMatch(/^table {2}public\.photos {2}2 rows {2}mixed$/m);
     const url = svc.config.sources.postgres.url;
     await query(url, 'ALTER TABLE public.bookings DROP CONSTRAINT bookings_guest_id_fkey');
     try {
