@@ -61,6 +61,8 @@ export interface PgTree {
   lsn: string;
   schema: { preData: ContentRef; postData: ContentRef };
   sequences: SequenceValue[];
+  /** Materialized views the source had populated, qualified, dependencies first (absent before 2026-12). */
+  populatedViews?: string[];
   tables: PgTable[];
   tenants: { id: string; ceremonyDate: string | null }[];
   /** pg_current_snapshot() of the backup: which transactions' rows it holds. */

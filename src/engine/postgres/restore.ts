@@ -13,6 +13,7 @@ import type { ContentReader, ContentRef } from '../api.js';
 import { prepareDatabase, psql, runParallel, splitPostData, withClient } from './restore-target.js';
 import { foreignKeyOrder, qualified } from './catalog.js';
 import type { PgTable, PgTree, Segment } from '../tree.js';
+import { refreshStatements } from './matviews.js';
 import { collect, picked, tableBytes, type Pick } from './table-rows.js';
 
 export interface PostgresRestoreOptions {
@@ -275,14 +276,33 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
       }),
     ),
   );
-  await runParallel(url, post.header, unplaced, parallel);
-  const seqs = tree.sequences.map(
-    (q) => `SELECT pg_catalog.setval(${pg.escapeLiteral(q.name)}, ${BigInt(q.value)}, ${q.isCalled});`,
-  );
-  if (seqs.length) await psql(url, seqs.join('\n'));
-  await runParallel(url, post.header, late, parallel);
-  if (post.rest.length) await psql(url, post.header + '\n' + post.rest.join('\n'));
+  await finishFresh(url, tree, post, { unplaced, late }, parallel);
   return restored(counts);
+}
+
+const setvals = (tree: PgTree) =>
+  tree.sequences
+    .map((q) => `SELECT pg_catalog.setval(${pg.escapeLiteral(q.name)}, ${BigInt(q.value)}, ${q.isCalled});\n`)
+    .join('');
+
+/**
+ * After the rows: the post-data no table claimed, sequences, the foreign keys left, the rest
+ * (triggers come only now, so the load fired none), then the materialized views the source had
+ * populated, refreshed from the restored rows.
+ */
+async function finishFresh(
+  url: string,
+  tree: PgTree,
+  post: ReturnType<typeof splitPostData>,
+  left: { unplaced: string[]; late: string[] },
+  parallel: number,
+) {
+  await runParallel(url, post.header, left.unplaced, parallel);
+  if (tree.sequences.length) await psql(url, setvals(tree));
+  await runParallel(url, post.header, left.late, parallel);
+  if (post.rest.length) await psql(url, post.header + '\n' + post.rest.join('\n'));
+  const refresh = refreshStatements(tree.populatedViews);
+  if (refresh) await psql(url, post.header + '\n' + refresh);
 }
 
 /** One wedding into a database that has the schema: all or nothing, in one transaction. */
@@ -345,11 +365,9 @@ async function writeSql(reader: ContentReader, tree: PgTree, out: Writable, pick
     await write('\\.\n\n');
   }
   if (whole) {
-    for (const s of tree.sequences)
-      await write(
-        `SELECT pg_catalog.setval(${pg.escapeLiteral(s.name)}, ${BigInt(s.value)}, ${s.isCalled});\n`,
-      );
+    await write(setvals(tree));
     await copyAll(tree.schema.postData);
+    await write(refreshStatements(tree.populatedViews));
   } else await write('COMMIT;\n');
   return restored(counts);
 }
