@@ -76,6 +76,8 @@ CREATE MATERIALIZED VIEW app.note_counts AS
 -- read through a plain view, and named to sort before the view it reads: refreshed after it
 CREATE VIEW app.big_weddings AS SELECT wedding_id FROM app.guest_counts WHERE n >= 8;
 CREATE MATERIALIZED VIEW app.big_wedding_count AS SELECT count(*) AS n FROM app.big_weddings WITH NO DATA;
+-- populated, reading one the source then emptied again
+CREATE MATERIALIZED VIEW app.note_total AS SELECT sum(n) AS n FROM app.note_counts WITH NO DATA;
 CREATE TABLE public.settings (key text PRIMARY KEY, value text);
 
 INSERT INTO app."Weddings" ("Ceremony Date", budget_cents)
@@ -89,6 +91,9 @@ INSERT INTO app.events SELECT 1 + i % 5, date '2026-06-01' + i * 20, 'e' || i FR
 INSERT INTO public.settings VALUES ('theme', 'blush');
 REFRESH MATERIALIZED VIEW app.guest_counts;
 REFRESH MATERIALIZED VIEW app.big_wedding_count;
+REFRESH MATERIALIZED VIEW app.note_counts;
+REFRESH MATERIALIZED VIEW app.note_total;
+REFRESH MATERIALIZED VIEW app.note_counts WITH NO DATA;
 `;
 
 /**
@@ -177,9 +182,10 @@ describe('a full restore of a schema shaped like a real platform', () => {
       { name: 'app.big_wedding_count', populated: true },
       { name: 'app.guest_counts', populated: true },
       { name: 'app.note_counts', populated: false },
+      { name: 'app.note_total', populated: true },
     ]);
     expect(await matviews(target.url)).toEqual(states);
-    for (const view of ['app.guest_counts', 'app.big_wedding_count']) {
+    for (const view of ['app.guest_counts', 'app.big_wedding_count', 'app.note_total']) {
       const rows = (url: string) =>
         query<{ r: string }>(url, `SELECT string_agg(x::text, ';' ORDER BY x::text) AS r FROM ${view} x`);
       expect(await rows(target.url)).toEqual(await rows(source.url));

@@ -18,7 +18,7 @@ import {
 import { changesSince, plainLoggedTables, tableKey, type TableChanges } from './changes.js';
 import { copyTable, deltaTable, Interned, pick } from './copy-table.js';
 import { readMarks, rowsUnchangedSince } from './marks.js';
-import { readPopulatedViews } from './matviews.js';
+import { readMaterializedViews } from './matviews.js';
 import { planTable, probed } from './plan.js';
 import { SnapshotSession } from './session.js';
 
@@ -141,7 +141,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     const changesRead = parentSlot ? changesSince(opts.url, parentSlot, tables) : undefined;
     changesRead?.catch(() => undefined); // awaited below
     const sequences = await readSequences(c);
-    const populatedViews = await readPopulatedViews(c);
+    const materializedViews = await readMaterializedViews(c);
     const tenants = await readTenants(c, tables, opts.ceremonyDate);
     // pg_dump runs beside the table copies: its start-up and catalog reads cost a second or so.
     const schema = Promise.all([
@@ -183,7 +183,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       lsn: head.lsn,
       schema: { preData, postData },
       sequences,
-      populatedViews,
+      materializedViews,
       tables: done,
       tenants,
       xidSnapshot: head.xids,

@@ -4,19 +4,28 @@
  */
 import pg from 'pg';
 
+/** A materialized view to refresh after a restore's load, and whether the source had it populated. */
+export interface MaterializedView {
+  /** Qualified and quoted as SQL names it. */
+  name: string;
+  /** false for a view refreshed only because a populated one reads it: emptied again afterwards. */
+  populated: boolean;
+}
+
 /**
- * The source's populated materialized views, qualified, each after every materialized view it
- * reads (directly or through plain views), so refreshing them in this order succeeds.
+ * The source's populated materialized views, each after every materialized view it reads
+ * (directly or through plain views), so refreshing them in this order succeeds. An unpopulated
+ * view that a populated one reads is listed too, to be refreshed first and emptied after.
  */
-export async function readPopulatedViews(client: pg.ClientBase): Promise<string[]> {
-  const views = await client.query<{ oid: number; schema: string; name: string }>(
-    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name
+export async function readMaterializedViews(client: pg.ClientBase): Promise<MaterializedView[]> {
+  const views = await client.query<{ oid: number; schema: string; name: string; populated: boolean }>(
+    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relispopulated AS populated
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'm' AND c.relispopulated
+      WHERE c.relkind = 'm'
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
       ORDER BY n.nspname, c.relname`,
   );
-  if (views.rows.length === 0) return [];
+  if (!views.rows.some((v) => v.populated)) return [];
   // what each materialized view's query reads, followed through plain views
   const deps = await client.query<{ mv: number; dep: number }>(
     `WITH RECURSIVE reads(mv, rel) AS (
@@ -37,20 +46,27 @@ export async function readPopulatedViews(client: pg.ClientBase): Promise<string[
   const reads = new Map<number, number[]>();
   for (const d of deps.rows) reads.set(d.mv, [...(reads.get(d.mv) ?? []), d.dep]);
   const byOid = new Map(views.rows.map((v) => [v.oid, v]));
-  const order: string[] = [];
+  const order: MaterializedView[] = [];
   const placed = new Set<number>();
   const place = (oid: number) => {
     const v = byOid.get(oid);
-    if (!v || placed.has(oid)) return; // an unpopulated dependency stays as the source had it
+    if (!v || placed.has(oid)) return;
     placed.add(oid); // before its dependencies: a view cannot read itself, this only guards the walk
     for (const d of reads.get(oid) ?? []) place(d);
-    order.push(`${pg.escapeIdentifier(v.schema)}.${pg.escapeIdentifier(v.name)}`);
+    order.push({
+      name: `${pg.escapeIdentifier(v.schema)}.${pg.escapeIdentifier(v.name)}`,
+      populated: v.populated,
+    });
   };
-  for (const v of views.rows) place(v.oid);
+  for (const v of views.rows) if (v.populated) place(v.oid);
   return order;
 }
 
-/** REFRESH statements for the views a backup found populated, in its order. */
-export function refreshStatements(views: readonly string[] | undefined): string {
-  return (views ?? []).map((v) => `REFRESH MATERIALIZED VIEW ${v};\n`).join('');
+/** The statements that leave the views as the backup found them: refreshed in order, then the helpers emptied. */
+export function refreshStatements(views: readonly MaterializedView[] | undefined): string {
+  const all = views ?? [];
+  return [
+    ...all.map((v) => `REFRESH MATERIALIZED VIEW ${v.name};\n`),
+    ...all.filter((v) => !v.populated).map((v) => `REFRESH MATERIALIZED VIEW ${v.name} WITH NO DATA;\n`),
+  ].join('');
 }

@@ -301,7 +301,7 @@ async function finishFresh(
   if (tree.sequences.length) await psql(url, setvals(tree));
   await runParallel(url, post.header, left.late, parallel);
   if (post.rest.length) await psql(url, post.header + '\n' + post.rest.join('\n'));
-  const refresh = refreshStatements(tree.populatedViews);
+  const refresh = refreshStatements(tree.materializedViews);
   if (refresh) await psql(url, post.header + '\n' + refresh);
 }
 
@@ -367,7 +367,7 @@ async function writeSql(reader: ContentReader, tree: PgTree, out: Writable, pick
   if (whole) {
     await write(setvals(tree));
     await copyAll(tree.schema.postData);
-    await write(refreshStatements(tree.populatedViews));
+    await write(refreshStatements(tree.materializedViews));
   } else await write('COMMIT;\n');
   return restored(counts);
 }
