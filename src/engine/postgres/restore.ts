@@ -10,7 +10,14 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { ConflictError, ValidationError } from '../../errors.js';
 import type { ContentReader, ContentRef } from '../api.js';
-import { prepareDatabase, psql, runParallel, splitPostData, withClient } from './restore-target.js';
+import {
+  applyPreData,
+  prepareDatabase,
+  psql,
+  runParallel,
+  splitPostData,
+  withClient,
+} from './restore-target.js';
 import { foreignKeyOrder, qualified } from './catalog.js';
 import type { PgTable, PgTree, Segment } from '../tree.js';
 import { refreshStatements } from './matviews.js';
@@ -36,6 +43,8 @@ export interface PostgresRestoreOptions {
 export interface PostgresRestoreResult {
   tables: number;
   rows: number;
+  /** Objects whose privileges name a role the target server lacks, so were not granted (why, each). */
+  skippedGrants?: string[];
 }
 
 const copyStatement = (t: PgTable) =>
@@ -187,6 +196,16 @@ function placePostData(post: ReturnType<typeof splitPostData>, tables: PgTable[]
   return { builds, unplaced, early, late };
 }
 
+const sqlOf = async (reader: ContentReader, ref: ContentRef) => (await collect(reader, ref)).toString('utf8');
+
+/** A load job per table, most bytes first, so the connections finish together. */
+function loadJobs(tables: PgTable[]): Job[] {
+  const size = (t: PgTable) => t.bytes ?? (t.segments ?? []).reduce((n, s) => n + s.ref.size, 0);
+  return [...tables]
+    .sort((a, b) => size(b) - size(a))
+    .map((table) => ({ kind: 'load', table, tables: [table], exclusive: true }));
+}
+
 /**
  * Into a new (or emptied) database: schema, then rows over parallel connections; a table's indexes
  * and constraints are built as soon as its rows are in, and a foreign key is checked as soon as
@@ -195,15 +214,11 @@ function placePostData(post: ReturnType<typeof splitPostData>, tables: PgTable[]
  * connection sits blocked. Then sequences and the rest of post-data.
  */
 async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pick: Pick, parallel: number) {
-  await psql(url, reader.read(tree.schema.preData));
-  const post = splitPostData((await collect(reader, tree.schema.postData)).toString('utf8'));
+  const skippedGrants = await applyPreData(url, await sqlOf(reader, tree.schema.preData));
+  const post = splitPostData(await sqlOf(reader, tree.schema.postData));
   const tables = tree.tables.filter((t) => pick(t) !== null);
   const { builds, unplaced, early, late } = placePostData(post, tables);
-  // most bytes first, so the connections finish together
-  const size = (t: PgTable) => t.bytes ?? (t.segments ?? []).reduce((n, s) => n + s.ref.size, 0);
-  const queue: Job[] = [...tables]
-    .sort((a, b) => size(b) - size(a))
-    .map((table) => ({ kind: 'load', table, tables: [table], exclusive: true }));
+  const queue = loadJobs(tables);
   const unbuilt = new Map(tables.map((t) => [t, 1 + (builds.get(t)?.length ?? 0)])); // load + builds
   const held = new Map<PgTable, { shared: number; exclusive: boolean }>();
   const hold = (job: Job, delta: 1 | -1) => {
@@ -277,7 +292,7 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
     ),
   );
   await finishFresh(url, tree, post, { unplaced, late }, parallel);
-  return restored(counts);
+  return { ...restored(counts), ...(skippedGrants.length ? { skippedGrants } : {}) };
 }
 
 const setvals = (tree: PgTree) =>
