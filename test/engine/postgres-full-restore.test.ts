@@ -73,6 +73,16 @@ CREATE MATERIALIZED VIEW app.guest_counts AS
   SELECT wedding_id, count(*) AS n FROM app.guests GROUP BY wedding_id;
 CREATE MATERIALIZED VIEW app.note_counts AS
   SELECT wedding_id, count(*) AS n FROM app.vendor_notes GROUP BY wedding_id WITH NO DATA;
+-- inheritance, the way partitions were made before PostgreSQL 10: a read of the parent sees its child's rows
+CREATE TABLE app.old_notes (archived date NOT NULL DEFAULT '2026-01-01') INHERITS (app.vendor_notes);
+CREATE SEQUENCE app.stepped START 1000 INCREMENT 5;
+CREATE TABLE app.audit (id int GENERATED ALWAYS AS IDENTITY, what text);
+COMMENT ON TRIGGER guests_touch ON app.guests IS 'counts writes';
+COMMENT ON POLICY guests_by_wedding ON app.guests IS 'one wedding at a time';
+COMMENT ON INDEX app.guests_pkey IS 'the guest';
+COMMENT ON CONSTRAINT guests_wedding_id_fkey ON app.guests IS 'whose guest';
+GRANT USAGE ON SCHEMA app TO PUBLIC;
+GRANT SELECT ON app.accepted TO PUBLIC;
 -- read through a plain view, and named to sort before the view it reads: refreshed after it
 CREATE VIEW app.big_weddings AS SELECT wedding_id FROM app.guest_counts WHERE n >= 8;
 CREATE MATERIALIZED VIEW app.big_wedding_count AS SELECT count(*) AS n FROM app.big_weddings WITH NO DATA;
@@ -87,6 +97,8 @@ INSERT INTO app.guests (wedding_id, email, state)
     FROM generate_series(1, 40) i;
 INSERT INTO app.vendor_notes (wedding_id, note) SELECT 1 + i % 5, 'note ' || i FROM generate_series(1, 12) i;
 SELECT nextval('app.shared_ids') FROM generate_series(1, 3);
+INSERT INTO app.old_notes (wedding_id, note) SELECT 1 + i % 5, 'old ' || i FROM generate_series(1, 4) i;
+SELECT nextval('app.stepped') FROM generate_series(1, 7);
 INSERT INTO app.events SELECT 1 + i % 5, date '2026-06-01' + i * 20, 'e' || i FROM generate_series(1, 20) i;
 INSERT INTO public.settings VALUES ('theme', 'blush');
 REFRESH MATERIALIZED VIEW app.guest_counts;
@@ -167,9 +179,17 @@ describe('a full restore of a schema shaped like a real platform', () => {
   it('continues every sequence and identity where the source would', async () => {
     const next = await nextValues(source.url);
     expect(Object.keys(next).sort()).toEqual(
-      ['app."Weddings_id_seq"', 'app.guests_id_seq', 'app.shared_ids'].sort(),
+      [
+        'app."Weddings_id_seq"',
+        'app.audit_id_seq',
+        'app.guests_id_seq',
+        'app.shared_ids',
+        'app.stepped',
+      ].sort(),
     );
-    expect(next['app.shared_ids']).toBe(String(1000 + 40 + 12 + 3));
+    expect(next['app.shared_ids']).toBe(String(1000 + 40 + 12 + 3 + 4));
+    expect(next['app.stepped']).toBe(String(1000 + 7 * 5));
+    expect(next['app.audit_id_seq']).toBe('1'); // never drawn: is_called false
     expect(await nextValues(target.url)).toEqual(next);
     // and drawing confirms it: the restore's next value is the one computed from the source
     const drawn = await query<{ v: string }>(target.url, `SELECT nextval('app.shared_ids')::text AS v`);
@@ -202,6 +222,8 @@ describe('a full restore of a schema shaped like a real platform', () => {
     const digests = await tableDigests(source.url);
     expect(Object.keys(digests)).toContain('app."Weddings"');
     expect(Object.keys(digests)).toContain('app.events_2027');
+    expect(digests['app.old_notes']).toMatch(/^4:/);
+    expect(digests['app.vendor_notes']).toMatch(/^16:/); // its own 12 and its child's 4
     expect(await tableDigests(target.url)).toEqual(digests);
   });
 
