@@ -17,7 +17,7 @@ import { restorePostgres } from '../../src/engine/postgres/restore.js';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { snapshotTree, type PgTree } from '../../src/engine/tree.js';
 import { LocalStorage } from '../../src/storage/local.js';
-import { createTempDatabase, query, tableDigests, type TempDatabase } from '../helpers/pg.js';
+import { createTempDatabase, PG_ADMIN_URL, query, tableDigests, type TempDatabase } from '../helpers/pg.js';
 
 /** What real platforms hold: a schema of its own, quoted names, enum, domain, identities, a shared
  * sequence, a generated column, partitions, RLS, triggers, comments, views and matviews. */
@@ -137,10 +137,34 @@ async function matviews(url: string): Promise<{ name: string; populated: boolean
   );
 }
 
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A backup into a real repository on disk, its tree read back from the saved snapshot. */
+async function backupOf(url: string): Promise<{ tree: PgTree; reader: ContentReader }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wv-full-'));
+  dirs.push(dir);
+  const masterKey = randomBytes(32);
+  const repo = await Repository.init(new LocalStorage('full', dir), masterKey);
+  const w = repo.writer();
+  const postgres = await backupPostgres(w, {
+    url,
+    tenantKey: 'wedding_id',
+    ceremonyDate: { schema: 'app', table: 'Weddings', column: 'Ceremony Date' },
+  });
+  await w.flush();
+  await w.close();
+  const { id } = await repo.saveSnapshot({ type: 'full', tree: { postgres }, stats: w.stats });
+  const reopened = await Repository.open(new LocalStorage('full', dir), masterKey);
+  const tree = snapshotTree((await reopened.loadSnapshot(id)).tree).postgres!;
+  return { tree, reader: reopened.reader() };
+}
+
 describe('a full restore of a schema shaped like a real platform', () => {
   let source: TempDatabase;
   let target: TempDatabase;
-  let dir: string;
   let tree: PgTree;
   let reader: ContentReader;
 
@@ -148,28 +172,13 @@ describe('a full restore of a schema shaped like a real platform', () => {
     source = await createTempDatabase('full_src');
     target = await createTempDatabase('full_dst', { create: false });
     await query(source.url, SOURCE_SQL);
-    dir = mkdtempSync(path.join(tmpdir(), 'wv-full-'));
-    const masterKey = randomBytes(32);
-    const repo = await Repository.init(new LocalStorage('full', dir), masterKey);
-    const w = repo.writer();
-    const postgres = await backupPostgres(w, {
-      url: source.url,
-      tenantKey: 'wedding_id',
-      ceremonyDate: { schema: 'app', table: 'Weddings', column: 'Ceremony Date' },
-    });
-    await w.flush();
-    await w.close();
-    const { id } = await repo.saveSnapshot({ type: 'full', tree: { postgres }, stats: w.stats });
-    const reopened = await Repository.open(new LocalStorage('full', dir), masterKey);
-    tree = snapshotTree((await reopened.loadSnapshot(id)).tree).postgres!;
-    reader = reopened.reader();
+    ({ tree, reader } = await backupOf(source.url));
     await restorePostgres(reader, tree, { targetUrl: target.url });
   }, 120_000);
 
   afterAll(async () => {
     await target?.drop();
     await source?.drop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('gives the same schema dump', () => {
@@ -244,6 +253,41 @@ describe('a full restore of a schema shaped like a real platform', () => {
       expect(await tableDigests(scripted.url)).toEqual(await tableDigests(source.url));
     } finally {
       await scripted.drop();
+    }
+  });
+});
+
+describe('a full restore onto a server without a role the source granted to', () => {
+  it('restores everything else and reports the privileges it skipped', async () => {
+    const role = `wv_test_grantee_${randomBytes(4).toString('hex')}`;
+    const source = await createTempDatabase('grant_src');
+    const target = await createTempDatabase('grant_dst', { create: false });
+    try {
+      await query(
+        source.url,
+        `CREATE ROLE ${role}; CREATE TABLE public.notes (id int PRIMARY KEY, body text);
+         INSERT INTO public.notes VALUES (1, 'kept'); GRANT SELECT ON public.notes TO ${role};
+         GRANT SELECT ON public.notes TO PUBLIC;`,
+      );
+      const { tree, reader } = await backupOf(source.url);
+      // the role leaves the server, as it would be absent from another one
+      await query(source.url, `REVOKE ALL ON public.notes FROM ${role}; DROP ROLE ${role}`);
+      const r = await restorePostgres(reader, tree, { targetUrl: target.url });
+      expect(r.rows).toBe(1);
+      expect(r.skippedGrants).toEqual([
+        expect.stringContaining(`TABLE notes: role "${role}" does not exist`),
+      ]);
+      expect(await tableDigests(target.url)).toEqual(await tableDigests(source.url));
+      // the grant to a role the server has is kept
+      const acl = await query<{ a: string }>(
+        target.url,
+        `SELECT relacl::text AS a FROM pg_class WHERE relname = 'notes'`,
+      );
+      expect(acl[0]!.a).toContain('=r/');
+    } finally {
+      await target.drop();
+      await source.drop();
+      await query(PG_ADMIN_URL, `DROP ROLE IF EXISTS ${role}`);
     }
   });
 });

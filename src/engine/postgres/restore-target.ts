@@ -159,8 +159,8 @@ export async function runParallel(
 /**
  * Applies pg_dump's pre-data. Privileges (GRANT, REVOKE, ALTER DEFAULT PRIVILEGES) come last, one
  * object at a time: they name roles, which live in the server rather than the database, and a role
- * the target server lacks skips that object's privileges (as pg_restore reports and goes on)
- * instead of failing the restore. Returns the objects whose privileges were skipped, with why.
+ * the target server lacks skips that grant (as pg_restore reports and goes on)
+ * instead of failing the restore. Returns the grants skipped, each with its object and why.
  */
 export async function applyPreData(url: string, sql: string): Promise<string[]> {
   const parts = sql.split(/\n(?=--\n-- Name: )/);
@@ -173,13 +173,16 @@ export async function applyPreData(url: string, sql: string): Promise<string[]> 
   await withClient(url, async (c) => {
     await c.query(header);
     for (const acl of acls) {
-      try {
-        await c.query(withoutMetaCommands(acl));
-      } catch (err) {
-        // 42704 undefined_object: here, a role that does not exist on this server
-        if (!(err instanceof pg.DatabaseError) || err.code !== '42704') throw err;
-        const name = /-- Name: ([^;]*);/.exec(acl)?.[1] ?? 'an object';
-        skipped.push(`${name}: ${err.message}`);
+      const name = /-- Name: ([^;]*);/.exec(acl)?.[1] ?? 'an object';
+      // statement by statement (pg_dump writes one a line), so the grants to roles that exist stay
+      for (const statement of withoutMetaCommands(acl).split(/;\n/)) {
+        try {
+          await c.query(statement);
+        } catch (err) {
+          // 42704 undefined_object: here, a role that does not exist on this server
+          if (!(err instanceof pg.DatabaseError) || err.code !== '42704') throw err;
+          skipped.push(`${name}: ${err.message}`);
+        }
       }
     }
   });
