@@ -15,6 +15,8 @@ export interface RestoreOptions {
 export interface RestoreResult {
   tables?: number;
   rows?: number;
+  /** Objects whose privileges name a role the target server lacks (see PostgresRestoreResult). */
+  skippedGrants?: string[];
   files?: number;
   bytes?: number;
   durationMs: number;

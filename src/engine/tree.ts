@@ -5,6 +5,7 @@
 import { CorruptionError } from '../errors.js';
 import type { ContentRef, KeyScope } from './api.js';
 import type { PgTableInfo, SequenceValue } from './postgres/catalog.js';
+import type { MaterializedView } from './postgres/matviews.js';
 import type { TenancyClass, TenancyHop, Tenant } from './postgres/tenancy.js';
 
 export interface Segment {
@@ -75,6 +76,8 @@ export interface PgTree {
   lsn: string;
   schema: { preData: ContentRef; postData: ContentRef };
   sequences: SequenceValue[];
+  /** Materialized views to refresh after a full restore, dependencies first (absent before 2026-12). */
+  materializedViews?: MaterializedView[];
   tables: PgTable[];
   tenants: { id: string; ceremonyDate: string | null }[];
   /** pg_current_snapshot() of the backup: which transactions' rows it holds. */

@@ -18,6 +18,7 @@ import {
 import { changesSince, plainLoggedTables, tableKey, type TableChanges } from './changes.js';
 import { copyTable, deltaTable, Interned, pick } from './copy-table.js';
 import { readMarks, rowsUnchangedSince } from './marks.js';
+import { readMaterializedViews } from './matviews.js';
 import { planTable, probed } from './plan.js';
 import { SnapshotSession } from './session.js';
 import { tenancySettings } from './tenancy.js';
@@ -146,6 +147,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     // classified in the backup's snapshot, so the tree says who owned the rows it holds
     const tenancy = await readTenancy(c, tenancySettings(opts));
     const sequences = await readSequences(c);
+    const materializedViews = await readMaterializedViews(c);
     const tenants = await readTenants(c, tables, opts.ceremonyDate);
     // pg_dump runs beside the table copies: its start-up and catalog reads cost a second or so.
     const schema = Promise.all([
@@ -187,6 +189,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       lsn: head.lsn,
       schema: { preData, postData },
       sequences,
+      materializedViews,
       tables: done,
       tenants,
       xidSnapshot: head.xids,

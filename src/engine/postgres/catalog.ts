@@ -17,6 +17,8 @@ export interface PgTableInfo {
   /** The column naming the wedding (or supplier) each row belongs to; absent for platform tables. */
   tenantColumn?: string;
   scopeKind: 'wedding' | 'supplier' | 'platform';
+  /** A partitioned table, whose rows are its partitions': read through it (see `rowsOf`). */
+  partitioned?: boolean;
 }
 
 export interface SchemaSettings {
@@ -56,8 +58,8 @@ export const isCeremonyTable = (t: { schema: string; name: string }, c: Ceremony
   t.name === c.table && (c.schema === undefined || t.schema === c.schema);
 
 export async function readTables(client: pg.ClientBase, s: SchemaSettings): Promise<PgTableInfo[]> {
-  const { rows } = await client.query<{ oid: number; schema: string; name: string }>(
-    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name
+  const { rows } = await client.query<{ oid: number; schema: string; name: string; partitioned: boolean }>(
+    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relkind = 'p' AS partitioned
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema')
         AND n.nspname NOT LIKE 'pg\\_%'
@@ -106,7 +108,8 @@ export async function readTables(client: pg.ClientBase, s: SchemaSettings): Prom
       tenantColumn = s.supplierKey;
       scopeKind = 'supplier';
     }
-    tables.push({ schema: r.schema, name: r.name, columns, primaryKey, tenantColumn, scopeKind });
+    const kind = r.partitioned ? { partitioned: true } : {};
+    tables.push({ schema: r.schema, name: r.name, columns, primaryKey, tenantColumn, scopeKind, ...kind });
   }
   return tables;
 }
@@ -207,12 +210,21 @@ export async function readSequences(client: pg.ClientBase): Promise<SequenceValu
  * of the whole table and fails for types without ordering (json, point, xml); the restore writes
  * the rows back in this same order.
  */
+/**
+ * What a backup reads a table's rows from: a partitioned table whole (its partitions are not
+ * tables of their own in the tree), any other table ONLY, since an inheritance child (INHERITS) is
+ * a table of its own whose rows a plain read of its parent would include again.
+ */
+export function rowsOf(t: PgTableInfo): string {
+  return t.partitioned ? qualified(t) : `ONLY ${qualified(t)}`;
+}
+
 export function dumpQuery(t: PgTableInfo): string {
   const cols = t.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
   const order = [...new Set([...(t.tenantColumn ? [t.tenantColumn] : []), ...t.primaryKey])].map((c) =>
     pg.escapeIdentifier(c),
   );
-  return `SELECT ${cols} FROM ${qualified(t)}${order.length ? ` ORDER BY ${order.join(', ')}` : ''}`;
+  return `SELECT ${cols} FROM ${rowsOf(t)}${order.length ? ` ORDER BY ${order.join(', ')}` : ''}`;
 }
 
 /**

@@ -19,7 +19,7 @@ import {
 } from '../api.js';
 import { RecordListWriter } from '../repo/records.js';
 import type { PgTable, Segment, TableDelta } from '../tree.js';
-import { dumpQuery, qualified, type PgTableInfo } from './catalog.js';
+import { dumpQuery, rowsOf, type PgTableInfo } from './catalog.js';
 import type { TableChanges } from './changes.js';
 import { copyOut } from './copy-out.js';
 import { TenantSplitter } from './split.js';
@@ -262,7 +262,7 @@ export async function deltaTable(
     writer,
     inFlight,
     interned,
-    `SELECT ${cols} FROM ${qualified(t)} WHERE ${where} ORDER BY ${order}`,
+    `SELECT ${cols} FROM ${rowsOf(t)} WHERE ${where} ORDER BY ${order}`,
     { inline: true },
   );
   // the parent's rows, less those whose key changed, plus the changed rows there now

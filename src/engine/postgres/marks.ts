@@ -1,6 +1,6 @@
 /** What tells whether a table changed since the parent backup, read in this backup's snapshot. */
 import pg from 'pg';
-import { qualified, type PgTableInfo } from './catalog.js';
+import { qualified, rowsOf, type PgTableInfo } from './catalog.js';
 import type { PgTable } from '../tree.js';
 
 /** Change marks of every table, read in the backup's snapshot (see PgTable.marks). */
@@ -39,7 +39,7 @@ export async function rowsUnchangedSince(
             count(*) FILTER (WHERE ((t.xmin::text::bigint - $1 + 4294967296) % 4294967296) < 2147483648
                                 OR t.xmin::text::bigint = ANY($2::bigint[]))::text AS u,
             (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - $3::bigint)::text AS age
-       FROM ${qualified(t)} t`,
+       FROM ${rowsOf(t)} t`,
     [
       Number(BigInt(xmax!) & 0xffffffffn),
       xip ? xip.split(',').map((x) => Number(BigInt(x) & 0xffffffffn)) : [],

@@ -107,6 +107,13 @@ export async function psql(target: string, sql: Readable | string): Promise<void
   if (code !== 0) throw new FatalError(`psql failed (${code}): ${stderr.trim().slice(0, 2000)}`);
 }
 
+/** SQL without psql meta-commands (pg_dump's \restrict guard), for a plain connection. */
+const withoutMetaCommands = (sql: string) =>
+  sql
+    .split('\n')
+    .filter((l) => !l.startsWith('\\'))
+    .join('\n');
+
 /**
  * pg_dump's post-data as independent statements: indexes and non-foreign-key constraints can be
  * built in parallel; foreign keys need them first; the rest (triggers, rules…) comes last.
@@ -117,12 +124,7 @@ export function splitPostData(sql: string): {
   foreignKeys: string[];
   rest: string[];
 } {
-  // psql meta-commands (pg_dump's \restrict guard) mean nothing to a plain connection
-  const plain = sql
-    .split('\n')
-    .filter((l) => !l.startsWith('\\'))
-    .join('\n');
-  const parts = plain.split(/\n(?=--\n-- Name: )/);
+  const parts = withoutMetaCommands(sql).split(/\n(?=--\n-- Name: )/);
   const header = parts[0]!.includes('-- Name: ') ? '' : parts.shift()!;
   const parallel: string[] = [];
   const foreignKeys: string[] = [];
@@ -152,4 +154,37 @@ export async function runParallel(
       }),
     ),
   );
+}
+
+/**
+ * Applies pg_dump's pre-data. Privileges (GRANT, REVOKE, ALTER DEFAULT PRIVILEGES) come last, one
+ * object at a time: they name roles, which live in the server rather than the database, and a role
+ * the target server lacks skips that grant (as pg_restore reports and goes on)
+ * instead of failing the restore. Returns the grants skipped, each with its object and why.
+ */
+export async function applyPreData(url: string, sql: string): Promise<string[]> {
+  const parts = sql.split(/\n(?=--\n-- Name: )/);
+  const isAcl = (p: string) => /; Type: (?:DEFAULT )?ACL;/.test(p);
+  const acls = parts.filter(isAcl);
+  await psql(url, parts.filter((p) => !isAcl(p)).join('\n'));
+  if (acls.length === 0) return [];
+  const header = parts[0]!.includes('-- Name: ') ? '' : withoutMetaCommands(parts[0]!);
+  const skipped: string[] = [];
+  await withClient(url, async (c) => {
+    await c.query(header);
+    for (const acl of acls) {
+      const name = /-- Name: ([^;]*);/.exec(acl)?.[1] ?? 'an object';
+      // statement by statement (pg_dump writes one a line), so the grants to roles that exist stay
+      for (const statement of withoutMetaCommands(acl).split(/;\n/)) {
+        try {
+          await c.query(statement);
+        } catch (err) {
+          // 42704 undefined_object: here, a role that does not exist on this server
+          if (!(err instanceof pg.DatabaseError) || err.code !== '42704') throw err;
+          skipped.push(`${name}: ${err.message}`);
+        }
+      }
+    }
+  });
+  return skipped;
 }

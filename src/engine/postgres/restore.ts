@@ -10,9 +10,17 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { ConflictError, ValidationError } from '../../errors.js';
 import type { ContentReader, ContentRef } from '../api.js';
-import { prepareDatabase, psql, runParallel, splitPostData, withClient } from './restore-target.js';
+import {
+  applyPreData,
+  prepareDatabase,
+  psql,
+  runParallel,
+  splitPostData,
+  withClient,
+} from './restore-target.js';
 import { foreignKeyOrder, qualified } from './catalog.js';
 import type { PgTable, PgTree, Segment } from '../tree.js';
+import { refreshStatements } from './matviews.js';
 import { collect, picked, tableBytes, type Pick } from './table-rows.js';
 
 export interface PostgresRestoreOptions {
@@ -35,6 +43,8 @@ export interface PostgresRestoreOptions {
 export interface PostgresRestoreResult {
   tables: number;
   rows: number;
+  /** Objects whose privileges name a role the target server lacks, so were not granted (why, each). */
+  skippedGrants?: string[];
 }
 
 const copyStatement = (t: PgTable) =>
@@ -186,6 +196,16 @@ function placePostData(post: ReturnType<typeof splitPostData>, tables: PgTable[]
   return { builds, unplaced, early, late };
 }
 
+const sqlOf = async (reader: ContentReader, ref: ContentRef) => (await collect(reader, ref)).toString('utf8');
+
+/** A load job per table, most bytes first, so the connections finish together. */
+function loadJobs(tables: PgTable[]): Job[] {
+  const size = (t: PgTable) => t.bytes ?? (t.segments ?? []).reduce((n, s) => n + s.ref.size, 0);
+  return [...tables]
+    .sort((a, b) => size(b) - size(a))
+    .map((table) => ({ kind: 'load', table, tables: [table], exclusive: true }));
+}
+
 /**
  * Into a new (or emptied) database: schema, then rows over parallel connections; a table's indexes
  * and constraints are built as soon as its rows are in, and a foreign key is checked as soon as
@@ -194,15 +214,11 @@ function placePostData(post: ReturnType<typeof splitPostData>, tables: PgTable[]
  * connection sits blocked. Then sequences and the rest of post-data.
  */
 async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pick: Pick, parallel: number) {
-  await psql(url, reader.read(tree.schema.preData));
-  const post = splitPostData((await collect(reader, tree.schema.postData)).toString('utf8'));
+  const skippedGrants = await applyPreData(url, await sqlOf(reader, tree.schema.preData));
+  const post = splitPostData(await sqlOf(reader, tree.schema.postData));
   const tables = tree.tables.filter((t) => pick(t) !== null);
   const { builds, unplaced, early, late } = placePostData(post, tables);
-  // most bytes first, so the connections finish together
-  const size = (t: PgTable) => t.bytes ?? (t.segments ?? []).reduce((n, s) => n + s.ref.size, 0);
-  const queue: Job[] = [...tables]
-    .sort((a, b) => size(b) - size(a))
-    .map((table) => ({ kind: 'load', table, tables: [table], exclusive: true }));
+  const queue = loadJobs(tables);
   const unbuilt = new Map(tables.map((t) => [t, 1 + (builds.get(t)?.length ?? 0)])); // load + builds
   const held = new Map<PgTable, { shared: number; exclusive: boolean }>();
   const hold = (job: Job, delta: 1 | -1) => {
@@ -275,14 +291,33 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
       }),
     ),
   );
-  await runParallel(url, post.header, unplaced, parallel);
-  const seqs = tree.sequences.map(
-    (q) => `SELECT pg_catalog.setval(${pg.escapeLiteral(q.name)}, ${BigInt(q.value)}, ${q.isCalled});`,
-  );
-  if (seqs.length) await psql(url, seqs.join('\n'));
-  await runParallel(url, post.header, late, parallel);
+  await finishFresh(url, tree, post, { unplaced, late }, parallel);
+  return { ...restored(counts), ...(skippedGrants.length ? { skippedGrants } : {}) };
+}
+
+const setvals = (tree: PgTree) =>
+  tree.sequences
+    .map((q) => `SELECT pg_catalog.setval(${pg.escapeLiteral(q.name)}, ${BigInt(q.value)}, ${q.isCalled});\n`)
+    .join('');
+
+/**
+ * After the rows: the post-data no table claimed, sequences, the foreign keys left, the rest
+ * (triggers come only now, so the load fired none), then the materialized views the source had
+ * populated, refreshed from the restored rows.
+ */
+async function finishFresh(
+  url: string,
+  tree: PgTree,
+  post: ReturnType<typeof splitPostData>,
+  left: { unplaced: string[]; late: string[] },
+  parallel: number,
+) {
+  await runParallel(url, post.header, left.unplaced, parallel);
+  if (tree.sequences.length) await psql(url, setvals(tree));
+  await runParallel(url, post.header, left.late, parallel);
   if (post.rest.length) await psql(url, post.header + '\n' + post.rest.join('\n'));
-  return restored(counts);
+  const refresh = refreshStatements(tree.materializedViews);
+  if (refresh) await psql(url, post.header + '\n' + refresh);
 }
 
 /** One wedding into a database that has the schema: all or nothing, in one transaction. */
@@ -345,11 +380,9 @@ async function writeSql(reader: ContentReader, tree: PgTree, out: Writable, pick
     await write('\\.\n\n');
   }
   if (whole) {
-    for (const s of tree.sequences)
-      await write(
-        `SELECT pg_catalog.setval(${pg.escapeLiteral(s.name)}, ${BigInt(s.value)}, ${s.isCalled});\n`,
-      );
+    await write(setvals(tree));
     await copyAll(tree.schema.postData);
+    await write(refreshStatements(tree.materializedViews));
   } else await write('COMMIT;\n');
   return restored(counts);
 }

@@ -34,15 +34,7 @@ function schemaSection(source: string, snapshot: string, section: 'pre-data' | '
   const { url, env } = childConnection(source);
   const child = spawn(
     'pg_dump',
-    [
-      '--schema-only',
-      `--section=${section}`,
-      `--snapshot=${snapshot}`,
-      '--no-owner',
-      '--no-privileges',
-      '-d',
-      url,
-    ],
+    ['--schema-only', `--section=${section}`, `--snapshot=${snapshot}`, '--no-owner', '-d', url],
     { stdio: ['ignore', 'pipe', 'pipe'], env },
   );
   const out = new PassThrough();
