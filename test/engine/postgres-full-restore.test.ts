@@ -5,19 +5,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContentReader } from '../../src/engine/api.js';
-import { backupPostgres } from '../../src/engine/postgres/backup.js';
 import { restorePostgres } from '../../src/engine/postgres/restore.js';
-import { Repository } from '../../src/engine/repo/repository.js';
-import { snapshotTree, type PgTree } from '../../src/engine/tree.js';
-import { LocalStorage } from '../../src/storage/local.js';
+import type { PgTree } from '../../src/engine/tree.js';
 import { createTempDatabase, PG_ADMIN_URL, query, tableDigests, type TempDatabase } from '../helpers/pg.js';
+import { repoBackups } from '../helpers/pg-repo.js';
 
 /** What real platforms hold: a schema of its own, quoted names, enum, domain, identities, a shared
  * sequence, a generated column, partitions, RLS, triggers, comments, views and matviews. */
@@ -137,30 +132,16 @@ async function matviews(url: string): Promise<{ name: string; populated: boolean
   );
 }
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const repos = repoBackups('full');
+afterAll(() => repos.cleanup());
 
 /** A backup into a real repository on disk, its tree read back from the saved snapshot. */
-async function backupOf(url: string): Promise<{ tree: PgTree; reader: ContentReader }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'wv-full-'));
-  dirs.push(dir);
-  const masterKey = randomBytes(32);
-  const repo = await Repository.init(new LocalStorage('full', dir), masterKey);
-  const w = repo.writer();
-  const postgres = await backupPostgres(w, {
+const backupOf = (url: string) =>
+  repos.backup({
     url,
     tenantKey: 'wedding_id',
     ceremonyDate: { schema: 'app', table: 'Weddings', column: 'Ceremony Date' },
   });
-  await w.flush();
-  await w.close();
-  const { id } = await repo.saveSnapshot({ type: 'full', tree: { postgres }, stats: w.stats });
-  const reopened = await Repository.open(new LocalStorage('full', dir), masterKey);
-  const tree = snapshotTree((await reopened.loadSnapshot(id)).tree).postgres!;
-  return { tree, reader: reopened.reader() };
-}
 
 describe('a full restore of a schema shaped like a real platform', () => {
   let source: TempDatabase;

@@ -1,18 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContentReader, ContentRef, ContentWriter } from '../../src/engine/api.js';
-import { Repository } from '../../src/engine/repo/repository.js';
 import { restorePostgres } from '../../src/engine/postgres/restore.js';
 import { backupPostgres } from '../../src/engine/postgres/backup.js';
-import { snapshotTree, type PgTree } from '../../src/engine/tree.js';
+import type { PgTree } from '../../src/engine/tree.js';
 import { ConflictError } from '../../src/errors.js';
 import { seedDatabase } from '../../src/seed/database.js';
-import { LocalStorage } from '../../src/storage/local.js';
 import { segmentsOf } from '../helpers/memory-content.js';
 import {
   createTempDatabase,
@@ -22,6 +16,7 @@ import {
   tableDigests,
   type TempDatabase,
 } from '../helpers/pg.js';
+import { repoBackups } from '../helpers/pg-repo.js';
 import { expectOneWedding, rowsDigest, schemaTables, weddingDigests } from '../helpers/wedding-rows.js';
 
 const settings = { tenantKey: 'wedding_id', ceremonyDate: { table: 'weddings', column: 'wedding_date' } };
@@ -31,29 +26,16 @@ async function temp(label: string, create = false): Promise<TempDatabase> {
   temps.push(d);
   return d;
 }
-const dirs: string[] = [];
+const repos = repoBackups('pg');
 afterAll(async () => {
   for (const d of temps) await d.drop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  repos.cleanup();
 });
 
-/**
- * A backup into a real repository on disk (chunked, compressed, encrypted, packed), its tree read
- * back from the saved snapshot, as a restore would find it.
- */
+/** A backup into a real repository on disk, its tree read back from the saved snapshot. */
 async function backup(url: string): Promise<{ tree: PgTree; store: ContentReader }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'wv-pg-'));
-  dirs.push(dir);
-  const masterKey = randomBytes(32);
-  const repo = await Repository.init(new LocalStorage('pg', dir), masterKey);
-  const w = repo.writer();
-  const postgres = await backupPostgres(w, { url, ...settings });
-  await w.flush();
-  await w.close();
-  const { id } = await repo.saveSnapshot({ type: 'full', tree: { postgres }, stats: w.stats });
-  const reopened = await Repository.open(new LocalStorage('pg', dir), masterKey);
-  const { tree } = await reopened.loadSnapshot(id);
-  return { tree: snapshotTree(tree).postgres!, store: reopened.reader() };
+  const { tree, reader } = await repos.backup({ url, ...settings });
+  return { tree, store: reader };
 }
 
 /** The tables' wedding columns as the schema gives them (see schemaTables), by `schema.name`. */
