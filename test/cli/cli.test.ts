@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Worker } from 'bullmq';
@@ -14,6 +13,9 @@ import { LocalStorage } from '../../src/storage/local.js';
 import { startWorkers, stopWorkers } from '../../src/workers/run.js';
 import { createTestService, dbUrl, dropDatabase, waitFor, type TestService } from '../helpers/service.js';
 import { expectOneWedding, varyWeddings, weddingDigests } from '../helpers/wedding-rows.js';
+import { tempDirsForFile } from '../helpers/temp.js';
+
+const tempDir = tempDirsForFile();
 
 const run = promisify(execFile);
 // the installed command: bin/wedvault sets the allocator and runs bin/wedvault.mjs
@@ -121,7 +123,7 @@ describe('wedvault CLI', () => {
     await wedvault(['restore', pointId, '--target-database', dbUrl(one), '--wedding', '5']);
     await expectOneWedding(dbUrl(one), '5', weddingFive);
 
-    const dir = mkdtempSync(path.join(tmpdir(), 'wv-cli-files-'));
+    const dir = tempDir('wv-cli-files-');
     await wedvault(['restore', pointId, '--target-dir', dir]);
     for (const rel of ['weddings/7/vows.txt', 'hero.jpg']) {
       expect(
@@ -173,7 +175,7 @@ describe('wedvault CLI', () => {
     const workers: Worker[] = startWorkers(svc.ctx, { queues: ['restore'], concurrency: 1 });
     try {
       const recoveryId = randomUUID();
-      const dir = mkdtempSync(path.join(tmpdir(), 'wv-queue-restore-'));
+      const dir = tempDir('wv-queue-restore-');
       await svc.ctx.queues.queues[QUEUES.restore].add(
         JOBS.restore,
         { recoveryId, recoveryPointId: pointId, targetDir: dir },
@@ -213,7 +215,7 @@ describe('wedvault restore when every copy fails', () => {
         for (let at = 0; at < bytes.length; at += 2048) bytes[at]! ^= 0xff;
         writeFileSync(p, bytes);
       });
-      const dir = mkdtempSync(path.join(tmpdir(), 'wv-cli-failover-'));
+      const dir = tempDir('wv-cli-failover-');
       const err = await wedvault(['restore', snapshot!.id, '--target-dir', dir]).catch(
         (e: { code: number; stderr: string }) => e,
       );

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -11,6 +10,9 @@ import { backupPostgres } from '../../src/engine/postgres/backup.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { PG_ADMIN_URL, dbUrl, dropDatabase } from '../helpers/service.js';
+import { tempDirsForFile } from '../helpers/temp.js';
+
+const tempDir = tempDirsForFile();
 
 const name = `wv_test_drill_${randomBytes(4).toString('hex')}`;
 let repo: Repository;
@@ -18,11 +20,8 @@ let snapshotId: string;
 
 beforeAll(async () => {
   await seedDatabase(dbUrl(name), { scale: 0.002 });
-  repo = await Repository.init(
-    new LocalStorage('drill', mkdtempSync(path.join(tmpdir(), 'wv-drill-repo-'))),
-    randomBytes(32),
-  );
-  const files = mkdtempSync(path.join(tmpdir(), 'wv-drill-files-'));
+  repo = await Repository.init(new LocalStorage('drill', tempDir('wv-drill-repo-')), randomBytes(32));
+  const files = tempDir('wv-drill-files-');
   mkdirSync(path.join(files, 'docs'));
   writeFileSync(path.join(files, 'docs', 'menu.txt'), 'Starter, main, cake');
   const w = repo.writer();

@@ -9,7 +9,9 @@ import { ConfigError } from '../../src/errors.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { createTempDatabase, query, type TempDatabase } from '../helpers/pg.js';
 import { createTenancySchema } from '../helpers/tenancy-schema.js';
-import { tempDir } from './repo/helpers.js';
+import { tempDirsForFile } from '../helpers/temp.js';
+
+const tempDir = tempDirsForFile();
 
 let db: TempDatabase;
 const masterKey = randomBytes(32);

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Job, type Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,9 @@ import { startWorkers, stopWorkers } from '../../src/workers/run.js';
 import { startAzurite, startGcs, startS3, type Emulator } from '../helpers/emulators.js';
 import { exited, spawnWedvault } from '../helpers/processes.js';
 import { createTestService, waitFor, waitForOperation, type TestService } from '../helpers/service.js';
+import { tempDirsForFile } from '../helpers/temp.js';
+
+const tempDir = tempDirsForFile();
 
 let s3: Emulator;
 let gcs: Emulator;
@@ -27,7 +29,7 @@ beforeAll(async () => {
     startGcs({ name: 'gcs' }),
     startAzurite({ name: 'azure' }),
   ]);
-  root = mkdtempSync(path.join(tmpdir(), 'wv-cloud-'));
+  root = tempDir('wv-cloud-');
   mkdirSync(path.join(root, 'files', 'portfolio'), { recursive: true });
   for (let i = 0; i < 6; i++) files.set(`portfolio/photo-${i}.jpg`, randomBytes(3 << 20));
   files.set('contract.txt', Buffer.from('Ceremony 14:00, reception 18:00. Ünïcode ✓\n'.repeat(5000)));
@@ -109,7 +111,7 @@ describe('replication to S3, GCS and Azure', () => {
     expect(evaluate321(replicas, labels)).toMatchObject({ meets321: true, copies: 4, offsite: 3 });
 
     for (const target of ['s3', 'gcs', 'azure']) {
-      const out = mkdtempSync(path.join(tmpdir(), `wv-restore-${target}-`));
+      const out = tempDir(`wv-restore-${target}-`);
       const r = await restoreFromCopies(
         [{ target, storage: svc.ctx.storage(target) }],
         svc.config.masterKey,
@@ -201,7 +203,7 @@ describe('one store down', () => {
 
     // the earlier point had all three; azure is first in line but down, so restore moves on
     for (const id of [healthy, pointId]) {
-      const out = mkdtempSync(path.join(tmpdir(), 'wv-restore-failover-'));
+      const out = tempDir('wv-restore-failover-');
       const copies = ['azure', 's3', 'disk'].map((target) => ({ target, storage: svc.ctx.storage(target) }));
       const r = await restoreFromCopies(copies, svc.config.masterKey, id, { targetDir: out });
       expect(r.target).toBe('s3');
@@ -241,7 +243,7 @@ describe('a bucket prefix as the files source', () => {
     for (const [key, bytes] of photos) await bucket.put(key, bytes);
     const { operationId } = await requestBackup(svc.ctx, { type: 'files' });
     const op = await waitForOperation(svc.ctx, operationId, 60_000);
-    const out = mkdtempSync(path.join(tmpdir(), 'wv-bucket-restore-'));
+    const out = tempDir('wv-bucket-restore-');
     await restoreFromCopies(
       [{ target: 'disk', storage: svc.ctx.storage('disk') }],
       svc.config.masterKey,
