@@ -11,7 +11,7 @@ import { createLogger } from './log.js';
 import { closeCeremonyPools } from './engine/postgres/ceremony.js';
 import { ALL_QUEUES, type QueueName } from './queues/names.js';
 import { installSchedules } from './producers/schedules.js';
-import { installProcessHandlers, untilReady } from './process.js';
+import { EXIT_SOFTWARE, installProcessHandlers, untilReady } from './process.js';
 import { startReconciler, type Reconciler } from './workers/reconciler.js';
 import { superviseWorkers, type Supervisor } from './workers/supervisor.js';
 
@@ -91,5 +91,12 @@ async function shutdown(signal: string): Promise<void> {
   log.info('stopped');
   process.exit(0);
 }
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+// A shutdown that fails part-way must still end the process: in-flight jobs return via their locks.
+function stop(signal: string): void {
+  shutdown(signal).catch((err: unknown) => {
+    log.error({ err }, 'shutdown failed; exiting');
+    process.exit(EXIT_SOFTWARE);
+  });
+}
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
