@@ -253,32 +253,14 @@ export class LocalStorage implements Storage {
   async sweepTemp(maxAgeMs = TEMP_MAX_AGE_MS): Promise<number> {
     const before = Date.now() - maxAgeMs;
     let removed = 0;
-    const visit = async (dir: string): Promise<void> => {
-      let entries;
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch (err) {
-        if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ENOTDIR') return;
-        throw mapFsError(err, dir, this.name, 'read');
-      }
-      for (const e of entries) {
-        const full = path.join(dir, e.name);
-        if (e.isDirectory()) await visit(full);
-        else if (e.isFile() && e.name.includes('.tmp-')) {
-          const s = await stat(full).catch(() => undefined);
-          if (
-            s &&
-            s.mtimeMs < before &&
-            (await unlink(full).then(
-              () => true,
-              () => false,
-            ))
-          )
-            removed++;
-        }
-      }
-    };
-    await visit(this.root);
+    for await (const o of this.walk('', '', true)) {
+      if (o.modified!.getTime() >= before) continue; // walk() always stats
+      const gone = await unlink(path.join(this.root, ...o.key.split('/'))).then(
+        () => true,
+        () => false,
+      );
+      if (gone) removed++;
+    }
     return removed;
   }
 
@@ -344,7 +326,8 @@ export class LocalStorage implements Storage {
     yield* this.walk(baseDir, prefix);
   }
 
-  private async *walk(dir: string, prefix: string): AsyncIterable<ObjectInfo> {
+  /** Files under `dir` whose keys start with `prefix`: objects, or with `temp` only writers' temp files. */
+  private async *walk(dir: string, prefix: string, temp = false): AsyncIterable<ObjectInfo> {
     let entries;
     try {
       entries = await readdir(dir ? path.join(this.root, ...dir.split('/')) : this.root, {
@@ -358,8 +341,8 @@ export class LocalStorage implements Storage {
     for (const e of entries) {
       const key = dir ? `${dir}/${e.name}` : e.name;
       if (e.isDirectory()) {
-        if (key.startsWith(prefix) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix);
-      } else if (e.isFile() && key.startsWith(prefix) && !e.name.includes('.tmp-')) {
+        if (key.startsWith(prefix) || prefix.startsWith(key + '/')) yield* this.walk(key, prefix, temp);
+      } else if (e.isFile() && key.startsWith(prefix) && e.name.includes('.tmp-') === temp) {
         let s;
         try {
           s = await stat(path.join(this.root, ...key.split('/')));
