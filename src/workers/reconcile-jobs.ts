@@ -48,7 +48,7 @@ async function find(queue: Queue, jobId: string): Promise<Found> {
 
 /** An active job whose lock key expired: nobody is processing it. */
 async function lockExpired(ctx: AppContext, queue: Queue, jobId: string): Promise<boolean> {
-  return (await ctx.queues.connection.exists(`${ctx.queues.prefix}:${queue.name}:${jobId}:lock`)) === 0;
+  return (await ctx.queues.connection.exists(queue.toKey(`${jobId}:lock`))) === 0;
 }
 
 export async function reconcileOperations(
