@@ -13,7 +13,7 @@ import type { AppContext } from '../context.js';
 import { REQUEST_DEADLINE_MS, withDeadline } from '../deadline.js';
 import { NotFoundError, UnprocessableError } from '../errors.js';
 import { onRequestPath } from '../queues/connection.js';
-import { JOBS, QUEUES, jobIds } from '../queues/names.js';
+import { JOBS, QUEUES, jobIds, stableUuid } from '../queues/names.js';
 import type { BackupPayload } from '../queues/payloads.js';
 import { priorityFor } from '../queues/priority.js';
 import { lookupWedding, type WeddingLookup } from '../engine/postgres/ceremony.js';
@@ -64,9 +64,7 @@ export async function requestBackup(
   const { apiKeyId, idempotencyKey } = origin;
   // Derived from the key, so a retry after a timed-out add names the same job and BullMQ keeps one.
   const operationId =
-    apiKeyId && idempotencyKey
-      ? uuidFrom(digest(`${apiKeyId}\n${idempotencyKey}\n${requestHash}`))
-      : randomUUID();
+    apiKeyId && idempotencyKey ? stableUuid(`${apiKeyId}\n${idempotencyKey}\n${requestHash}`) : randomUUID();
 
   return transaction(ctx.db, async (client) => {
     if (apiKeyId) {
@@ -155,7 +153,3 @@ async function findWedding(ctx: AppContext, weddingId: string): Promise<WeddingL
 }
 
 const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
-
-/** A version-4-shaped UUID from a digest: the same request always maps to the same operation. */
-const uuidFrom = (h: string): string =>
-  `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;

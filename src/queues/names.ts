@@ -1,4 +1,6 @@
 /** Queue and job names: spelled here once, imported everywhere else. */
+import { createHash } from 'node:crypto';
+
 export const QUEUES = {
   backup: 'backup',
   replicate: 'replicate',
@@ -21,3 +23,9 @@ export const jobIds = {
   verify: (recoveryPointId: string, mode: string) => `verify.${recoveryPointId}.${mode}`,
   validation: (testId: string) => `validation.${testId}`,
 };
+
+/** A version-4-shaped UUID derived from `seed`: the same seed always names the same operation. */
+export function stableUuid(seed: string): string {
+  const h = createHash('sha256').update(seed).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}

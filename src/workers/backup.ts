@@ -1,5 +1,4 @@
 /** Backup processor: run the engine into the primary target, record the point, then chain replicate → verify. */
-import { createHash } from 'node:crypto';
 import type { Job } from 'bullmq';
 import {
   completeOperation,
@@ -16,6 +15,7 @@ import type { AppContext } from '../context.js';
 import { runBackup } from '../engine/backup.js';
 import { WedvaultError, errorMessage } from '../errors.js';
 import { drillOnSchemaChange, enqueueFollowUps } from '../producers/follow-ups.js';
+import { stableUuid } from '../queues/names.js';
 import { backupPayload, type BackupPayload } from '../queues/payloads.js';
 import type { Logger } from '../log.js';
 import { PRIORITY } from '../queues/priority.js';
@@ -115,8 +115,7 @@ async function backUp(
 
 /** Scheduled jobs carry no operation id; the same job always maps to the same operation. */
 export function operationIdForJob(jobId: string): string {
-  const h = createHash('sha256').update(`wedvault-operation:${jobId}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return stableUuid(`wedvault-operation:${jobId}`);
 }
 
 export async function onBackupFailed(ctx: AppContext, job: Job, err: Error, final: boolean): Promise<void> {
