@@ -9,7 +9,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +18,7 @@ import { restoreSnapshot } from '../src/engine/restore.js';
 import { snapshotTree } from '../src/engine/tree.js';
 import { seedDatabase } from '../src/seed/database.js';
 import { seedFiles } from '../src/seed/files.js';
+import { freePort } from '../test/helpers/emulators.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 30);
@@ -37,14 +37,6 @@ const adminKey = randomBytes(24).toString('hex');
 
 function log(msg: string): void {
   console.log(`${new Date().toISOString().slice(11, 19)} soak: ${msg}`);
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 const redisPort = await freePort();

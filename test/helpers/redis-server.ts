@@ -1,7 +1,7 @@
 /** A Redis server of the test's own, on a free port, that the test may kill and start again (the shared one must stay up). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
+import { freePort } from './emulators.js';
 import { exited } from './processes.js';
 
 export interface OwnRedis {
@@ -10,14 +10,6 @@ export interface OwnRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port, empty (nothing when it runs). */
   start(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
 }
 
 async function answers(url: string): Promise<boolean> {

@@ -1,14 +1,11 @@
-import net from 'node:net';
 import { expect, it } from 'vitest';
 import { createQueues } from '../../src/queues/connection.js';
+import { freePort } from '../helpers/emulators.js';
 import { waitFor } from '../helpers/service.js';
 
 it('queues and the flow producer report a Redis that is away instead of throwing', async () => {
   // a port nobody listens on: every connect is refused, as while Redis restarts
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
+  const port = await freePort();
 
   const sources = new Set<string>();
   const q = createQueues(`redis://127.0.0.1:${port}`, `wvtest-away-${port}`, undefined, (_err, source) =>
