@@ -48,7 +48,7 @@ export async function onRequestPath<T>(
 ): Promise<T> {
   let abandoned = false;
   const run = async () => {
-    await untilReady(queues.request.connection, ms);
+    await connectionReady(queues.request.connection, ms);
     if (abandoned)
       throw new ServiceUnavailableError('redis: the request gave up', { details: { dependency: 'redis' } });
     return call(queues.request.queues);
@@ -63,7 +63,7 @@ export async function onRequestPath<T>(
 /** One listener per connection however many requests wait (each waits under its own deadline). */
 const nextReady = new WeakMap<Redis, Promise<void>>();
 
-function untilReady(connection: Redis, ms: number): Promise<void> {
+function connectionReady(connection: Redis, ms: number): Promise<void> {
   if (connection.status === 'ready') return Promise.resolve();
   let ready = nextReady.get(connection);
   if (!ready) {
