@@ -4,6 +4,7 @@ import { NotFoundError, NotInPointError } from '../errors.js';
 import type { Repository } from './repo/repository.js';
 import { restoreFiles } from './files/index.js';
 import { snapshotTree } from './tree.js';
+import type { ReferenceReport } from './postgres/references.js';
 
 export interface RestoreOptions {
   targetDatabase?: string | undefined;
@@ -17,6 +18,8 @@ export interface RestoreResult {
   rows?: number;
   /** Objects whose privileges name a role the target server lacks (see PostgresRestoreResult). */
   skippedGrants?: string[];
+  /** One wedding: references to rows the target does not hold, set to NULL. */
+  nulledReferences?: ReferenceReport[];
   files?: number;
   bytes?: number;
   durationMs: number;

@@ -6,6 +6,7 @@ import { CorruptionError } from '../errors.js';
 import type { ContentRef, KeyScope } from './api.js';
 import type { PgTableInfo, SequenceValue } from './postgres/catalog.js';
 import type { MaterializedView } from './postgres/matviews.js';
+import type { PgForeignKey } from './postgres/references.js';
 import type { TenancyClass, TenancyHop, Tenant } from './postgres/tenancy.js';
 
 export interface Segment {
@@ -89,6 +90,8 @@ export interface PgTree {
    * (`app."Seating"`); absent in snapshots written before backups classified their tables.
    */
   tenancy?: Record<string, PgTableTenancy>;
+  /** Every foreign key, for the references a one-wedding restore must settle (absent before 2026-12). */
+  foreignKeys?: PgForeignKey[];
 }
 
 export interface FileEntry {

@@ -12,6 +12,7 @@ import {
   qualified,
   readSequences,
   readTables,
+  readTenancyFacts,
   type PgTableInfo,
   type SchemaSettings,
 } from './catalog.js';
@@ -21,8 +22,10 @@ import { readMarks, rowsUnchangedSince } from './marks.js';
 import { readMaterializedViews } from './matviews.js';
 import { planTable, probed } from './plan.js';
 import { SnapshotSession } from './session.js';
-import { tenancySettings } from './tenancy.js';
-import { readTenancy } from './tenancy-record.js';
+import { tableLabel, tenancySettings } from './tenancy.js';
+import { tenancyRecord, withTenancy } from './tenancy-record.js';
+import { foreignKeysOf } from './references.js';
+import { rowsThroughQuery, tenantJoins } from './tenant-rows.js';
 
 export interface PostgresBackupOptions extends SchemaSettings {
   url: string;
@@ -51,10 +54,48 @@ interface TableContext {
   inFlight: number;
   interned: Interned;
   marks: Map<string, string>;
+  /** This backup's tables, by qualified name. */
+  tables: Map<string, PgTableInfo>;
   parentTables: Map<string, PgTable>;
   parentSnapshot: string | undefined;
   changes: Map<string, TableChanges> | undefined;
   logged: Set<string>;
+}
+
+/**
+ * Rows of an FK-reached table that a change on its path may have moved to another tenant (a guest
+ * moved to another wedding takes its answers along): the keys of rows below an updated row, or
+ * why the table must be read whole. Inserts and deletes move no row that stays: a delete cascades
+ * to the rows below, which the slot then names.
+ */
+async function movedRows(
+  client: pg.ClientBase,
+  t: PgTableInfo,
+  ctx: TableContext,
+): Promise<TableChanges | string | undefined> {
+  if (!t.tenantVia || !ctx.parentTables.has(qualified(t))) return undefined;
+  let moved: TableChanges | undefined;
+  for (const { hop, alias } of tenantJoins(t.tenantVia).joined) {
+    const key = qualified(hop.to);
+    const label = tableLabel(hop.to);
+    if (!ctx.changes || !ctx.logged.has(key)) {
+      const now = ctx.marks.get(key);
+      if (now === undefined || now !== ctx.parentTables.get(key)?.marks)
+        return `${label} on its tenant path changed since the parent`;
+      continue;
+    }
+    const changes = ctx.changes.get(tableKey(hop.to.schema, hop.to.name));
+    if (!changes?.updated) continue;
+    const target = ctx.tables.get(key);
+    if (changes.whole || !target?.primaryKey.length)
+      return `the change slot cannot name the changed rows of ${label}, on its tenant path`;
+    const keyColumns = target.primaryKey.map((k) => target.columns.find((c) => c.name === k)!);
+    const q = rowsThroughQuery(t, alias, keyColumns, [...changes.keys.values()]);
+    const { rows } = await client.query<string[]>({ text: q.text, values: q.values, rowMode: 'array' });
+    moved ??= { keys: new Map(), existed: 0, whole: false };
+    for (const row of rows) moved.keys.set(JSON.stringify(row), row);
+  }
+  return moved;
 }
 
 /** One table, as its plan says: the parent's rows, a delta on them, or a copy. */
@@ -70,6 +111,7 @@ async function backupTable(client: pg.ClientBase, t: PgTableInfo, ctx: TableCont
       changed: ctx.changes.get(tableKey(t.schema, t.name)),
       logged: ctx.logged.has(key),
     },
+    moved: await movedRows(client, t, ctx),
   });
   const plan =
     first.action === 'probe'
@@ -137,15 +179,16 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
   });
   try {
     const c = session.coordinator;
+    // classified in the backup's snapshot, so the tree says who owned the rows it holds
+    const facts = await readTenancyFacts(c);
+    const tenancy = tenancyRecord(facts, tenancySettings(opts));
     // in foreign-key order, so a restore into a live schema can insert table after table
-    const tables = await foreignKeyOrder(c, await readTables(c, opts));
+    const tables = await foreignKeyOrder(c, withTenancy(await readTables(c, opts), tenancy));
     // Reading the parent slot's changes takes PostgreSQL a while (it decodes the WAL since): it
     // runs beside the catalog reads and connections below.
     const parentSlot = session.changes && opts.parent?.changes?.slot;
     const changesRead = parentSlot ? changesSince(opts.url, parentSlot, tables) : undefined;
     changesRead?.catch(() => undefined); // awaited below
-    // classified in the backup's snapshot, so the tree says who owned the rows it holds
-    const tenancy = await readTenancy(c, tenancySettings(opts));
     const sequences = await readSequences(c);
     const materializedViews = await readMaterializedViews(c);
     const tenants = await readTenants(c, tables, opts.ceremonyDate);
@@ -165,6 +208,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       inFlight: opts.inFlight ?? 32,
       interned: new Interned(),
       marks,
+      tables: new Map(tables.map((t) => [qualified(t), t])),
       parentTables: new Map((opts.parent?.tables ?? []).map((p) => [qualified(p), p])),
       parentSnapshot: opts.parent?.xidSnapshot,
       changes,
@@ -194,6 +238,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       tenants,
       xidSnapshot: head.xids,
       tenancy,
+      foreignKeys: foreignKeysOf(facts),
       ...(slot ? { changes: slot } : {}),
     };
   } finally {

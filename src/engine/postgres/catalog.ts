@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { CeremonyColumn, TableName } from '../../config/index.js';
 import { ConfigError } from '../../errors.js';
 import type { TenancyTable } from './tenancy.js';
+import { rowsQuery, type TenantVia } from './tenant-rows.js';
 
 export interface PgColumn {
   name: string;
@@ -16,6 +17,8 @@ export interface PgTableInfo {
   primaryKey: string[];
   /** The column naming the wedding (or supplier) each row belongs to; absent for platform tables. */
   tenantColumn?: string;
+  /** For a table whose rows reach their tenant through foreign keys instead: the path. */
+  tenantVia?: TenantVia;
   scopeKind: 'wedding' | 'supplier' | 'platform';
   /** A partitioned table, whose rows are its partitions': read through it (see `rowsOf`). */
   partitioned?: boolean;
@@ -203,29 +206,15 @@ export async function readSequences(client: pg.ClientBase): Promise<SequenceValu
 }
 
 /**
- * The SELECT whose COPY output is the table's backup: tenant first, then primary key, so weddings
- * are contiguous. A partitioned table is read (and restored) through its root, so its rows are one
- * stream whatever the partitioning. A table without a primary key is ordered by its tenant only and
- * otherwise keeps heap order (synchronised scans off): ordering by every column would need a sort
- * of the whole table and fails for types without ordering (json, point, xml); the restore writes
- * the rows back in this same order.
- */
-/**
  * What a backup reads a table's rows from: a partitioned table whole (its partitions are not
- * tables of their own in the tree), any other table ONLY, since an inheritance child (INHERITS) is
- * a table of its own whose rows a plain read of its parent would include again.
+ * tables of their own in the tree), any other table ONLY (see rowsQuery).
  */
 export function rowsOf(t: PgTableInfo): string {
   return t.partitioned ? qualified(t) : `ONLY ${qualified(t)}`;
 }
 
-export function dumpQuery(t: PgTableInfo): string {
-  const cols = t.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
-  const order = [...new Set([...(t.tenantColumn ? [t.tenantColumn] : []), ...t.primaryKey])].map((c) =>
-    pg.escapeIdentifier(c),
-  );
-  return `SELECT ${cols} FROM ${rowsOf(t)}${order.length ? ` ORDER BY ${order.join(', ')}` : ''}`;
-}
+/** The table's rows in dump order, its columns only (tenant-rows.ts). */
+export const dumpQuery = (t: PgTableInfo): string => rowsQuery(t);
 
 /**
  * Orders tables so that every table comes after the tables its foreign keys reference (insert

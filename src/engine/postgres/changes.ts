@@ -38,6 +38,11 @@ export interface TableChanges {
   existed: number;
   /** A truncation, a delete without its key, a key the stream cannot give: read the whole table. */
   whole: boolean;
+  /**
+   * An UPDATE touched it. The stream gives an update's old values only for a changed key, so the
+   * rows of tables that reach their tenant through this one may have moved to another tenant.
+   */
+  updated?: boolean;
 }
 
 /** A slot not taken over by a newer backup this long after its creation was left by a failed one. */
@@ -148,6 +153,7 @@ export async function readChanges(
       const key = tableKey(schema, name);
       const t = of(key);
       const cols = keyColumns(key);
+      if (change.action === 'UPDATE') t.updated = true;
       if (t.whole) continue;
       if (change.action === 'TRUNCATE' || !cols || (!change.old && !change.new)) {
         t.whole = true;

@@ -19,10 +19,11 @@ import {
 } from '../api.js';
 import { RecordListWriter } from '../repo/records.js';
 import type { PgTable, Segment, TableDelta } from '../tree.js';
-import { dumpQuery, rowsOf, type PgTableInfo } from './catalog.js';
+import type { PgTableInfo } from './catalog.js';
 import type { TableChanges } from './changes.js';
 import { copyOut } from './copy-out.js';
-import { TenantSplitter } from './split.js';
+import { dropFirstField, TenantSplitter } from './split.js';
+import { ROW, rowsQuery } from './tenant-rows.js';
 
 function scopeOf(t: PgTableInfo, tenant: string | null): KeyScope {
   if (tenant === null || t.scopeKind === 'platform') return PLATFORM_SCOPE;
@@ -173,11 +174,13 @@ export async function copyTable(
   writer: ContentWriter,
   inFlight: number,
   interned: Interned,
-  query = dumpQuery(t),
+  query = rowsQuery(t, { tenantField: true }),
   /** How a segment gathered in memory is written (a delta's few rows per wedding go inline). */
   smallSegments: WriteHint = {},
 ): Promise<PgTable> {
-  const column = t.tenantColumn ? t.columns.findIndex((c) => c.name === t.tenantColumn) : -1;
+  // an FK-reached table's query puts the resolved tenant first (tenant-rows.ts)
+  const via = t.tenantVia !== undefined;
+  const column = via ? 0 : t.tenantColumn ? t.columns.findIndex((c) => c.name === t.tenantColumn) : -1;
   const splitter = new TenantSplitter(column >= 0 ? column : undefined);
   const digest = createHash('sha256');
   const sink = new SegmentSink(writer, inFlight, smallSegments);
@@ -185,8 +188,9 @@ export async function copyTable(
   try {
     const source = client.query(copyOut(`COPY (${query}) TO STDOUT`));
     for await (const chunk of source as AsyncIterable<Buffer>) {
-      digest.update(chunk);
-      for (const run of splitter.push(chunk)) {
+      for (const cut of splitter.push(chunk)) {
+        const run = via ? { ...cut, bytes: dropFirstField(cut.bytes) } : cut;
+        digest.update(run.bytes);
         if (sink.tenant === undefined || run.tenant !== sink.tenant) {
           const { tenant, scope } = interned.of(t, run.tenant);
           await sink.start(tenant, scope);
@@ -246,23 +250,20 @@ export async function deltaTable(
     client.query(copyOut(`COPY (SELECT * FROM (${keys}) k ORDER BY ${keyList}) TO STDOUT`)),
     { compress: true },
   );
-  const cols = t.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
-  const order = [...new Set([...(t.tenantColumn ? [t.tenantColumn] : []), ...t.primaryKey])]
-    .map((c) => pg.escapeIdentifier(c))
-    .join(', ');
+  const rowKey = t.primaryKey.map((k) => `${ROW}.${pg.escapeIdentifier(k)}`).join(', ');
   // One key column: `= ANY(array)`, which the planner serves with one index or bitmap scan in key
   // order (an IN over the unnested keys became a nested loop of random lookups, ~4x slower here).
   const where =
     t.primaryKey.length === 1
-      ? `${keyList} = ANY(CAST(${pg.escapeLiteral(textArray(changed.map((v) => v[0]!)))} AS ${keyTypes[0]}[]))`
-      : `(${keyList}) IN (${keys})`;
+      ? `${rowKey} = ANY(CAST(${pg.escapeLiteral(textArray(changed.map((v) => v[0]!)))} AS ${keyTypes[0]}[]))`
+      : `(${rowKey}) IN (${keys})`;
   const rows = await copyTable(
     client,
     t,
     writer,
     inFlight,
     interned,
-    `SELECT ${cols} FROM ${rowsOf(t)} WHERE ${where} ORDER BY ${order}`,
+    rowsQuery(t, { tenantField: true, where }),
     { inline: true },
   );
   // the parent's rows, less those whose key changed, plus the changed rows there now

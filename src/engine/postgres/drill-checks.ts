@@ -146,7 +146,10 @@ async function checkOrphans(c: pg.Client, tree: PgTree): Promise<DrillProblem[]>
       tree.tenants.length > 0,
   );
   if (!tenantTable) return problems;
-  for (const t of tree.tables.filter((x) => x.scopeKind === 'wedding' && x !== tenantTable)) {
+  // a table reaching the wedding through foreign keys is held to it by those keys (checked above)
+  for (const t of tree.tables.filter(
+    (x) => x.scopeKind === 'wedding' && x.tenantColumn && x !== tenantTable,
+  )) {
     const col = pg.escapeIdentifier(t.tenantColumn!);
     const { rows } = await c.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM ${qualified(t)} x WHERE x.${col} IS NOT NULL AND NOT EXISTS

@@ -26,6 +26,11 @@ export interface TableFacts {
    * it (a plain logged table whose replica identity gives the old key).
    */
   slot?: { changed: TableChanges | undefined; logged: boolean } | undefined;
+  /**
+   * For a table reaching its tenant through foreign keys: rows a change on that path may have
+   * moved to another tenant (keys the slot's own changes are merged with), or why it cannot tell.
+   */
+  moved?: TableChanges | string | undefined;
 }
 
 /** Same marks as the parent: the table is the parent's if no visible row is newer than its snapshot. */
@@ -47,8 +52,8 @@ export type SettledPlan = Exclude<TablePlan, ProbePlan>;
 
 /** Same columns, key, tenant column and scope: the parent's segments have this table's layout. */
 const sameShape = (a: PgTableInfo, b: PgTableInfo): boolean =>
-  JSON.stringify([a.columns, a.primaryKey, a.tenantColumn ?? null, a.scopeKind]) ===
-  JSON.stringify([b.columns, b.primaryKey, b.tenantColumn ?? null, b.scopeKind]);
+  JSON.stringify([a.columns, a.primaryKey, a.tenantColumn ?? null, a.tenantVia ?? null, a.scopeKind]) ===
+  JSON.stringify([b.columns, b.primaryKey, b.tenantColumn ?? null, b.tenantVia ?? null, b.scopeKind]);
 
 /** Same relation and same files (no rewrite: VACUUM FULL, CLUSTER, SET UNLOGGED, a column type change). */
 function sameStorage(a: string | undefined, b: string | undefined): boolean {
@@ -90,8 +95,34 @@ function fromSlot(f: TableFacts, parent: PgTable): TablePlan | string | undefine
 
 /** The plan of one table; a copy's reason is the first thing that ruled out reusing the parent's rows. */
 export function planTable(f: TableFacts): TablePlan {
-  const parent = f.parent;
-  if (!parent) return { action: 'copy', reason: 'no parent backup holds it' };
+  if (!f.parent) return { action: 'copy', reason: 'no parent backup holds it' };
+  if (typeof f.moved === 'string') return { action: 'copy', reason: f.moved };
+  if (!f.moved?.keys.size) return planOwn(f, f.parent);
+  const moved = f.moved;
+  const own = f.slot?.changed;
+  const plan = planOwn({ ...f, slot: f.slot && { ...f.slot, changed: merged(own, moved) } }, f.parent);
+  if (plan.action === 'delta' || plan.action === 'copy') return plan;
+  return {
+    action: 'copy',
+    reason: `a change on its tenant path may have moved ${moved.keys.size} of its rows`,
+  };
+}
+
+/** A table's own changes and the keys of rows moved by a change on its tenant path. */
+function merged(own: TableChanges | undefined, moved: TableChanges): TableChanges {
+  if (own?.whole) return own;
+  const keys = new Map(own?.keys);
+  let existed = own?.existed ?? 0;
+  for (const [id, key] of moved.keys) {
+    if (keys.has(id)) continue;
+    // a row the stream names no change of was there in the parent's snapshot
+    keys.set(id, key);
+    existed++;
+  }
+  return { keys, existed, whole: false, ...(own?.updated ? { updated: true } : {}) };
+}
+
+function planOwn(f: TableFacts, parent: PgTable): TablePlan {
   const slot = fromSlot(f, parent);
   if (typeof slot === 'object') return slot;
   const copy = (why: string): TablePlan => ({ action: 'copy', reason: slot ?? why });

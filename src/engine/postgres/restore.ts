@@ -22,6 +22,8 @@ import { foreignKeyOrder, qualified } from './catalog.js';
 import type { PgTable, PgTree, Segment } from '../tree.js';
 import { refreshStatements } from './matviews.js';
 import { collect, picked, tableBytes, type Pick } from './table-rows.js';
+import { settleReferences, type ReferenceReport } from './references.js';
+import { tenantJoins } from './tenant-rows.js';
 
 export interface PostgresRestoreOptions {
   targetUrl?: string | undefined;
@@ -43,12 +45,20 @@ export interface PostgresRestoreOptions {
 export interface PostgresRestoreResult {
   tables: number;
   rows: number;
+  /** One wedding: references to rows the target does not hold, set to NULL (references.ts). */
+  nulledReferences?: ReferenceReport[];
   /** Objects whose privileges name a role the target server lacks, so were not granted (why, each). */
   skippedGrants?: string[];
 }
 
-const copyStatement = (t: PgTable) =>
-  `COPY ${qualified(t)} (${t.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ')}) FROM STDIN`;
+const columnList = (t: PgTable) => t.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
+const copyStatement = (t: PgTable, into = qualified(t)) => `COPY ${into} (${columnList(t)}) FROM STDIN`;
+
+/** A table's own rows in the target: a partitioned one's are its partitions', any other's ONLY its own. */
+const relationOf = (tree: PgTree, t: { schema: string; name: string }) =>
+  tree.tables.find((x) => x.schema === t.schema && x.name === t.name)?.partitioned
+    ? qualified(t)
+    : `ONLY ${qualified(t)}`;
 
 /** Joins small pieces into writes of about `size` bytes: one CopyData message per segment costs PostgreSQL and the socket more than the bytes. */
 async function* coalesce(pieces: AsyncIterable<Buffer>, size = 256 * 1024): AsyncGenerator<Buffer> {
@@ -82,6 +92,7 @@ async function copySegments(
   t: PgTable,
   pick: Pick,
   freeze = false,
+  into = qualified(t),
 ): Promise<number> {
   const segs = await picked(reader, t, pick);
   if (!segs) return 0;
@@ -89,7 +100,7 @@ async function copySegments(
   const copy = (options = '') =>
     pipeline(
       coalesce(tableBytes(reader, t, segs, counted)),
-      c.query(copyFrom(`${copyStatement(t)}${options}`)),
+      c.query(copyFrom(`${copyStatement(t, into)}${options}`)),
     );
   const kind = async () =>
     (
@@ -163,7 +174,7 @@ type Job =
  * Where each post-data statement runs: a table's index and constraint builds after its rows, a
  * foreign key as soon as both its tables are built (`early`), the rest at the end.
  */
-function placePostData(post: ReturnType<typeof splitPostData>, tables: PgTable[]) {
+function placePostData(post: ReturnType<typeof splitPostData>, tables: PgTable[], deferForeignKeys: boolean) {
   const byName = new Map(
     tables.map((t) => [`${dumpIdent(t.schema)}.${dumpIdent(t.name)}`, t] as [string, PgTable]),
   );
@@ -186,7 +197,7 @@ function placePostData(post: ReturnType<typeof splitPostData>, tables: PgTable[]
   const early: Job[] = [];
   const late: string[] = [];
   for (const sql of post.foreignKeys) {
-    const [from, to] = (unplaced.length === 0 && foreignKeyTables(sql)) || [];
+    const [from, to] = (!deferForeignKeys && unplaced.length === 0 && foreignKeyTables(sql)) || [];
     const table = byName.get(from ?? '');
     const referenced = byName.get(to ?? '');
     if (table && referenced)
@@ -213,11 +224,19 @@ function loadJobs(tables: PgTable[]): Job[] {
  * pg_restore does). A job whose lock would wait on one running waits in the queue instead, so no
  * connection sits blocked. Then sequences and the rest of post-data.
  */
-async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pick: Pick, parallel: number) {
+async function restoreFresh(
+  reader: ContentReader,
+  tree: PgTree,
+  url: string,
+  pick: Pick,
+  parallel: number,
+  wedding?: string,
+) {
   const skippedGrants = await applyPreData(url, await sqlOf(reader, tree.schema.preData));
   const post = splitPostData(await sqlOf(reader, tree.schema.postData));
   const tables = tree.tables.filter((t) => pick(t) !== null);
-  const { builds, unplaced, early, late } = placePostData(post, tables);
+  // one wedding's rows may name rows of another: settled before any foreign key is added
+  const { builds, unplaced, early, late } = placePostData(post, tables, wedding !== undefined);
   const queue = loadJobs(tables);
   const unbuilt = new Map(tables.map((t) => [t, 1 + (builds.get(t)?.length ?? 0)])); // load + builds
   const held = new Map<PgTable, { shared: number; exclusive: boolean }>();
@@ -291,8 +310,27 @@ async function restoreFresh(reader: ContentReader, tree: PgTree, url: string, pi
       }),
     ),
   );
-  await finishFresh(url, tree, post, { unplaced, late }, parallel);
-  return { ...restored(counts), ...(skippedGrants.length ? { skippedGrants } : {}) };
+  const settle = wedding === undefined ? undefined : () => settleFresh(url, tree);
+  const nulled = await finishFresh(url, tree, post, { unplaced, late }, parallel, settle);
+  return {
+    ...restored(counts),
+    ...(skippedGrants.length ? { skippedGrants } : {}),
+    ...(nulled.length ? { nulledReferences: nulled } : {}),
+  };
+}
+
+/** The primary key of a table of the tree (empty when it has none or is not in it). */
+const keyOf = (tree: PgTree) => (t: { schema: string; name: string }) =>
+  tree.tables.find((x) => x.schema === t.schema && x.name === t.name)?.primaryKey ?? [];
+
+/** One wedding with the shared tables whole: only the keys from or to a wedding's table can dangle. */
+async function settleFresh(url: string, tree: PgTree): Promise<ReferenceReport[]> {
+  const partial = new Set(tree.tables.filter((t) => t.scopeKind === 'wedding').map((t) => qualified(t)));
+  const keys = (tree.foreignKeys ?? []).filter(
+    (k) => partial.has(qualified(k.table)) || partial.has(qualified(k.references)),
+  );
+  const relation = (t: { schema: string; name: string }) => relationOf(tree, t);
+  return withClient(url, (c) => settleReferences(c, keys, (t) => [relation(t)], relation, keyOf(tree)));
 }
 
 const setvals = (tree: PgTree) =>
@@ -311,16 +349,49 @@ async function finishFresh(
   post: ReturnType<typeof splitPostData>,
   left: { unplaced: string[]; late: string[] },
   parallel: number,
-) {
+  settle?: () => Promise<ReferenceReport[]>,
+): Promise<ReferenceReport[]> {
   await runParallel(url, post.header, left.unplaced, parallel);
   if (tree.sequences.length) await psql(url, setvals(tree));
+  const nulled = settle ? await settle() : [];
   await runParallel(url, post.header, left.late, parallel);
   if (post.rest.length) await psql(url, post.header + '\n' + post.rest.join('\n'));
   const refresh = refreshStatements(tree.materializedViews);
   if (refresh) await psql(url, post.header + '\n' + refresh);
+  return nulled;
 }
 
-/** One wedding into a database that has the schema: all or nothing, in one transaction. */
+/**
+ * Deletes one wedding's rows of a table: by its tenant column, or for a table that reaches the
+ * wedding through foreign keys, the rows whose path ends at the wedding (run children first, while
+ * the path's rows are still there). The number of rows deleted.
+ */
+async function deleteWedding(c: pg.ClientBase, tree: PgTree, t: PgTable, wedding: string): Promise<number> {
+  const rel = relationOf(tree, t);
+  if (t.tenantColumn) {
+    // cast the parameter, not the column, so the tenant index serves the delete
+    const type = t.columns.find((x) => x.name === t.tenantColumn)!.type;
+    const del = await c.query(
+      `DELETE FROM ${rel} WHERE ${pg.escapeIdentifier(t.tenantColumn)} = CAST($1 AS ${type})`,
+      [wedding],
+    );
+    return del.rowCount ?? 0;
+  }
+  const via = tenantJoins(t.tenantVia!);
+  const del = await c.query(
+    `DELETE FROM ${rel} d USING (SELECT r.tableoid AS o, r.ctid AS c FROM ${rel} r${via.joins}
+       WHERE ${via.expr}::text = $1) x WHERE d.tableoid = x.o AND d.ctid = x.c`,
+    [wedding],
+  );
+  return del.rowCount ?? 0;
+}
+
+/**
+ * One wedding into a database that has the schema, all or nothing in one transaction: the
+ * wedding's rows are deleted (children first), its backed-up rows staged in temporary tables, the
+ * references they make to rows the database does not hold settled (references.ts), then inserted
+ * in foreign-key order.
+ */
 async function restoreIntoLive(
   reader: ContentReader,
   tree: PgTree,
@@ -333,29 +404,46 @@ async function restoreIntoLive(
   const counts = new Map<PgTable, number>();
   return withClient(url, async (c) => {
     const order = await foreignKeyOrder(c, weddingTables);
+    const stage = new Map(order.map((t, i) => [qualified(t), `pg_temp.wedvault_stage_${i}`]));
     await c.query('BEGIN');
     try {
       for (const t of [...order].reverse()) {
-        // cast the parameter, not the column, so the tenant index serves the delete
-        const type = t.columns.find((x) => x.name === t.tenantColumn)!.type;
-        const del = await c.query(
-          `DELETE FROM ${qualified(t)} WHERE ${pg.escapeIdentifier(t.tenantColumn!)} = CAST($1 AS ${type})`,
-          [wedding],
-        );
-        if (del.rowCount && !overwrite) {
+        if ((await deleteWedding(c, tree, t, wedding)) > 0 && !overwrite) {
           throw new ConflictError(
             `wedding ${wedding} already has rows in ${t.schema}.${t.name}; refusing to replace them without --overwrite`,
             { details: { wedding, table: `${t.schema}.${t.name}` } },
           );
         }
       }
-      for (const t of order) counts.set(t, await copySegments(c, reader, t, pick));
+      for (const t of order) {
+        const into = stage.get(qualified(t))!;
+        await c.query(
+          `CREATE TEMP TABLE ${into.slice('pg_temp.'.length)} (LIKE ${qualified(t)}) ON COMMIT DROP`,
+        );
+        await copySegments(c, reader, t, pick, false, into);
+      }
+      const staged = (t: { schema: string; name: string }) => stage.get(qualified(t));
+      const keys = (tree.foreignKeys ?? []).filter((k) => staged(k.table));
+      const nulled = await settleReferences(
+        c,
+        keys,
+        (t) => [relationOf(tree, t), ...(staged(t) ? [staged(t)!] : [])],
+        (t) => staged(t)!,
+        keyOf(tree),
+      );
+      for (const t of order) {
+        const ins = await c.query(
+          `INSERT INTO ${qualified(t)} (${columnList(t)}) OVERRIDING SYSTEM VALUE
+           SELECT ${columnList(t)} FROM ${stage.get(qualified(t))!}`,
+        );
+        counts.set(t, ins.rowCount ?? 0);
+      }
       await c.query('COMMIT');
+      return { ...restored(counts), ...(nulled.length ? { nulledReferences: nulled } : {}) };
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
-    return restored(counts);
   });
 }
 
@@ -397,8 +485,10 @@ export async function restorePostgres(
   const every = () => true;
   const ofWedding = (s: Segment) => s.tenant === wedding;
   const all: Pick = () => every;
-  // A wedding in a new database also needs the shared tables its rows refer to, whole.
-  const withShared: Pick = (t) => (t.scopeKind !== 'wedding' ? every : ofWedding);
+  // A wedding in a new database also needs the shared tables its rows refer to, whole, and the
+  // platform rows of mixed tables (those whose tenant is NULL).
+  const withShared: Pick = (t) =>
+    t.scopeKind !== 'wedding' ? every : (s: Segment) => s.tenant === wedding || s.tenant === null;
   const onlyWedding: Pick = (t) => (t.scopeKind === 'wedding' ? ofWedding : null);
 
   if (opts.asSql)
@@ -418,6 +508,6 @@ export async function restorePostgres(
     return restoreFresh(reader, tree, url, all, parallel);
   }
   const empty = await prepareDatabase(url, { overwrite: false, create, keepExisting: true });
-  if (empty) return restoreFresh(reader, tree, url, withShared, parallel);
+  if (empty) return restoreFresh(reader, tree, url, withShared, parallel, wedding);
   return restoreIntoLive(reader, tree, url, wedding, overwrite);
 }

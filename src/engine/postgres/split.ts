@@ -96,6 +96,24 @@ export class TenantSplitter {
   }
 }
 
+/**
+ * COPY rows without their first field: the tenant a backup's query put first for a table that
+ * reaches it through foreign keys (tenant-rows.ts), cut on, then dropped so the stored rows are
+ * the table's own. Every such row has a field after it (a foreign key needs a column).
+ */
+export function dropFirstField(rows: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(rows.length);
+  let o = 0;
+  for (let p = 0; p < rows.length;) {
+    const tab = rows.indexOf(TAB, p);
+    const nl = tab < 0 ? -1 : rows.indexOf(NL, tab);
+    if (nl < 0) throw new Error('a COPY row without a field after its tenant');
+    o += rows.copy(out, o, tab + 1, nl + 1);
+    p = nl + 1;
+  }
+  return out.subarray(0, o);
+}
+
 /** The first tab in buf[from, end), or end: a loop, since the fields before a tenant key are short. */
 function tabIn(buf: Buffer, from: number, end: number): number {
   let i = from;

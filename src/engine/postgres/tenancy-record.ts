@@ -4,7 +4,7 @@
  */
 import pg from 'pg';
 import type { PgTableTenancy, PgTree } from '../tree.js';
-import { readTenancyFacts } from './catalog.js';
+import { readTenancyFacts, type PgTableInfo } from './catalog.js';
 import {
   classifyTenancy,
   describeTenancy,
@@ -12,14 +12,20 @@ import {
   type TableTenancy,
   type TenancyClass,
   type TenancySettings,
+  type TenancyTable,
 } from './tenancy.js';
 
 export type TenancyRecord = NonNullable<PgTree['tenancy']>;
 
 /** Every table's class and path, by label; a bad override throws a ConfigError naming it. */
 export async function readTenancy(client: pg.ClientBase, s: TenancySettings): Promise<TenancyRecord> {
+  return tenancyRecord(await readTenancyFacts(client), s);
+}
+
+/** The record of tables read by readTenancyFacts. */
+export function tenancyRecord(facts: TenancyTable[], s: TenancySettings): TenancyRecord {
   const out: TenancyRecord = {};
-  for (const t of classifyTenancy(await readTenancyFacts(client), s)) {
+  for (const t of classifyTenancy(facts, s)) {
     out[tableLabel(t)] = {
       class: t.class,
       ...(t.tenant ? { tenant: t.tenant } : {}),
@@ -29,6 +35,27 @@ export async function readTenancy(client: pg.ClientBase, s: TenancySettings): Pr
     };
   }
   return out;
+}
+
+/**
+ * The tables as their tenancy says: platform, the tenant's own column, or the foreign keys an
+ * FK-reached table's rows follow to it (a backup cuts those per tenant too, tenant-rows.ts).
+ */
+export function withTenancy(tables: PgTableInfo[], record: TenancyRecord): PgTableInfo[] {
+  const partitioned = new Set(tables.filter((t) => t.partitioned).map(tableLabel));
+  return tables.map((t) => {
+    const r = record[tableLabel(t)];
+    if (!r) return t;
+    const { tenantColumn: _column, tenantVia: _via, ...rest } = t;
+    if (r.class === 'platform' || !r.end || !r.tenant) return { ...rest, scopeKind: 'platform' };
+    if (!r.path?.length) return { ...rest, scopeKind: r.tenant, tenantColumn: r.end.column };
+    const path = r.path.map((h) => ({
+      columns: h.columns,
+      to: { ...h.to, ...(partitioned.has(tableLabel(h.to)) ? { partitioned: true } : {}) },
+      toColumns: h.toColumns,
+    }));
+    return { ...rest, scopeKind: r.tenant, tenantVia: { path, column: r.end.column } };
+  });
 }
 
 /**
