@@ -18,6 +18,7 @@ import {
   type TempDatabase,
 } from '../helpers/pg.js';
 import { repoBackups } from '../helpers/pg-repo.js';
+import { tableLabel } from '../../src/engine/postgres/tenancy.js';
 import { expectOneWedding, rowsDigest, schemaTables, weddingDigests } from '../helpers/wedding-rows.js';
 
 const settings = { tenantKey: 'wedding_id', ceremonyDate: { table: 'weddings', column: 'wedding_date' } };
@@ -119,7 +120,32 @@ describe('the seeded wedding database', () => {
         seen.add(seg.tenant);
       }
     }
-    for (const t of tree.tables.filter((x) => !x.tenantColumn)) {
+    // a table reaching its wedding through foreign keys: each segment holds the rows the source
+    // resolves to that wedding (a few weddings checked), and its platform rows (NULL) come last
+    const schema = new Map((await schemaTables(source.url)).map((t) => [t.name, t]));
+    for (const t of tree.tables.filter((x) => x.tenantVia)) {
+      const segs = await segmentsOf(store, t);
+      const tenants = segs.map((s) => s.tenant);
+      expect(new Set(tenants).size, `${t.name}: a wedding split in two`).toBe(tenants.length);
+      for (const seg of segs)
+        expect(seg.scope).toBe(seg.tenant === null ? 'platform' : `wedding:${seg.tenant}`);
+      const resolved = schema.get(tableLabel(t))!;
+      for (const seg of segs.filter((s) => s.tenant !== null).slice(0, 3)) {
+        const [{ n }] = await query<{ n: number }>(
+          source.url,
+          `SELECT count(*)::int AS n FROM ${resolved.name} x WHERE (${resolved.tenant})::text = $1`,
+          [seg.tenant],
+        );
+        expect(seg.rows, `${t.name} wedding ${seg.tenant}`).toBe(n);
+      }
+    }
+    expect(
+      tree.tables
+        .filter((x) => x.tenantVia)
+        .map((t) => tableLabel(t))
+        .sort(),
+    ).toEqual(['app."DietaryNotes"', 'app.gift_registry', 'app.guest_messages', 'app.menu_choices']);
+    for (const t of tree.tables.filter((x) => x.scopeKind === 'platform')) {
       expect((await segmentsOf(store, t)).map((s) => s.scope)).toEqual(['platform']);
     }
   });
@@ -190,9 +216,10 @@ describe('the seeded wedding database', () => {
     const r = await restorePostgres(store, tree, { wedding: b, asSql: out });
     const sql = Buffer.concat(parts).toString();
     expect(sql).toContain('COPY "public"."guests"');
-    expect(r.tables).toBe((await schemaTables(source.url)).filter((t) => t.tenantColumn).length);
+    // every table of a wedding, those reaching it through foreign keys included
+    expect(r.tables).toBe((await schemaTables(source.url)).filter((t) => t.tenant).length);
     execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', target.url], { input: sql });
-    for (const t of (await schemaTables(source.url)).filter((x) => x.tenantColumn)) {
+    for (const t of (await schemaTables(source.url)).filter((x) => x.tenant)) {
       expect(await rowsDigest(target.url, t, b), t.name).toBe(await rowsDigest(source.url, t, b));
       expect(await rowsDigest(target.url, t, a), t.name).toBe(await rowsDigest(source.url, t, a));
     }

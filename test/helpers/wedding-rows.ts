@@ -11,27 +11,43 @@ export interface SchemaOptions {
   ceremonyTable?: string;
 }
 
-/** A table as the catalog describes it, and the column naming its wedding (none: shared by all). */
+/**
+ * A table as the catalog describes it: the column naming its wedding, or for a table reaching its
+ * wedding through foreign keys, the SQL giving row x's wedding (none of either: shared by all).
+ */
 export interface SchemaTable {
   name: string;
   tenantColumn: string | undefined;
+  /** SQL over row alias `x`: the row's wedding (NULL: a platform row of a mixed table). */
+  tenant?: string | undefined;
 }
 
 /**
- * Every user table (a partitioned table once, by its root), with its wedding column by the rule the
- * README states: the ceremony-date table's primary key, else a column named the tenant key.
+ * Every user table (a partitioned table once, by its root), with its wedding by the rule the
+ * README states: the ceremony-date table's primary key, else a column named the tenant key, else
+ * the wedding of the row a one-column foreign key names (NOT NULL keys first, then by name), followed
+ * as far as it goes.
  */
 export async function schemaTables(url: string, opts: SchemaOptions = {}): Promise<SchemaTable[]> {
   const { tenantKey = 'wedding_id', ceremonyTable = 'weddings' } = opts;
   const rows = await withClient(url, (c) =>
-    c.query<{ name: string; tenant: string | null }>(
+    c.query<{ name: string; tenant: string | null; fks: { col: string; to: string; toCol: string }[] }>(
       `SELECT format('%I.%I', n.nspname, c.relname) AS name,
               CASE WHEN c.relname = $2 AND n.nspname = 'public' THEN
                      (SELECT a.attname FROM pg_index i
                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
                        WHERE i.indrelid = c.oid AND i.indisprimary)
                    ELSE (SELECT a.attname FROM pg_attribute a
-                          WHERE a.attrelid = c.oid AND a.attname = $1 AND NOT a.attisdropped) END AS tenant
+                          WHERE a.attrelid = c.oid AND a.attname = $1 AND NOT a.attisdropped) END AS tenant,
+              coalesce((SELECT json_agg(json_build_object('col', a.attname, 'to', (SELECT format('%I.%I', rn.nspname, rc.relname) FROM pg_class rc
+                                                   JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+                                                  WHERE rc.oid = k.confrelid),
+                                          'toCol', b.attname) ORDER BY NOT a.attnotnull, k.conname)
+                 FROM pg_constraint k
+                 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+                 JOIN pg_attribute b ON b.attrelid = k.confrelid AND b.attnum = k.confkey[1]
+                WHERE k.conrelid = c.oid AND k.contype = 'f' AND cardinality(k.conkey) = 1
+                  AND k.conparentid = 0), '[]') AS fks
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
@@ -39,17 +55,43 @@ export async function schemaTables(url: string, opts: SchemaOptions = {}): Promi
       [tenantKey, ceremonyTable],
     ),
   );
-  return rows.rows.map((r) => ({ name: r.name, tenantColumn: r.tenant ?? undefined }));
+  // a table's wedding as SQL over a row alias, found through the tables its keys name
+  const byName = new Map(rows.rows.map((r) => [r.name, r]));
+  const found = new Map<string, (alias: string) => string>();
+  for (const r of rows.rows) if (r.tenant) found.set(r.name, (a) => `${a}.${pg.escapeIdentifier(r.tenant!)}`);
+  for (let changed = true, depth = 0; changed; depth++) {
+    changed = false;
+    for (const r of rows.rows) {
+      if (found.has(r.name)) continue;
+      const fk = r.fks.find((k) => found.has(k.to) && byName.has(k.to));
+      if (!fk) continue;
+      const inner = found.get(fk.to)!;
+      const p = `p${depth}`;
+      const col = pg.escapeIdentifier(fk.col);
+      const toCol = pg.escapeIdentifier(fk.toCol);
+      found.set(r.name, (a) => `(SELECT ${inner(p)} FROM ${fk.to} ${p} WHERE ${p}.${toCol} = ${a}.${col})`);
+      changed = true;
+    }
+  }
+  return rows.rows.map((r) => ({
+    name: r.name,
+    tenantColumn: r.tenant ?? undefined,
+    tenant: found.get(r.name)?.('x'),
+  }));
 }
 
-/** `count:md5` over the rows' text forms, sorted; only the wedding's rows when one is named. */
+/**
+ * `count:md5` over the rows' text forms, sorted; only the wedding's rows (and the platform's rows
+ * of a mixed table, whose wedding is NULL) when one is named.
+ */
 export async function rowsDigest(url: string, table: SchemaTable, wedding?: string): Promise<string> {
-  const where = wedding === undefined ? '' : `WHERE x.${pg.escapeIdentifier(table.tenantColumn!)}::text = $1`;
+  const tenant = table.tenant ?? (table.tenantColumn && `x.${pg.escapeIdentifier(table.tenantColumn)}`);
+  const where = wedding === undefined || !tenant ? '' : `WHERE (${tenant})::text = $1 OR (${tenant}) IS NULL`;
   const { rows } = await withClient(url, (c) =>
     c.query<{ d: string }>(
       `SELECT count(*) || ':' || md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS d
          FROM ${table.name} x ${where}`,
-      wedding === undefined ? [] : [wedding],
+      where ? [wedding] : [],
     ),
   );
   return rows[0]!.d;
@@ -68,7 +110,7 @@ export async function weddingDigests(
   const out: Record<string, string> = {};
   const tables = await schemaTables(source, opts);
   expect(tables.some((t) => t.tenantColumn)).toBe(true);
-  for (const t of tables) out[t.name] = await rowsDigest(source, t, t.tenantColumn ? wedding : undefined);
+  for (const t of tables) out[t.name] = await rowsDigest(source, t, wedding);
   return out;
 }
 
@@ -87,13 +129,11 @@ export async function expectOneWedding(
   expect(tables.map((t) => t.name)).toEqual(Object.keys(want));
   for (const t of tables) {
     expect(await rowsDigest(target, t), t.name).toBe(want[t.name]);
-    if (!t.tenantColumn) continue;
+    if (!t.tenant) continue;
     const { rows } = await withClient(target, (c) =>
-      c.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM ${t.name} x
-          WHERE x.${pg.escapeIdentifier(t.tenantColumn!)}::text IS DISTINCT FROM $1`,
-        [wedding],
-      ),
+      c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${t.name} x WHERE (${t.tenant})::text <> $1`, [
+        wedding,
+      ]),
     );
     expect(rows[0]!.n, `${t.name}: rows of other weddings`).toBe(0);
   }
