@@ -11,6 +11,7 @@ import { measure, sh, type Measured } from './measure.js';
 import { benchReplication } from './replication.js';
 import { benchVerify } from './verify.js';
 import { readFileSync } from 'node:fs';
+import { quoteName as quoteIdent } from '../src/config/identifier.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const RESULTS = process.env.BENCH_RESULTS_DIR ?? path.join(ROOT, 'bench', 'results');
@@ -129,15 +130,52 @@ async function alternate<T extends { m: Measured }>(
 }
 
 // as users run it: the bin sets the allocator (bin/with-allocator) and execs node in the same process
-const wedvault = (args: string[], repoDir: string) =>
-  measure(path.join(ROOT, 'bin', 'wedvault'), args, env(repoDir));
+const wedvault = (args: string[], repoDir: string, extra: Record<string, string> = {}) =>
+  measure(path.join(ROOT, 'bin', 'wedvault'), args, { ...env(repoDir), ...extra });
 
-async function tables(url: string): Promise<string[]> {
+/**
+ * Full backups with the tables that reach their wedding through foreign keys cut per wedding (as
+ * shipped) against the same build told by overrides to keep them whole as platform tables, as
+ * backups did before: the cost of the joins and the per-wedding cut.
+ */
+async function benchForeignKeyTenancy(): Promise<void> {
+  const listed = await sh(`${path.join(ROOT, 'bin', 'wedvault')} tenancy --json`, env(WORK));
+  // an override names a partitioned table by its root, as `%I.%I` quotes it
+  const roots = new Set(await tables(SOURCE, 'NOT c.relispartition'));
+  const reached = (JSON.parse(listed.stdout) as { schema: string; name: string; path: unknown[] }[])
+    .filter((t) => t.path.length > 0)
+    .map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`)
+    .filter((t) => roots.has(t));
+  const config = path.join(WORK, 'platform-tenancy.json');
+  const tenancy = Object.fromEntries(reached.map((t) => [t, 'platform']));
+  writeFileSync(config, JSON.stringify({ sources: { postgres: { tenancy } } }));
+  const fullInto = async (dir: string, extra: Record<string, string> = {}) => {
+    rmSync(dir, { recursive: true, force: true });
+    const m = await wedvault(['backup', '--type', 'full', '--components', 'database', '--json'], dir, {
+      WEDVAULT_CHANGE_SLOT: 'off',
+      ...extra,
+    });
+    return { m, stored: await du(dir) };
+  };
+  const runs = await alternate(
+    () => fullInto(path.join(WORK, 'repo-fk-ours')),
+    () => fullInto(path.join(WORK, 'repo-fk-platform'), { WEDVAULT_CONFIG: config }),
+  );
+  record(
+    'db-full-fk-tenancy-vs-platform',
+    side(runs.ours.m, runs.ours.stored),
+    side(runs.peer.m, runs.peer.stored, `our full backup, ${reached.length} FK-reached tables as platform`),
+    '≤ 1.10',
+    runs.runs,
+  );
+}
+
+async function tables(url: string, where = 'true'): Promise<string[]> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   const { rows } = await c.query<{ t: string }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') ORDER BY 1`,
+      WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND ${where} ORDER BY 1`,
   );
   await c.end();
   return rows.map((r) => r.t);
@@ -193,6 +231,7 @@ async function main(): Promise<void> {
   );
 
   await dropSlots();
+  await benchForeignKeyTenancy();
 
   // Restore vs pg_restore -j2 of the same data, each into a new database.
   const freshDatabase = async (name: string, create: boolean) => {

@@ -14,7 +14,7 @@ import { Repository } from '../../src/engine/repo/repository.js';
 import type { PgTree, Segment } from '../../src/engine/tree.js';
 import { ConflictError } from '../../src/errors.js';
 import { LocalStorage } from '../../src/storage/local.js';
-import { createTempDatabase, query, type TempDatabase } from '../helpers/pg.js';
+import { createTempDatabase, PG_ADMIN_URL, query, type TempDatabase } from '../helpers/pg.js';
 import { createTenancySchema } from '../helpers/tenancy-schema.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'wv-tenancy-restore-'));
@@ -213,11 +213,17 @@ it('refuses a one-wedding restore whose rows hold a NOT NULL reference to anothe
      INSERT INTO app.guest_links VALUES (1, 1, 2), (2, 1, 3)`,
   );
   const tree = await backup();
-  const err = await restoreWedding(tree, '1').then(
+  const target = await createTempDatabase('tenancy_refused', { create: false });
+  dbs.push(target);
+  const err = await restorePostgres(repo.reader(), tree, { targetUrl: target.url, wedding: '1' }).then(
     () => undefined,
     (e: unknown) => e,
   );
   expect(err).toBeInstanceOf(ConflictError);
+  // the database the restore created is gone again
+  expect(await query(PG_ADMIN_URL, 'SELECT 1 FROM pg_database WHERE datname = $1', [target.name])).toEqual(
+    [],
+  );
   expect((err as Error).message).toContain(
     'app.guest_links guest_links_other_guest_fkey → app.guests (guest_id): 1 rows ((2) → (3))',
   );

@@ -131,12 +131,12 @@ describe('the seeded wedding database', () => {
         expect(seg.scope).toBe(seg.tenant === null ? 'platform' : `wedding:${seg.tenant}`);
       const resolved = schema.get(tableLabel(t))!;
       for (const seg of segs.filter((s) => s.tenant !== null).slice(0, 3)) {
-        const [{ n }] = await query<{ n: number }>(
+        const [row] = await query<{ n: number }>(
           source.url,
           `SELECT count(*)::int AS n FROM ${resolved.name} x WHERE (${resolved.tenant})::text = $1`,
           [seg.tenant],
         );
-        expect(seg.rows, `${t.name} wedding ${seg.tenant}`).toBe(n);
+        expect(seg.rows, `${t.name} wedding ${seg.tenant}`).toBe(row!.n);
       }
     }
     expect(

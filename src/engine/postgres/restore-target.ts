@@ -55,8 +55,11 @@ export interface PrepareOptions {
   keepExisting: boolean;
 }
 
-/** Makes the target ready; returns true when it is empty (the schema must be applied). */
-export async function prepareDatabase(url: string, o: PrepareOptions): Promise<boolean> {
+/**
+ * Makes the target ready: `live` when it holds tables and may keep them, else empty (the schema
+ * must be applied), `created` when this call created it (so a refused restore can drop it again).
+ */
+export async function prepareDatabase(url: string, o: PrepareOptions): Promise<'live' | 'empty' | 'created'> {
   const name = databaseName(url);
   const exists = await admin(
     url,
@@ -64,7 +67,7 @@ export async function prepareDatabase(url: string, o: PrepareOptions): Promise<b
   );
   if (!exists && !o.create) throw new NotFoundError(`database "${name}" does not exist`);
   if (exists && (await userTableCount(url)) > 0) {
-    if (o.keepExisting) return false;
+    if (o.keepExisting) return 'live';
     if (!o.overwrite) {
       throw new ConflictError(
         `database "${name}" already holds tables; refusing to overwrite it without --overwrite`,
@@ -73,11 +76,19 @@ export async function prepareDatabase(url: string, o: PrepareOptions): Promise<b
     }
     await admin(url, (c) => c.query(`DROP DATABASE ${c.escapeIdentifier(name)} WITH (FORCE)`));
   }
-  await admin(url, async (c) => {
+  return admin(url, async (c) => {
     const again = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (!again.rowCount) await c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}`);
+    if (again.rowCount) return 'empty';
+    await c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}`);
+    return 'created';
   });
-  return true;
+}
+
+/** Drops a database a refused restore created. */
+export async function dropCreated(url: string): Promise<void> {
+  await admin(url, (c) =>
+    c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(databaseName(url))} WITH (FORCE)`),
+  );
 }
 
 /** Runs SQL text through psql, stopping at the first error (pg_dump output may hold psql meta-commands). */

@@ -12,6 +12,7 @@ import { ConflictError, ValidationError } from '../../errors.js';
 import type { ContentReader, ContentRef } from '../api.js';
 import {
   applyPreData,
+  dropCreated,
   prepareDatabase,
   psql,
   runParallel,
@@ -378,9 +379,15 @@ async function deleteWedding(c: pg.ClientBase, tree: PgTree, t: PgTable, wedding
     return del.rowCount ?? 0;
   }
   const via = tenantJoins(t.tenantVia!);
+  // the tenant's type is the column's at the end of the path (a key's columns share their types)
+  const end = t.tenantVia!.path.at(-1)!.to;
+  const type = tree.tables
+    .find((x) => x.schema === end.schema && x.name === end.name)
+    ?.columns.find((x) => x.name === t.tenantVia!.column)?.type;
+  const match = type ? `${via.expr} = CAST($1 AS ${type})` : `${via.expr}::text = $1`;
   const del = await c.query(
     `DELETE FROM ${rel} d USING (SELECT r.tableoid AS o, r.ctid AS c FROM ${rel} r${via.joins}
-       WHERE ${via.expr}::text = $1) x WHERE d.tableoid = x.o AND d.ctid = x.c`,
+       WHERE ${match}) x WHERE d.tableoid = x.o AND d.ctid = x.c`,
     [wedding],
   );
   return del.rowCount ?? 0;
@@ -507,7 +514,13 @@ export async function restorePostgres(
     await prepareDatabase(url, { overwrite, create, keepExisting: false });
     return restoreFresh(reader, tree, url, all, parallel);
   }
-  const empty = await prepareDatabase(url, { overwrite: false, create, keepExisting: true });
-  if (empty) return restoreFresh(reader, tree, url, withShared, parallel, wedding);
-  return restoreIntoLive(reader, tree, url, wedding, overwrite);
+  const state = await prepareDatabase(url, { overwrite: false, create, keepExisting: true });
+  if (state === 'live') return restoreIntoLive(reader, tree, url, wedding, overwrite);
+  try {
+    return await restoreFresh(reader, tree, url, withShared, parallel, wedding);
+  } catch (err) {
+    // refused (a NOT NULL reference to a row it lacks): what the restore made goes again
+    if (state === 'created' && err instanceof ConflictError) await dropCreated(url);
+    throw err;
+  }
 }
