@@ -203,10 +203,12 @@ async function main(): Promise<void> {
   await sh(`psql -q ${SOURCE} -c 'VACUUM ANALYZE'`);
 
   // Full database backup vs pg_dump -Fc and vs the floor: COPY of every table to /dev/null.
-  const list = await tables(SOURCE);
-  const bare = await sh(
-    list.map((t) => `psql -qAt ${SOURCE} -c "COPY ${t} TO STDOUT" > /dev/null`).join(' && '),
-  );
+  // every table once (a partitioned one through its root), in one session: quoted names and
+  // partitioned roots need the SELECT form, which psql -c through a shell would mangle
+  const list = await tables(SOURCE, 'NOT c.relispartition');
+  const copyAll = path.join(WORK, 'copy-all.sql');
+  writeFileSync(copyAll, list.map((t) => `COPY (SELECT * FROM ${t}) TO STDOUT;\n`).join(''));
+  const bare = await sh(`psql -qAt ${SOURCE} -f ${copyAll} > /dev/null`);
   const dump = path.join(WORK, 'dump.fc');
   const pgDump = await measure('pg_dump', ['-Fc', '-f', dump, SOURCE]);
   const repo = path.join(WORK, 'repo-db');

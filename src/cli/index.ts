@@ -66,6 +66,8 @@ program
           ),
       });
       for (const change of out.tenancyChanges) console.error(`wedvault: warning: ${describeChange(change)}`);
+      for (const e of out.erased)
+        console.error(`wedvault: left out ${e.rows} rows of ${e.scope}, erased (the erasure ledger)`);
       const recorded = await recordCliBackup(config, operationId, opts.type, out).catch((err: unknown) => {
         console.error(`wedvault: warning: backup done but not recorded in the catalog: ${errorMessage(err)}`);
         return false;

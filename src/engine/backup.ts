@@ -42,6 +42,8 @@ export interface BackupOutput {
   weddings: string[];
   /** Tables whose tenancy class differs from the last database backup's: callers warn of each. */
   tenancyChanges: TenancyChange[];
+  /** Rows of erased scopes still in the source and left out of this backup (the erasure ledger). */
+  erased: { scope: string; rows: number }[];
   reused: boolean;
 }
 
@@ -75,12 +77,18 @@ async function backupFileSources(
   writer: ContentWriter,
   input: BackupInput,
   parentFiles: FilesTree | undefined,
+  erased: ReadonlySet<string>,
 ): Promise<FilesTree> {
   const out: FilesTree = {};
   for (const source of input.sources.files) {
     const parent = parentFiles?.[source.name];
     if (source.path) {
-      out[source.name] = await backupFiles(writer, { dir: source.path, scopes: source.scopes, parent });
+      out[source.name] = await backupFiles(writer, {
+        dir: source.path,
+        scopes: source.scopes,
+        parent,
+        erased,
+      });
       continue;
     }
     // a bucket prefix on one of the targets; unchanged objects are known by size and etag
@@ -90,6 +98,7 @@ async function backupFileSources(
       prefix: source.prefix,
       scopes: source.scopes,
       parent,
+      erased,
     });
   }
   return out;
@@ -114,7 +123,14 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   const existing = await repo.findSnapshotByTag('operation', input.operationId);
   if (existing) return describe(repo, existing, true);
 
-  const parent = input.type === 'full' ? undefined : await repo.latestSnapshot({ tag: ['kind', input.type] });
+  // An erasure since the parent makes this backup read everything again: a reused table or file
+  // would carry the erased scope's (unreadable) segments over into the new snapshot.
+  const ledger = await repo.ledger();
+  const erased = new Set(ledger.map((e) => e.scope));
+  const since = (p: { time?: string; snapshotTime?: string } | undefined) =>
+    p && !ledger.some((e) => e.time > (p.time ?? p.snapshotTime ?? ''));
+  const latest = input.type === 'full' ? undefined : await repo.latestSnapshot({ tag: ['kind', input.type] });
+  const parent = since(latest) ? latest : undefined;
   // the write lock makes concurrent backups of this repository take turns: each dedups against the last
   const writer = repo.writer({ onLockBreak: input.onLockBreak });
   const tree: SnapshotTree = {};
@@ -125,13 +141,14 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   // the last database backup: an incremental reads only what changed since; its change slot, if
   // any, is dropped once this snapshot is saved (this backup's slot takes over)
   const previous = components.includes('database') ? await lastDatabaseTree(repo) : undefined;
+  const databaseParent = input.type === 'incremental' && since(previous) ? previous : undefined;
   let slot: string | undefined;
   try {
     // Files before the database: the other way round, the portfolio's 4–16 MiB buffers came on top
     // of the heap the database phase had left behind. A scale-1 full backup of both peaked at
     // 481–499 MiB in seven runs, and at 410–475 MiB (444 on average) in eight this way round.
     if (components.includes('files')) {
-      tree.files = await backupFileSources(writer, input, snapshotTree(parent?.tree).files);
+      tree.files = await backupFileSources(writer, input, snapshotTree(parent?.tree).files, erased);
       files = Object.values(tree.files).reduce((n, entries) => n + entries.length, 0);
     }
     input.onProgress?.(0.5, writer.stats.bytesRead);
@@ -140,7 +157,8 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
       const { backupPostgres } = await import('./postgres/backup.js');
       const pgTree = await backupPostgres(writer, {
         ...source,
-        parent: input.type === 'incremental' ? previous : undefined,
+        parent: databaseParent,
+        erased,
         slotPrefix: `wedvault_${repo.id.slice(0, 12)}_`,
       });
       slot = pgTree.changes?.slot;
@@ -191,6 +209,7 @@ async function describe(
     stats: snap.stats,
     weddings: tree.postgres?.tenants.map((t) => t.id) ?? [],
     tenancyChanges: extra.tenancyChanges ?? [],
+    erased: tree.postgres?.erased ?? [],
     files: extra.files ?? 0,
     consistentTime: extra.consistentTime,
     lsn: extra.lsn,

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../errors.js';
 import type { Repository } from './repo/repository.js';
-import { restoreFiles } from './files/index.js';
+import { restoreFiles, withoutErased } from './files/index.js';
 import { checkDatabase, dropScratchDatabase, type DrillProblem } from './postgres/drill-checks.js';
 import { restorePostgres } from './postgres/restore.js';
 import { snapshotTree } from './tree.js';
@@ -63,6 +63,8 @@ export async function runDrill(
   const started = Date.now();
   const snap = await repo.loadSnapshot(snapshotId);
   const tree = snapshotTree(snap.tree);
+  // a drill restores as every restore does: without the scopes the erasure ledger names
+  const erased = await repo.erasedScopes();
   const problems: DrillProblem[] = [];
   const names = opts.scratch ?? {
     database: `wv_drill_${randomBytes(6).toString('hex')}`,
@@ -81,6 +83,7 @@ export async function runDrill(
       try {
         await restorePostgres(repo.reader({ wholePacks: true }), tree.postgres, {
           targetUrl: scratch.toString(),
+          erased,
         });
       } catch (err) {
         problems.push({ object: 'database', kind: 'restore_failed', detail: errorMessage(err) });
@@ -89,7 +92,9 @@ export async function runDrill(
     for (const [name, entries] of Object.entries(tree.files ?? {})) {
       try {
         files += (
-          await restoreFiles(repo.reader({ wholePacks: true }), entries, { targetDir: path.join(dir, name) })
+          await restoreFiles(repo.reader({ wholePacks: true }), withoutErased(entries, erased), {
+            targetDir: path.join(dir, name),
+          })
         ).files;
       } catch (err) {
         problems.push({ object: `files:${name}`, kind: 'files', detail: errorMessage(err) });
@@ -99,7 +104,13 @@ export async function runDrill(
     if (tree.postgres && problems.length === 0) {
       await opts.beforeChecks?.(scratch.toString());
       problems.push(
-        ...(await checkDatabase(repo.reader(), tree.postgres, scratch.toString(), opts.paymentColumn)),
+        ...(await checkDatabase(
+          repo.reader(),
+          tree.postgres,
+          scratch.toString(),
+          opts.paymentColumn,
+          erased,
+        )),
       );
     }
     return {

@@ -2,8 +2,9 @@
 import path from 'node:path';
 import { NotFoundError, NotInPointError } from '../errors.js';
 import type { Repository } from './repo/repository.js';
-import { restoreFiles } from './files/index.js';
+import { restoreFiles, withoutErased } from './files/index.js';
 import { snapshotTree } from './tree.js';
+import { weddingScope } from './api.js';
 import type { ReferenceReport } from './postgres/references.js';
 
 export interface RestoreOptions {
@@ -33,12 +34,25 @@ export async function restoreSnapshot(
   const started = Date.now();
   const snap = await repo.loadSnapshot(id);
   const tree = snapshotTree(snap.tree);
+  // an older point still holds erased scopes' segments: the ledger leaves them out of every restore
+  const ledger = await repo.ledger();
+  const erased = new Set(ledger.map((e) => e.scope));
   const result: RestoreResult = { durationMs: 0 };
   if (opts.targetDatabase) {
     if (!tree.postgres) throw new NotFoundError(`recovery point ${id} holds no database`);
     // Refused before the target is touched: an absent wedding would restore empty tables. A source
     // without a weddings table lists no tenants, and then there is nothing to check against.
     const { tenants } = tree.postgres;
+    const erasure =
+      opts.wedding === undefined ? undefined : ledger.find((e) => e.scope === weddingScope(opts.wedding!));
+    if (erasure) {
+      throw new NotInPointError(
+        `wedding ${opts.wedding} was erased (erasure ${erasure.erasureId}, ${erasure.time})`,
+        {
+          details: { wedding: opts.wedding, erasureId: erasure.erasureId },
+        },
+      );
+    }
     if (opts.wedding !== undefined && tenants.length > 0 && !tenants.some((t) => t.id === opts.wedding)) {
       throw new NotInPointError(`wedding ${opts.wedding} is not in recovery point ${id}`, {
         details: { wedding: opts.wedding, recoveryPointId: id },
@@ -50,6 +64,7 @@ export async function restoreSnapshot(
       targetUrl: opts.targetDatabase,
       wedding: opts.wedding,
       overwrite: opts.overwrite ?? false,
+      erased,
     });
     Object.assign(result, r);
   }
@@ -60,7 +75,9 @@ export async function restoreSnapshot(
     let bytes = 0;
     for (const [name, entries] of sources) {
       const dir = sources.length === 1 ? opts.targetDir : path.join(opts.targetDir, name);
-      const r = await restoreFiles(repo.reader({ wholePacks: true }), entries, { targetDir: dir });
+      const r = await restoreFiles(repo.reader({ wholePacks: true }), withoutErased(entries, erased), {
+        targetDir: dir,
+      });
       files += r.files;
       bytes += r.bytes;
     }

@@ -92,6 +92,8 @@ export interface PgTree {
   tenancy?: Record<string, PgTableTenancy>;
   /** Every foreign key, for the references a one-wedding restore must settle (absent before 2026-12). */
   foreignKeys?: PgForeignKey[];
+  /** Rows left out because the erasure ledger names their scope, by scope. */
+  erased?: { scope: string; rows: number }[];
 }
 
 export interface FileEntry {

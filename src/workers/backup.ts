@@ -94,6 +94,7 @@ async function backUp(
   for (const change of out.tenancyChanges) {
     log.warn({ tenancy: change }, 'table changed tenancy class since the parent snapshot');
   }
+  for (const skipped of out.erased) log.info({ erased: skipped }, 'left out rows of an erased scope');
 
   const point = await recordBackupOutput(ctx.db, out, {
     operationId: p.operationId,

@@ -24,6 +24,8 @@ export interface BackupFilesOptions {
   parent?: FileEntry[] | undefined;
   /** Files read at once. */
   concurrency?: number;
+  /** Scopes of the erasure ledger: their files are left out. */
+  erased?: ReadonlySet<string> | undefined;
 }
 
 /** Formats that are already compressed: zstd would only burn CPU on them. */
@@ -35,6 +37,24 @@ const INCOMPRESSIBLE = new Set(
 
 export function compressHint(file: string): boolean {
   return !INCOMPRESSIBLE.has(path.extname(file).slice(1).toLowerCase());
+}
+
+/**
+ * A source's entries without those of erased scopes, nor the directories only they filled (a
+ * wedding's folder is named after it): what every restore of an older point takes.
+ */
+export function withoutErased(entries: FileEntry[], erased: ReadonlySet<string>): FileEntry[] {
+  if (erased.size === 0) return entries;
+  const gone = entries.filter((e) => e.ref && erased.has(e.ref.scope));
+  if (gone.length === 0) return entries;
+  const kept = entries.filter((e) => !e.ref || !erased.has(e.ref.scope));
+  const under = (dir: string, e: FileEntry) => e.path.startsWith(`${dir}/`);
+  return kept.filter(
+    (e) =>
+      e.type !== 'dir' ||
+      !gone.some((g) => under(e.path, g)) ||
+      kept.some((k) => k.type !== 'dir' && under(e.path, k)),
+  );
 }
 
 /** Returns a function mapping a relative path to its key scope: the first matching rule wins. */
@@ -81,6 +101,7 @@ export async function backupFiles(writer: ContentWriter, opts: BackupFilesOption
         if (st.isSymbolicLink()) return { ...base, type: 'symlink', target: await readlink(abs) };
         if (!st.isFile()) return undefined; // sockets, fifos, devices: not backup material
         const scope = scopeOf(rel);
+        if (opts.erased?.has(scope)) return undefined; // erased: never stored again
         const prev = parent.get(rel);
         if (
           prev?.ref &&
@@ -204,6 +225,7 @@ export interface BackupBucketOptions {
   scopes?: ScopeRule[];
   parent?: FileEntry[] | undefined;
   concurrency?: number;
+  erased?: ReadonlySet<string> | undefined;
 }
 
 /** Backs up every object under a bucket prefix; unchanged objects (same size and etag or mtime) reuse their refs. */
@@ -214,7 +236,7 @@ export async function backupFilesFromStorage(
   const scopeOf = scopeMapper(opts.scopes);
   const parent = new Map((opts.parent ?? []).map((e) => [e.path, e]));
   const limit = pLimit(opts.concurrency ?? 4);
-  const jobs: Promise<FileEntry>[] = [];
+  const jobs: Promise<FileEntry | undefined>[] = [];
   for await (const o of opts.storage.list(opts.prefix)) {
     const rel = o.key.slice(opts.prefix.length).replace(/^\/+/, '');
     if (!rel) continue;
@@ -229,6 +251,7 @@ export async function backupFilesFromStorage(
           etag: o.etag,
         };
         const scope = scopeOf(rel);
+        if (opts.erased?.has(scope)) return undefined; // erased: never stored again
         const prev = parent.get(rel);
         // Stores with etags (S3, GCS, Azure) are compared by etag; others by modification time.
         const unchanged =
@@ -242,6 +265,6 @@ export async function backupFilesFromStorage(
       }),
     );
   }
-  const entries = await Promise.all(jobs);
+  const entries = (await Promise.all(jobs)).filter((e) => e !== undefined);
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

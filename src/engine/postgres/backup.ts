@@ -4,7 +4,7 @@
  */
 import pg from 'pg';
 import type { CeremonyColumn, TenancyOverride } from '../../config/index.js';
-import { PLATFORM_SCOPE, type ContentWriter } from '../api.js';
+import { PLATFORM_SCOPE, weddingScope, type ContentWriter } from '../api.js';
 import type { PgTable, PgTree } from '../tree.js';
 import {
   foreignKeyOrder,
@@ -46,6 +46,8 @@ export interface PostgresBackupOptions extends SchemaSettings {
   slotPrefix?: string;
   /** `sources.postgres.tenancy`: tables whose tenancy the config decides. */
   tenancy?: TenancyOverride[] | undefined;
+  /** Scopes of the erasure ledger: their rows are left out (and counted in the tree's `erased`). */
+  erased?: ReadonlySet<string> | undefined;
 }
 
 /** What every table's backup shares: the writer, the parent's tables, what the change slot saw. */
@@ -191,7 +193,9 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     changesRead?.catch(() => undefined); // awaited below
     const sequences = await readSequences(c);
     const materializedViews = await readMaterializedViews(c);
-    const tenants = await readTenants(c, tables, opts.ceremonyDate);
+    const tenants = (await readTenants(c, tables, opts.ceremonyDate)).filter(
+      (t) => !opts.erased?.has(weddingScope(t.id)),
+    );
     // pg_dump runs beside the table copies: its start-up and catalog reads cost a second or so.
     const schema = Promise.all([
       writer.write(PLATFORM_SCOPE, session.schema('pre-data'), { compress: true }),
@@ -206,7 +210,7 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     const ctx: TableContext = {
       writer,
       inFlight: opts.inFlight ?? 32,
-      interned: new Interned(),
+      interned: new Interned(opts.erased),
       marks,
       tables: new Map(tables.map((t) => [qualified(t), t])),
       parentTables: new Map((opts.parent?.tables ?? []).map((p) => [qualified(p), p])),
@@ -239,6 +243,9 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
       xidSnapshot: head.xids,
       tenancy,
       foreignKeys: foreignKeysOf(facts),
+      ...(ctx.interned.skipped.size
+        ? { erased: [...ctx.interned.skipped].map(([scope, rows]) => ({ scope, rows })) }
+        : {}),
       ...(slot ? { changes: slot } : {}),
     };
   } finally {

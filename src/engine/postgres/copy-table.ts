@@ -35,6 +35,19 @@ function scopeOf(t: PgTableInfo, tenant: string | null): KeyScope {
  * a wedding appears in a dozen tables, and a table has one segment per wedding.
  */
 export class Interned {
+  /** Rows left out because their scope was erased (the ledger), by scope. */
+  readonly skipped = new Map<KeyScope, number>();
+
+  /** `erased`: scopes of the erasure ledger, whose rows a backup leaves out. */
+  constructor(private readonly erased: ReadonlySet<string> = new Set()) {}
+
+  /** True (and counted) when a run's rows belong to an erased scope. */
+  skip(scope: KeyScope, rows: number): boolean {
+    if (!this.erased.has(scope)) return false;
+    this.skipped.set(scope, (this.skipped.get(scope) ?? 0) + rows);
+    return true;
+  }
+
   private readonly seen = new Map<
     PgTableInfo['scopeKind'],
     Map<string | null, { tenant: string | null; scope: KeyScope }>
@@ -190,11 +203,10 @@ export async function copyTable(
     for await (const chunk of source as AsyncIterable<Buffer>) {
       for (const cut of splitter.push(chunk)) {
         const run = via ? { ...cut, bytes: dropFirstField(cut.bytes) } : cut;
+        const { tenant, scope } = interned.of(t, run.tenant);
+        if (interned.skip(scope, run.rows)) continue;
         digest.update(run.bytes);
-        if (sink.tenant === undefined || run.tenant !== sink.tenant) {
-          const { tenant, scope } = interned.of(t, run.tenant);
-          await sink.start(tenant, scope);
-        }
+        if (sink.tenant === undefined || run.tenant !== sink.tenant) await sink.start(tenant, scope);
         rowCount += run.rows;
         await sink.append(run.bytes, run.rows);
       }

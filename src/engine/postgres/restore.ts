@@ -8,8 +8,8 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { ConflictError, ValidationError } from '../../errors.js';
-import type { ContentReader, ContentRef } from '../api.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../errors.js';
+import { weddingScope, type ContentReader, type ContentRef } from '../api.js';
 import {
   applyPreData,
   dropCreated,
@@ -41,6 +41,8 @@ export interface PostgresRestoreOptions {
   parallel?: number;
   /** Write an SQL script (psql syntax) here instead of restoring into a database. */
   asSql?: Writable | undefined;
+  /** Scopes of the erasure ledger: their segments are left out, whatever the point holds. */
+  erased?: ReadonlySet<string> | undefined;
 }
 
 export interface PostgresRestoreResult {
@@ -231,13 +233,14 @@ async function restoreFresh(
   url: string,
   pick: Pick,
   parallel: number,
-  wedding?: string,
+  /** Some rows are left out (another wedding's, an erased scope's): references to them are settled. */
+  partial = false,
 ) {
   const skippedGrants = await applyPreData(url, await sqlOf(reader, tree.schema.preData));
   const post = splitPostData(await sqlOf(reader, tree.schema.postData));
   const tables = tree.tables.filter((t) => pick(t) !== null);
   // one wedding's rows may name rows of another: settled before any foreign key is added
-  const { builds, unplaced, early, late } = placePostData(post, tables, wedding !== undefined);
+  const { builds, unplaced, early, late } = placePostData(post, tables, partial);
   const queue = loadJobs(tables);
   const unbuilt = new Map(tables.map((t) => [t, 1 + (builds.get(t)?.length ?? 0)])); // load + builds
   const held = new Map<PgTable, { shared: number; exclusive: boolean }>();
@@ -311,7 +314,7 @@ async function restoreFresh(
       }),
     ),
   );
-  const settle = wedding === undefined ? undefined : () => settleFresh(url, tree);
+  const settle = partial ? () => settleFresh(url, tree) : undefined;
   const nulled = await finishFresh(url, tree, post, { unplaced, late }, parallel, settle);
   return {
     ...restored(counts),
@@ -324,9 +327,9 @@ async function restoreFresh(
 const keyOf = (tree: PgTree) => (t: { schema: string; name: string }) =>
   tree.tables.find((x) => x.schema === t.schema && x.name === t.name)?.primaryKey ?? [];
 
-/** One wedding with the shared tables whole: only the keys from or to a wedding's table can dangle. */
+/** Only tenants' rows are ever left out: only the keys from or to a tenant's table can dangle. */
 async function settleFresh(url: string, tree: PgTree): Promise<ReferenceReport[]> {
-  const partial = new Set(tree.tables.filter((t) => t.scopeKind === 'wedding').map((t) => qualified(t)));
+  const partial = new Set(tree.tables.filter((t) => t.scopeKind !== 'platform').map((t) => qualified(t)));
   const keys = (tree.foreignKeys ?? []).filter(
     (k) => partial.has(qualified(k.table)) || partial.has(qualified(k.references)),
   );
@@ -355,7 +358,10 @@ async function finishFresh(
   await runParallel(url, post.header, left.unplaced, parallel);
   if (tree.sequences.length) await psql(url, setvals(tree));
   const nulled = settle ? await settle() : [];
-  await runParallel(url, post.header, left.late, parallel);
+  // Keys added outside the scheduler's table locks (all of them, when references were settled)
+  // go one at a time: two keys between the same tables in opposite directions (a ↔ b), added
+  // at once, each lock one table and wait on the other: a deadlock.
+  await runParallel(url, post.header, left.late, settle ? 1 : parallel);
   if (post.rest.length) await psql(url, post.header + '\n' + post.rest.join('\n'));
   const refresh = refreshStatements(tree.materializedViews);
   if (refresh) await psql(url, post.header + '\n' + refresh);
@@ -488,14 +494,19 @@ export async function restorePostgres(
   opts: PostgresRestoreOptions,
 ): Promise<PostgresRestoreResult> {
   const { wedding } = opts;
+  const erased = opts.erased ?? new Set<string>();
   const parallel = Math.max(1, opts.parallel ?? 2);
-  const every = () => true;
-  const ofWedding = (s: Segment) => s.tenant === wedding;
+  const every = (s: Segment) => !erased.has(s.scope);
+  const ofWedding = (s: Segment) => s.tenant === wedding && every(s);
+  if (wedding !== undefined && erased.has(weddingScope(wedding)))
+    throw new NotFoundError(`wedding ${wedding} was erased`, { details: { wedding } });
   const all: Pick = () => every;
   // A wedding in a new database also needs the shared tables its rows refer to, whole, and the
   // platform rows of mixed tables (those whose tenant is NULL).
   const withShared: Pick = (t) =>
-    t.scopeKind !== 'wedding' ? every : (s: Segment) => s.tenant === wedding || s.tenant === null;
+    t.scopeKind !== 'wedding'
+      ? every
+      : (s: Segment) => (s.tenant === wedding || s.tenant === null) && every(s);
   const onlyWedding: Pick = (t) => (t.scopeKind === 'wedding' ? ofWedding : null);
 
   if (opts.asSql)
@@ -512,12 +523,12 @@ export async function restorePostgres(
   const overwrite = opts.overwrite ?? false;
   if (wedding === undefined) {
     await prepareDatabase(url, { overwrite, create, keepExisting: false });
-    return restoreFresh(reader, tree, url, all, parallel);
+    return restoreFresh(reader, tree, url, all, parallel, erased.size > 0);
   }
   const state = await prepareDatabase(url, { overwrite: false, create, keepExisting: true });
   if (state === 'live') return restoreIntoLive(reader, tree, url, wedding, overwrite);
   try {
-    return await restoreFresh(reader, tree, url, withShared, parallel, wedding);
+    return await restoreFresh(reader, tree, url, withShared, parallel, true);
   } catch (err) {
     // refused (a NOT NULL reference to a row it lacks): what the restore made goes again
     if (state === 'created' && err instanceof ConflictError) await dropCreated(url);

@@ -338,18 +338,21 @@ export class ScopeKeys {
 
   /**
    * Crypto-shredding: every key set of `scope` leaves every bundle (rewritten without it, the new
-   * bundle written before the old one goes) and its own objects are deleted. Returns the objects removed.
+   * bundle written before the old one goes) and its own objects are deleted. Returns the objects
+   * removed; the key ids destroyed are pushed onto `keyIds`.
    */
-  async eraseScope(scope: KeyScope): Promise<string[]> {
+  async eraseScope(scope: KeyScope, keyIds: string[] = []): Promise<string[]> {
     const hash = this.scopeHash(scope);
     const removed: string[] = [];
     for await (const o of this.storage.list(`${SCOPE_KEYS_PREFIX}${hash}/`)) {
       await this.storage.delete(o.key);
       removed.push(o.key);
+      keyIds.push(o.key.slice(o.key.lastIndexOf('/') + 1));
     }
     for await (const o of this.storage.list(SCOPE_BUNDLES_PREFIX)) {
       const sets = openBundle(this.keys, o.key, await getBuffer(this.storage, o.key));
       const kept = sets.filter((k) => k.scopeHash !== hash);
+      for (const k of sets) if (k.scopeHash === hash) keyIds.push(k.keyId);
       if (kept.length === sets.length) continue;
       if (kept.length > 0) {
         const object = `${SCOPE_BUNDLES_PREFIX}${randomBytes(16).toString('hex')}`;

@@ -15,6 +15,7 @@ import {
 } from './keys.js';
 import { DATA_PREFIX, packKey, verifyPackBytes } from './pack.js';
 import { decodeSnapshot, SNAPSHOTS_PREFIX } from './snapshot.js';
+import { decodeLedgerEntry, LEDGER_PREFIX } from './ledger.js';
 
 /** What a copy's objects are checked against: the master key and the repository key it opens. */
 export interface Trust {
@@ -23,7 +24,8 @@ export interface Trust {
   repoId: string;
 }
 
-export type ObjectKind = 'config' | 'repo-key' | 'scope-key' | 'pack' | 'index' | 'snapshot' | 'other';
+export type ObjectKind =
+  'config' | 'repo-key' | 'scope-key' | 'pack' | 'index' | 'snapshot' | 'ledger' | 'other';
 
 export function objectKind(key: string): ObjectKind {
   if (key === CONFIG_OBJECT) return 'config';
@@ -32,6 +34,7 @@ export function objectKind(key: string): ObjectKind {
   if (key.startsWith(DATA_PREFIX)) return 'pack';
   if (key.startsWith(INDEX_PREFIX)) return 'index';
   if (key.startsWith(SNAPSHOTS_PREFIX)) return 'snapshot';
+  if (key.startsWith(LEDGER_PREFIX)) return 'ledger';
   return 'other';
 }
 
@@ -67,6 +70,9 @@ export function verifyObjectBytes(trust: Trust, key: string, bytes: Buffer): voi
       return;
     case 'snapshot':
       decodeSnapshot(trust.keys, key, bytes);
+      return;
+    case 'ledger':
+      decodeLedgerEntry(trust.keys, key, bytes);
       return;
     case 'other':
       throw bad(key, 'not a repository object the validator can verify');

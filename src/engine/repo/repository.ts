@@ -27,6 +27,7 @@ import {
 } from './keys.js';
 import { jsonPieces, jsonStream } from './json-stream.js';
 import { processEncodePool, type EncodePool } from './encode-pool.js';
+import { encodeLedgerEntry, ledgerKey, readLedger, type LedgerEntry } from './ledger.js';
 import { RepoLock } from './lock.js';
 import { packKey } from './pack.js';
 import { RepoReader, type ReaderOptions } from './reader.js';
@@ -160,6 +161,42 @@ export class Repository {
     } finally {
       await lock.release();
     }
+  }
+
+  /**
+   * An erasure on this copy: the ledger entry first (so a later backup or restore leaves the scope
+   * out even if this is killed before the keys go; rerunning finishes it), then the scope's keys,
+   * under an exclusive lock that waits up to `waitMs` for running backups and replications.
+   */
+  async erase(
+    entry: Omit<LedgerEntry, 'version'>,
+    opts: { waitMs?: number } = {},
+  ): Promise<{ objects: string[]; keyIds: string[] }> {
+    const lock = await RepoLock.acquire(this.storage, { exclusive: true, waitMs: opts.waitMs ?? 0 });
+    try {
+      const object = ledgerKey(entry.erasureId);
+      await this.storage.put(object, encodeLedgerEntry(this.keys, { version: 1, ...entry }));
+      await this.storage.sync?.();
+      this.erased = undefined;
+      const keyIds: string[] = [];
+      const objects = await this.ctx.scopes.eraseScope(entry.scope, keyIds);
+      return { objects, keyIds: [...new Set(keyIds)].sort() };
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private erased: Promise<LedgerEntry[]> | undefined;
+
+  /** The erasure ledger (ledger.ts), read once per open repository. */
+  ledger(): Promise<LedgerEntry[]> {
+    this.erased ??= readLedger(this.storage, this.keys);
+    return this.erased;
+  }
+
+  /** Scopes the ledger names: backups skip them, restores leave them out. */
+  async erasedScopes(): Promise<Set<string>> {
+    return new Set((await this.ledger()).map((e) => e.scope));
   }
 
   /** Writes the manifest; call after the writer's flush, so everything it names already exists. */
