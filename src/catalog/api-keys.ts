@@ -10,6 +10,8 @@ export const API_SCOPES = [
   'targets:read',
   'dr:write',
   'compliance:write',
+  /** Erase one couple or supplier from every copy (POST /api/compliance/erasure) and read the result. */
+  'erasures:write',
   /** Scrape /metrics (unless WEDVAULT_METRICS_PUBLIC=on). */
   'metrics:read',
   'admin',

@@ -222,6 +222,49 @@ program
     await printTenancy(config.sources.postgres, !!opts.json);
   });
 
+program
+  .command('erase')
+  .description(
+    'erase one couple (--wedding) or supplier (--supplier) from every target, with a signed certificate',
+  )
+  .option('--wedding <id>', 'the wedding to erase')
+  .option('--supplier <id>', 'the supplier to erase')
+  .requiredOption('--reason <text>', 'why (recorded in the ledger and the certificate)')
+  .option('--requested-by <who>', 'who asked', 'cli')
+  .option('--json', 'print the certificate as JSON')
+  .action(
+    async (opts: {
+      wedding?: string;
+      supplier?: string;
+      reason: string;
+      requestedBy: string;
+      json?: boolean;
+    }) => {
+      const { eraseNow } = await import('./erase.js');
+      const cert = await eraseNow(loadConfig(), opts);
+      print(!!opts.json, cert, cert.text);
+    },
+  );
+
+program
+  .command('erasure')
+  .description('erasures done')
+  .command('verify <erasureId>')
+  .description(
+    "re-check an erasure: the certificate's signature, and on every target the ledger and a failing read",
+  )
+  .option('--json', 'print JSON')
+  .action(async (erasureId: string, opts: { json?: boolean }) => {
+    const { verifyErasure } = await import('./erase.js');
+    const r = await verifyErasure(loadConfig(), erasureId);
+    const lines = [
+      `erasure ${r.erasureId} (${r.scope}): signature ${r.signature ? 'valid' : 'INVALID'}`,
+      ...r.targets.map((t) => `- ${t.target}: ledger ${t.ledger ? 'present' : 'MISSING'}; ${t.verification}`),
+    ];
+    print(!!opts.json, r, lines.join('\n'));
+    if (!r.ok) process.exitCode = 1;
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

@@ -107,6 +107,29 @@ export async function eraseOnTarget(
   return { target, keysDestroyed: keyIds, objectsRemoved: objects.length, verifiedAt: now(), verification };
 }
 
+/** A re-check of a done erasure on one copy: its ledger entry is there and the probe still fails. */
+export async function recheckTarget(
+  target: string,
+  storage: Storage,
+  masterKey: Buffer,
+  erasureId: string,
+  scope: string,
+): Promise<{ target: string; ledger: boolean; verification: string; ok: boolean }> {
+  const repo = await Repository.open(storage, masterKey);
+  const ledger = (await repo.ledger()).some((e) => e.erasureId === erasureId && e.scope === scope);
+  const probe = await refOfScope(repo, scope);
+  if (!probe) return { target, ledger, verification: 'no blob of the scope left to read', ok: ledger };
+  const opened = await repo
+    .reader()
+    .readBuffer(probe)
+    .then(
+      () => true,
+      (err: unknown) => (err instanceof NotFoundError ? false : Promise.reject(err)),
+    );
+  const verification = `${describeRef(probe)} of ${scope} ${opened ? 'STILL OPENS' : 'no longer opens: erased'}`;
+  return { target, ledger, verification, ok: ledger && !opened };
+}
+
 export interface ErasureCertificate {
   erasureId: string;
   scope: string;
@@ -115,7 +138,7 @@ export interface ErasureCertificate {
   requestedAt: string;
   completedAt: string;
   targets: TargetErasure[];
-  /** HMAC-SHA256 under a key derived from the master key, over the fields above in this order. */
+  /** HMAC-SHA256 under a key derived from the master key, over the fields above in this order (keys sorted). */
   signature: { alg: 'HMAC-SHA256'; key: 'master-key/erasure-certificate'; value: string };
   /** The same, for a person: a few lines. */
   text: string;
@@ -123,8 +146,16 @@ export interface ErasureCertificate {
 
 const signingKey = (masterKey: Buffer) => deriveKey(masterKey, 'erasure-certificate');
 
+/** JSON with every object's keys sorted: the same text after a trip through storage that reorders them (jsonb). */
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_, x: unknown) =>
+    x !== null && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
+  );
+
 function signed(c: Omit<ErasureCertificate, 'signature' | 'text'>, masterKey: Buffer): string {
-  const body = JSON.stringify([
+  const body = canonical([
     c.erasureId,
     c.scope,
     c.reason,

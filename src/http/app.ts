@@ -11,6 +11,7 @@ import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { backupsRouter } from './routes/backups.js';
 import { targetsRouter } from './routes/targets.js';
+import { erasureRouter } from './routes/erasure.js';
 
 export function createApp(ctx: AppContext): Express {
   const app = express();
@@ -55,6 +56,7 @@ export function createApp(ctx: AppContext): Express {
   app.use(express.json({ limit: '256kb' }));
   app.use('/api/backups', backupsRouter(ctx));
   app.use('/api/targets', targetsRouter(ctx));
+  app.use('/api/compliance/erasure', erasureRouter(ctx));
 
   methodNotAllowed(app.router);
   app.use(notFound);

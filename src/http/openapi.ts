@@ -13,6 +13,7 @@ import {
   validationBody,
 } from './routes/backups.js';
 import { listQuery } from './routes/point-list.js';
+import { erasureBody, erasureParams } from './routes/erasure.js';
 
 const errorBody = jsonSchema(
   z.object({
@@ -78,6 +79,35 @@ const lookup = (summary: string, params: z.ZodObject, thing: string) => ({
     },
   },
 });
+
+/** /api/compliance: erasure of one couple or supplier. */
+function compliancePaths(): Record<string, unknown> {
+  return {
+    '/api/compliance/erasure': {
+      post: {
+        summary:
+          'Erase one couple (weddingId) or supplier (supplierId) from every copy (scope erasures:write)',
+        description:
+          'Destroys the scope’s keys on every target (crypto-shredding), proves it on each and signs a ' +
+          'certificate. Later backups leave the scope out; restores of older points leave it out. A second ' +
+          'request for the same scope answers 200 with the first erasure.',
+        parameters: [requestIdHeader],
+        requestBody: json(jsonSchema(erasureBody)),
+        responses: {
+          '202': { description: '{erasureId, status, statusUrl}' },
+          '200': { description: 'the erasure already requested for this scope' },
+          '404': { description: 'weddingId is in neither the source database nor any recovery point' },
+          ...mutating,
+        },
+      },
+    },
+    '/api/compliance/erasure/{erasureId}': lookup(
+      'Erasure status: queued, running, completed or failed, each target and the certificate (scope erasures:write)',
+      erasureParams,
+      'erasure',
+    ),
+  };
+}
 
 export function openApiDocument(): Record<string, unknown> {
   return {
@@ -155,6 +185,7 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': { description: 'targets' } },
         },
       },
+      ...compliancePaths(),
       '/api/openapi.json': {
         get: { security: [], summary: 'This document', responses: { '200': { description: 'OpenAPI 3' } } },
       },

@@ -7,6 +7,7 @@ export const QUEUES = {
   verify: 'verify',
   purge: 'purge',
   restore: 'restore',
+  erasure: 'erasure',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 export const ALL_QUEUES: QueueName[] = Object.values(QUEUES);
@@ -22,6 +23,7 @@ export const jobIds = {
   replicate: (recoveryPointId: string, target: string) => `replicate.${recoveryPointId}.${target}`,
   verify: (recoveryPointId: string, mode: string) => `verify.${recoveryPointId}.${mode}`,
   validation: (testId: string) => `validation.${testId}`,
+  erasure: (erasureId: string) => `erasure.${erasureId}`,
 };
 
 /** A version-4-shaped UUID derived from `seed`: the same seed always names the same operation. */

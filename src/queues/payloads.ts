@@ -41,6 +41,9 @@ export const verifyPayload = z.object({
 });
 export type VerifyPayload = z.infer<typeof verifyPayload>;
 
+export const erasurePayload = z.object({ erasureId: z.uuid() });
+export type ErasurePayload = z.infer<typeof erasurePayload>;
+
 export const purgePayload = z.object({ reason: z.string().default('retention') });
 export type PurgePayload = z.infer<typeof purgePayload>;
 

@@ -5,6 +5,7 @@ import { errorMessage, isRetryable, WedvaultError } from '../errors.js';
 import { createRedis } from '../queues/connection.js';
 import { QUEUES, type QueueName } from '../queues/names.js';
 import { processBackup, onBackupFailed } from './backup.js';
+import { processErasure } from './erasure.js';
 import { processReplicate } from './replicate.js';
 import { processRestore } from './restore.js';
 import { processVerify } from './verify.js';
@@ -16,6 +17,7 @@ const PROCESSORS: Partial<Record<QueueName, JobProcessor>> = {
   [QUEUES.replicate]: processReplicate,
   [QUEUES.verify]: processVerify,
   [QUEUES.restore]: processRestore,
+  [QUEUES.erasure]: processErasure,
 };
 
 export interface WorkerOptions {

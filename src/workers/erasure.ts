@@ -1,0 +1,64 @@
+/** Erasure processor: the scope's keys destroyed on every target, proved, and certified. */
+import type { Job } from 'bullmq';
+import { getErasure, updateErasure } from '../catalog/erasures.js';
+import type { AppContext } from '../context.js';
+import { certify, eraseOnTarget, type ErasureCertificate, type TargetErasure } from '../engine/erase.js';
+import {
+  ConflictError,
+  NotFoundError,
+  TransientError,
+  WedvaultError,
+  errorMessage,
+  isRetryable,
+} from '../errors.js';
+import { erasurePayload } from '../queues/payloads.js';
+
+/** How long an erasure waits on a target for running backups and replications to let go of it. */
+export const ERASURE_LOCK_WAIT_MS = 10 * 60_000;
+
+export async function processErasure(job: Job, ctx: AppContext): Promise<ErasureCertificate> {
+  const p = erasurePayload.parse(job.data);
+  const e = await getErasure(ctx.db, p.erasureId);
+  if (!e) throw new NotFoundError(`erasure ${p.erasureId} not found`);
+  if (e.status === 'completed' && e.certificate) return e.certificate as unknown as ErasureCertificate;
+  const log = ctx.log.child({ jobId: job.id, erasureId: e.erasureId, scope: e.scope });
+  await updateErasure(ctx.db, e.erasureId, { status: 'running' });
+  const req = {
+    erasureId: e.erasureId,
+    scope: e.scope,
+    reason: e.reason,
+    requestedBy: e.requestedBy,
+    requestedAt: e.createdAt.toISOString(),
+  };
+  const done: TargetErasure[] = [];
+  try {
+    // every target, the primary first: a rerun finds the keys gone and proves it again
+    for (const t of ctx.config.targets) {
+      done.push(
+        await eraseOnTarget(t.name, ctx.storage(t.name), ctx.config.masterKey, req, {
+          waitMs: ERASURE_LOCK_WAIT_MS,
+        }),
+      );
+      await updateErasure(ctx.db, e.erasureId, { status: 'running', targets: done });
+      log.info({ target: t.name }, 'scope erased on target');
+    }
+    const certificate = certify(req, done, ctx.config.masterKey);
+    await updateErasure(ctx.db, e.erasureId, { status: 'completed', targets: done, certificate });
+    log.info({ targets: done.length }, 'erasure completed');
+    return certificate;
+  } catch (caught) {
+    // a target still locked after the wait: busy, not refused; the job tries again later
+    const err =
+      caught instanceof ConflictError
+        ? new TransientError(`a target stayed locked: ${caught.message}`, { cause: caught })
+        : caught;
+    const unrecoverable = err instanceof WedvaultError && !isRetryable(err);
+    const final = unrecoverable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    await updateErasure(ctx.db, e.erasureId, {
+      status: final ? 'failed' : 'running',
+      targets: done,
+      error: errorMessage(err),
+    });
+    throw err;
+  }
+}
