@@ -10,6 +10,8 @@ export const API_SCOPES = [
   'targets:read',
   'dr:write',
   'compliance:write',
+  /** Place and release legal holds. */
+  'holds:write',
   /** Scrape /metrics (unless WEDVAULT_METRICS_PUBLIC=on). */
   'metrics:read',
   'admin',

@@ -87,6 +87,21 @@ export function before(now: Date, d: Duration): Date {
   return t;
 }
 
+/** The policy as the config file writes it (durations as `30d`), for answers and printouts. */
+export function policyForDisplay(
+  policy: RetentionConfig,
+): Record<string, Record<string, Record<string, unknown>>> {
+  const out: Record<string, Record<string, Record<string, unknown>>> = {};
+  for (const [source, types] of Object.entries(policy)) {
+    for (const [type, rules] of Object.entries((types ?? {}) as Record<string, GfsPolicy | undefined>)) {
+      if (!rules) continue;
+      const shown = { ...rules, ...(rules.keepWithin && { keepWithin: formatDuration(rules.keepWithin) }) };
+      (out[source] ??= {})[type] = shown;
+    }
+  }
+  return out;
+}
+
 /** One policy's description for messages: `keepLast 3, keepDaily 7, keepWithin 30d`. */
 export function describePolicy(p: GfsPolicy): string {
   return Object.entries(p)

@@ -132,7 +132,7 @@ async function findEarlier(
  * The wedding's ceremony date; NotFound only when neither the source nor the catalog's recovery
  * points know the wedding. An unreachable or slow source refuses nothing: the date is a priority hint.
  */
-async function findWedding(ctx: AppContext, weddingId: string): Promise<WeddingLookup | undefined> {
+export async function findWedding(ctx: AppContext, weddingId: string): Promise<WeddingLookup | undefined> {
   let found: WeddingLookup | undefined;
   try {
     found = await withDeadline(
