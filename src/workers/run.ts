@@ -5,6 +5,7 @@ import { errorMessage, isRetryable, WedvaultError } from '../errors.js';
 import { createRedis } from '../queues/connection.js';
 import { QUEUES, type QueueName } from '../queues/names.js';
 import { processBackup, onBackupFailed } from './backup.js';
+import { processPurge } from './purge.js';
 import { processReplicate } from './replicate.js';
 import { processRestore } from './restore.js';
 import { processVerify } from './verify.js';
@@ -16,6 +17,7 @@ const PROCESSORS: Partial<Record<QueueName, JobProcessor>> = {
   [QUEUES.replicate]: processReplicate,
   [QUEUES.verify]: processVerify,
   [QUEUES.restore]: processRestore,
+  [QUEUES.purge]: processPurge,
 };
 
 export interface WorkerOptions {
