@@ -61,7 +61,9 @@ async function verdictsAt(
     time: r.createdAt,
     type: r.type,
     sources: sourcesOf(r),
-    parent: r.parent,
+    // An incremental is kept with its parent chain. A files point's parent only told its backup
+    // which files were unchanged: the point names every blob it needs and stands alone.
+    parent: r.type === 'incremental' ? r.parent : undefined,
     weddings: r.weddingId ? [r.weddingId] : [],
   }));
   const select = (now: Date, pts: RetentionPoint[], hs: LegalHold[]) =>
