@@ -29,13 +29,19 @@ export async function listRetentionRows(db: Db): Promise<RetentionRow[]> {
   }));
 }
 
-/** Marks points forgotten (listings leave them out from now on); returns the ids this call marked. */
+/**
+ * Marks points forgotten (listings leave them out from now on), except a point a hold placed since
+ * the plan names; returns the ids this call marked.
+ */
 export async function markForgotten(db: Db, points: { id: string; reason: string }[]): Promise<string[]> {
   if (points.length === 0) return [];
   const { rows } = await db.query<{ id: string }>(
     `UPDATE recovery_points p SET deleted_at = now(), forget_reason = f.reason
        FROM unnest($1::text[], $2::text[]) AS f(id, reason)
-      WHERE p.id = f.id AND p.deleted_at IS NULL RETURNING p.id`,
+      WHERE p.id = f.id AND p.deleted_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.recovery_point_id = p.id
+                          AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now()))
+      RETURNING p.id`,
     [points.map((p) => p.id), points.map((p) => p.reason)],
   );
   return rows.map((r) => r.id);

@@ -93,9 +93,21 @@ async function inputs(db: Db): Promise<Inputs> {
   return { rows, holds };
 }
 
-/** Every point not yet forgotten, with keep or forget and the reasons, newest first. */
+const sameHolds = (a: LegalHold[], b: LegalHold[]) => a.map((h) => h.id).join() === b.map((h) => h.id).join();
+
+/**
+ * Every point not yet forgotten, with keep or forget and the reasons, newest first. Plans again
+ * while holds changed during the plan (reading trees takes a while), so a hold placed meanwhile is
+ * not missed; the catalog's mark also skips points a hold names directly.
+ */
 export async function planForget(ctx: RetentionContext, now = new Date()): Promise<RetentionVerdict[]> {
-  return (await verdictsAt(ctx, await inputs(ctx.db), [now]))[0]!;
+  let data = await inputs(ctx.db);
+  for (;;) {
+    const [verdicts] = await verdictsAt(ctx, data, [now]);
+    const holds = await listActiveHolds(ctx.db);
+    if (sameHolds(holds, data.holds)) return verdicts!;
+    data = { ...data, holds };
+  }
 }
 
 export interface ForgetResult {
