@@ -17,6 +17,8 @@ export interface RetentionPoint {
   parent?: string | null | undefined;
   /** The weddings the point holds; undefined when not known (any wedding hold then keeps it). */
   weddings?: readonly string[] | undefined;
+  /** Kept whatever the rules say, for this reason (the caller knows something the rules do not). */
+  pinned?: string | undefined;
 }
 
 export interface RetentionHold {
@@ -189,6 +191,7 @@ export function selectRetention({ points, policy, holds, now }: SelectionInput):
   for (const p of sorted) {
     if (p.time > now) add(kept, p.id, ['taken after now']);
     else if (p.sources.length === 0) add(kept, p.id, ['holds no known source']);
+    if (p.pinned) add(kept, p.id, [p.pinned]);
     const held = holdReasons(p, active);
     if (held.length) add(kept, p.id, held);
   }

@@ -41,6 +41,16 @@ function sourcesOf(row: RetentionRow): RetentionSource[] {
 const copiesOf = (ctx: RetentionContext): Copy[] =>
   ctx.config.targets.map((t) => ({ target: t.name, storage: ctx.storage(t.name) }));
 
+const PINNED_FOR_SLOT = 'newest database point: the next incremental reads its change slot';
+
+/**
+ * With change slots on, the next incremental starts from the newest database point's slot; forget
+ * it and that slot is never dropped (the source keeps WAL for it) while the next backup finds none.
+ */
+function newestDatabasePoint(rows: RetentionRow[]): string | undefined {
+  return rows.find((r) => r.type !== 'files' && sourcesOf(r).includes('database'))?.id;
+}
+
 interface Inputs {
   rows: RetentionRow[];
   holds: LegalHold[];
@@ -56,6 +66,7 @@ async function verdictsAt(
   { rows, holds }: Inputs,
   times: Date[],
 ): Promise<RetentionVerdict[][]> {
+  const slotHolder = ctx.config.sources.postgres.changeSlot ? newestDatabasePoint(rows) : undefined;
   const points: RetentionPoint[] = rows.map((r) => ({
     id: r.id,
     time: r.createdAt,
@@ -65,6 +76,7 @@ async function verdictsAt(
     // which files were unchanged: the point names every blob it needs and stands alone.
     parent: r.type === 'incremental' ? r.parent : undefined,
     weddings: r.weddingId ? [r.weddingId] : [],
+    pinned: r.id === slotHolder ? PINNED_FOR_SLOT : undefined,
   }));
   const select = (now: Date, pts: RetentionPoint[], hs: LegalHold[]) =>
     selectRetention({ points: pts, policy: ctx.config.retention, holds: hs, now });

@@ -207,6 +207,30 @@ describe('what no policy, holds and parents keep', () => {
     expect(v.find((p) => p.id === 'i1')!.reasons).toEqual(['parent of i2']);
   });
 
+  it('keeps a pinned point with its reason, and its parents', () => {
+    const points: RetentionPoint[] = [
+      {
+        id: 'i1',
+        time: new Date('2026-06-01T03:00Z'),
+        type: 'incremental',
+        sources: ['database'],
+        parent: 'i0',
+        pinned: 'slot',
+      },
+      { id: 'i0', time: new Date('2026-05-31T03:00Z'), type: 'incremental', sources: ['database'] },
+    ];
+    const v = selectRetention({
+      points,
+      policy: policy({ database: { incremental: { keepWithin: '1d' } } }),
+      holds: [],
+      now: NOW,
+    });
+    expect(v.map((x) => [x.id, x.action, x.reasons])).toEqual([
+      ['i1', 'keep', ['slot']],
+      ['i0', 'keep', ['parent of i1']],
+    ]);
+  });
+
   it('keeps points taken after now', () => {
     const v = selectRetention({
       points: daily(2),

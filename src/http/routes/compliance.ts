@@ -86,7 +86,8 @@ export function complianceRouter(ctx: AppContext): Router {
   });
 
   r.get('/retention', requireScope('backups:read'), async (_req, res) => {
-    res.json(await previewRetention(ctx));
+    const preview = await previewRetention(ctx);
+    res.json({ ...preview, holds: preview.holds.map(holdJson) });
   });
 
   methodNotAllowed(r);
