@@ -12,6 +12,8 @@ export const API_SCOPES = [
   'compliance:write',
   /** Erase one couple or supplier from every copy (POST /api/compliance/erasure) and read the result. */
   'erasures:write',
+  /** Place and release legal holds. */
+  'holds:write',
   /** Scrape /metrics (unless WEDVAULT_METRICS_PUBLIC=on). */
   'metrics:read',
   'admin',

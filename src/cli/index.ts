@@ -265,6 +265,18 @@ program
     if (!r.ok) process.exitCode = 1;
   });
 
+program
+  .command('forget')
+  .description(
+    'apply the retention policy: list every recovery point with keep or forget and why, and forget (catalog and every target)',
+  )
+  .option('--dry-run', 'only print what would be forgotten')
+  .option('--json', 'print JSON')
+  .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
+    const { forgetCommand } = await import('./forget.js');
+    await forgetCommand(loadConfig(), { dryRun: !!opts.dryRun, json: !!opts.json });
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

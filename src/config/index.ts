@@ -11,6 +11,7 @@ import {
   type CeremonyColumn,
   type FileConfig,
   type FilesSourceConfig,
+  type RetentionConfig,
   type TargetConfig,
   type TableName,
   type TenancyOverride,
@@ -18,6 +19,9 @@ import {
 
 export type {
   CeremonyColumn,
+  Duration,
+  GfsPolicy,
+  RetentionConfig,
   TargetConfig,
   FilesSourceConfig,
   TableName,
@@ -68,6 +72,8 @@ export interface Config {
   primaryTarget: string;
   policy: { targets: string[]; windowMinutes: number };
   sources: { postgres: PostgresSourceConfig; files: FilesSourceConfig[] };
+  /** GFS policies per source and backup type; empty: no point ever expires. */
+  retention: RetentionConfig;
   /** The environment this was loaded from: targets look up credentials in it by the names they configure. */
   credentialsEnv: NodeJS.ProcessEnv;
 }
@@ -221,6 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       },
       files,
     },
+    retention: file.retention,
     credentialsEnv: env,
   };
 }

@@ -155,6 +155,66 @@ export const postgresSourceSchema = z.object({
   tenancy: tenancyOverridesSchema.default([]),
 });
 
+/** A span of calendar time, as restic writes it: `30d`, `12h`, `1y6m` (y years, m months, w weeks, d days, h hours). */
+export interface Duration {
+  years: number;
+  months: number;
+  days: number;
+  hours: number;
+}
+
+export const durationSchema = z
+  .string()
+  .regex(/^(\d+[ymwdh])+$/, 'expected a duration such as 30d, 12h, 2w or 1y6m')
+  .transform((value): Duration => {
+    const d: Duration = { years: 0, months: 0, days: 0, hours: 0 };
+    for (const [, n, unit] of value.matchAll(/(\d+)([ymwdh])/g)) {
+      const count = Number(n);
+      if (unit === 'y') d.years += count;
+      else if (unit === 'm') d.months += count;
+      else if (unit === 'w') d.days += 7 * count;
+      else if (unit === 'd') d.days += count;
+      else d.hours += count;
+    }
+    return d;
+  });
+
+const keepCount = z.number().int().min(0).max(100_000).optional();
+
+/** GFS rules for one source and backup type (restic's forget options); at least one must be set. */
+export const gfsPolicySchema = z
+  .strictObject({
+    keepLast: keepCount,
+    keepHourly: keepCount,
+    keepDaily: keepCount,
+    keepWeekly: keepCount,
+    keepMonthly: keepCount,
+    keepYearly: keepCount,
+    keepWithin: durationSchema.optional(),
+  })
+  .refine((p) => Object.values(p).some((v) => v !== undefined), {
+    message:
+      'a policy needs at least one rule (keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly, keepWithin)',
+  });
+export type GfsPolicy = z.infer<typeof gfsPolicySchema>;
+
+/** Per source, per backup type; a source or type without a policy keeps every point. */
+export const retentionSchema = z
+  .strictObject({
+    database: z
+      .strictObject({ full: gfsPolicySchema.optional(), incremental: gfsPolicySchema.optional() })
+      .optional(),
+    files: z
+      .strictObject({
+        full: gfsPolicySchema.optional(),
+        incremental: gfsPolicySchema.optional(),
+        files: gfsPolicySchema.optional(),
+      })
+      .optional(),
+  })
+  .default({});
+export type RetentionConfig = z.infer<typeof retentionSchema>;
+
 export const fileConfigSchema = z.object({
   targets: z.array(targetSchema).optional(),
   /** Names of the targets every recovery point must reach (3-2-1 policy); default all. */
@@ -171,6 +231,8 @@ export const fileConfigSchema = z.object({
       files: z.array(filesSourceSchema).optional(),
     })
     .default({}),
+  /** Which recovery points a purge forgets (docs: README, "Retention"); none: nothing expires. */
+  retention: retentionSchema,
 });
 export type FileConfig = z.infer<typeof fileConfigSchema>;
 

@@ -10,6 +10,7 @@ import { readiness } from './readiness.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { backupsRouter } from './routes/backups.js';
+import { complianceRouter } from './routes/compliance.js';
 import { targetsRouter } from './routes/targets.js';
 import { erasureRouter } from './routes/erasure.js';
 
@@ -57,6 +58,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/api/backups', backupsRouter(ctx));
   app.use('/api/targets', targetsRouter(ctx));
   app.use('/api/compliance/erasure', erasureRouter(ctx));
+  app.use('/api/compliance', complianceRouter(ctx));
 
   methodNotAllowed(app.router);
   app.use(notFound);

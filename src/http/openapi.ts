@@ -12,6 +12,7 @@ import {
   testParams,
   validationBody,
 } from './routes/backups.js';
+import { holdBody, holdParams } from './routes/compliance.js';
 import { listQuery } from './routes/point-list.js';
 import { erasureBody, erasureParams } from './routes/erasure.js';
 
@@ -106,6 +107,45 @@ function compliancePaths(): Record<string, unknown> {
       erasureParams,
       'erasure',
     ),
+    '/api/compliance/holds': {
+      post: {
+        summary: 'Place a legal hold on a wedding or a recovery point (scope holds:write)',
+        description:
+          'Exactly one of weddingId and recoveryPointId. A held point, and every point holding a held ' +
+          'wedding, is never forgotten while the hold is active (not released, until not passed).',
+        parameters: [requestIdHeader],
+        requestBody: json(jsonSchema(holdBody)),
+        responses: {
+          '201': { description: 'the hold' },
+          '404': { description: 'unknown wedding or recovery point', ...json(errorBody) },
+          ...mutating,
+        },
+      },
+      get: {
+        summary: 'Active legal holds (scope backups:read)',
+        responses: { '200': { description: '{holds}' }, ...errors },
+      },
+    },
+    '/api/compliance/holds/{id}': {
+      delete: {
+        summary: 'Release a legal hold (scope holds:write)',
+        parameters: [...parameters('path', holdParams), requestIdHeader],
+        responses: {
+          '204': { description: 'released (or already released)' },
+          '404': { description: 'unknown hold', ...json(errorBody) },
+          ...mutating,
+        },
+      },
+    },
+    '/api/compliance/retention': {
+      get: {
+        summary: 'The retention policy and the next 30 days of expiries (scope backups:read)',
+        description:
+          'expiries: for each day from today, the points a purge that day would forget (and why) that ' +
+          'it would not have forgotten the day before; holds lapsing in the window are taken into account.',
+        responses: { '200': { description: '{policy, holds, expiries}' }, ...errors },
+      },
+    },
   };
 }
 

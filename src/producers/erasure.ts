@@ -9,6 +9,36 @@ import { JOBS, QUEUES, jobIds } from '../queues/names.js';
 import type { ErasurePayload } from '../queues/payloads.js';
 import { PRIORITY } from '../queues/priority.js';
 import { findWedding } from './backups.js';
+import { listActiveHolds, type LegalHold } from '../catalog/holds.js';
+import { weddingsOfPoints } from '../engine/forget.js';
+import { ConflictError } from '../errors.js';
+
+/**
+ * A legal hold on the wedding, or on a recovery point that holds it (read from the point's tree; a
+ * tree no copy opens counts as holding it), refuses the erasure with a ConflictError naming the hold.
+ */
+async function refuseIfHeld(ctx: AppContext, weddingId: string): Promise<void> {
+  const holds = await listActiveHolds(ctx.db);
+  const refuse = (h: LegalHold, how: string) => {
+    throw new ConflictError(`wedding ${weddingId} is under legal hold ${h.id}${how}: ${h.reason}`, {
+      details: { holdId: h.id, weddingId },
+    });
+  };
+  const direct = holds.find((h) => h.weddingId === weddingId);
+  if (direct) refuse(direct, '');
+  const onPoints = holds.filter((h) => h.recoveryPointId !== null);
+  if (onPoints.length === 0) return;
+  const copies = ctx.config.targets.map((t) => ({ target: t.name, storage: ctx.storage(t.name) }));
+  const weddings = await weddingsOfPoints(
+    copies,
+    ctx.config.masterKey,
+    onPoints.map((h) => h.recoveryPointId!),
+  );
+  for (const h of onPoints) {
+    const held = weddings.get(h.recoveryPointId!);
+    if (held === undefined || held.includes(weddingId)) refuse(h, ` (recovery point ${h.recoveryPointId})`);
+  }
+}
 
 export interface ErasureRequestInput {
   weddingId?: string | undefined;
@@ -25,7 +55,10 @@ export async function requestErasure(
   ctx: AppContext,
   req: ErasureRequestInput,
 ): Promise<{ erasure: Erasure; created: boolean }> {
-  if (req.weddingId !== undefined) await findWedding(ctx, req.weddingId);
+  if (req.weddingId !== undefined) {
+    await findWedding(ctx, req.weddingId);
+    await refuseIfHeld(ctx, req.weddingId);
+  }
   const scope = req.weddingId !== undefined ? weddingScope(req.weddingId) : supplierScope(req.supplierId!);
   return transaction(ctx.db, async (client) => {
     const out = await createErasure(client, {

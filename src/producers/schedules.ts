@@ -9,7 +9,7 @@ export interface ScheduleSpec {
   pattern?: string;
   every?: number;
   tz?: string;
-  queue: 'backup' | 'verify';
+  queue: 'backup' | 'verify' | 'purge';
   data: Record<string, unknown>;
 }
 
@@ -19,6 +19,8 @@ export const DEFAULT_SCHEDULES: ScheduleSpec[] = [
   // full read-back of the newest point on every target, and a real restore drill, each weekly
   { id: 'weekly-full-verify', pattern: '0 4 * * 0', tz: 'UTC', queue: 'verify', data: { mode: 'full' } },
   { id: 'weekly-drill', pattern: '0 5 * * 0', tz: 'UTC', queue: 'verify', data: { mode: 'drill' } },
+  // forget what the retention policy lets go (nothing without a policy), after the nightly full
+  { id: 'daily-purge', pattern: '0 3 * * *', tz: 'UTC', queue: 'purge', data: { reason: 'retention' } },
 ];
 
 export async function installSchedules(ctx: AppContext, specs = DEFAULT_SCHEDULES): Promise<void> {

@@ -3,6 +3,7 @@ import type { Job } from 'bullmq';
 import { getRecoveryPoint, listReplicas, upsertReplica } from '../catalog/recovery-points.js';
 import { recordTargetFailure, recordTargetSuccess } from '../catalog/targets.js';
 import type { AppContext } from '../context.js';
+import { removeSnapshot } from '../engine/forget.js';
 import { replicateObjects, type ReplicateResult } from '../engine/replicate.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import { replicatePayload } from '../queues/payloads.js';
@@ -53,6 +54,12 @@ export async function processReplicate(job: Job, ctx: AppContext): Promise<Repli
         checksum: point.checksum,
       });
       await recordTargetSuccess(ctx.db, p.target, Date.now() - started);
+      // forgotten while it was being copied: the forget may have swept this target before the copy landed
+      if (!(await getRecoveryPoint(ctx.db, point.id))) {
+        await removeSnapshot([{ target: p.target, storage: dest }], point.id);
+        log.info({ source }, 'point forgotten during replication; its snapshot removed from the target');
+        return result;
+      }
       log.info({ source, ...result }, 'replicated');
       return result;
     } catch (err) {

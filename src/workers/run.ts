@@ -6,6 +6,7 @@ import { createRedis } from '../queues/connection.js';
 import { QUEUES, type QueueName } from '../queues/names.js';
 import { processBackup, onBackupFailed } from './backup.js';
 import { processErasure } from './erasure.js';
+import { processPurge } from './purge.js';
 import { processReplicate } from './replicate.js';
 import { processRestore } from './restore.js';
 import { processVerify } from './verify.js';
@@ -18,6 +19,7 @@ const PROCESSORS: Partial<Record<QueueName, JobProcessor>> = {
   [QUEUES.verify]: processVerify,
   [QUEUES.restore]: processRestore,
   [QUEUES.erasure]: processErasure,
+  [QUEUES.purge]: processPurge,
 };
 
 export interface WorkerOptions {

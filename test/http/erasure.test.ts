@@ -73,6 +73,23 @@ it('refuses bad requests with the field named, unknown weddings with 404, keys w
     .expect(404);
 });
 
+it('refuses to erase a wedding under a legal hold, or held in a recovery point under one, naming the hold', async () => {
+  const hold = async (body: object) =>
+    (await request(app).post('/api/compliance/holds').set(auth(admin)).send(body).expect(201)).body as {
+      id: string;
+    };
+  const onWedding = await hold({ weddingId: '5', reason: 'payment dispute' });
+  const refused = await erase({ weddingId: '5', reason: 'r', requestedBy: 'dpo' }).expect(409);
+  expect(refused.body.error.message).toContain(onWedding.id);
+  await request(app).delete(`/api/compliance/holds/${onWedding.id}`).set(auth(admin)).expect(204);
+
+  const onPoint = await hold({ recoveryPointId: pointId, reason: 'court order' });
+  const held = await erase({ weddingId: '6', reason: 'r', requestedBy: 'dpo' }).expect(409);
+  expect(held.body.error.message).toContain(onPoint.id);
+  expect(held.body.error.message).toContain(pointId);
+  await request(app).delete(`/api/compliance/holds/${onPoint.id}`).set(auth(admin)).expect(204);
+});
+
 it('erases one wedding on every target with a signed certificate; older points restore without it', async () => {
   const first = await erase({
     weddingId: '3',
