@@ -183,6 +183,28 @@ export async function listReplicas(db: Db, pointIds: string[]): Promise<Replica[
   return rows.map(toReplica);
 }
 
+/** The points not forgotten, with the objects they name (an erasure refreshes these lists). */
+export async function listLivePoints(db: Db): Promise<{ id: string; objects: { key: string }[] }[]> {
+  const { rows } = await db.query<{ id: string; objects: { key: string }[] }>(
+    'SELECT id, objects FROM recovery_points WHERE deleted_at IS NULL ORDER BY created_at',
+  );
+  return rows;
+}
+
+/** A point's objects as the repository now needs them (an erasure rewrote the key objects). */
+export async function updatePointObjects(
+  db: Db,
+  id: string,
+  objects: { key: string; size: number }[],
+  checksum: string,
+): Promise<void> {
+  await db.query('UPDATE recovery_points SET objects = $2, checksum = $3 WHERE id = $1', [
+    id,
+    JSON.stringify(objects),
+    checksum,
+  ]);
+}
+
 export async function markPointHealth(db: Db, id: string, healthy: boolean): Promise<void> {
   await db.query('UPDATE recovery_points SET healthy = $2 WHERE id = $1', [id, healthy]);
 }

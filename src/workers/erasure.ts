@@ -1,25 +1,42 @@
 /** Erasure processor: the scope's keys destroyed on every target, proved, and certified. */
 import type { Job } from 'bullmq';
 import { getErasure, updateErasure } from '../catalog/erasures.js';
+import { listLivePoints, updatePointObjects } from '../catalog/recovery-points.js';
+import { objectsChecksum } from '../engine/backup.js';
+import { Repository } from '../engine/repo/repository.js';
 import type { AppContext } from '../context.js';
 import { certify, eraseOnTarget, type ErasureCertificate, type TargetErasure } from '../engine/erase.js';
-import {
-  ConflictError,
-  NotFoundError,
-  TransientError,
-  WedvaultError,
-  errorMessage,
-  isRetryable,
-} from '../errors.js';
+import { ConflictError, TransientError, WedvaultError, errorMessage, isRetryable } from '../errors.js';
 import { erasurePayload } from '../queues/payloads.js';
 
 /** How long an erasure waits on a target for running backups and replications to let go of it. */
 export const ERASURE_LOCK_WAIT_MS = 10 * 60_000;
 
+/**
+ * Points whose object lists name key objects the erasure rewrote (a key bundle is replaced by one
+ * without the scope) get their lists again from the primary, so replication and verification look
+ * for what the repository holds now.
+ */
+async function refreshPointObjects(ctx: AppContext): Promise<void> {
+  const storage = ctx.storage(ctx.config.primaryTarget);
+  const keys = new Set<string>();
+  for await (const o of storage.list('keys/')) keys.add(o.key);
+  const stale = (await listLivePoints(ctx.db)).filter((p) =>
+    p.objects.some((o) => o.key.startsWith('keys/') && !keys.has(o.key)),
+  );
+  if (stale.length === 0) return;
+  const repo = await Repository.open(storage, ctx.config.masterKey);
+  for (const p of stale) {
+    const objects = await repo.objectsForSnapshot(p.id).catch(() => undefined);
+    if (objects) await updatePointObjects(ctx.db, p.id, objects, objectsChecksum(objects));
+  }
+}
+
 export async function processErasure(job: Job, ctx: AppContext): Promise<ErasureCertificate> {
   const p = erasurePayload.parse(job.data);
   const e = await getErasure(ctx.db, p.erasureId);
-  if (!e) throw new NotFoundError(`erasure ${p.erasureId} not found`);
+  // the request's transaction commits the row once Redis took the job: a worker may be first
+  if (!e) throw new TransientError(`erasure ${p.erasureId} not in the catalog yet`);
   if (e.status === 'completed' && e.certificate) return e.certificate as unknown as ErasureCertificate;
   const log = ctx.log.child({ jobId: job.id, erasureId: e.erasureId, scope: e.scope });
   await updateErasure(ctx.db, e.erasureId, { status: 'running' });
@@ -42,6 +59,7 @@ export async function processErasure(job: Job, ctx: AppContext): Promise<Erasure
       await updateErasure(ctx.db, e.erasureId, { status: 'running', targets: done });
       log.info({ target: t.name }, 'scope erased on target');
     }
+    await refreshPointObjects(ctx);
     const certificate = certify(req, done, ctx.config.masterKey);
     await updateErasure(ctx.db, e.erasureId, { status: 'completed', targets: done, certificate });
     log.info({ targets: done.length }, 'erasure completed');

@@ -141,6 +141,27 @@ it('erases one wedding on every target with a signed certificate; older points r
     expect(w4!.n).toBe(s4!.n);
   }
 
+  // the older point still verifies on both copies (its object list follows the rewritten key
+  // bundles) and drills clean without the wedding
+  for (const mode of ['full', 'drill'] as const) {
+    const res = await request(app)
+      .post('/api/backups/validation')
+      .set(auth(admin))
+      .send({ recoveryPointId: pointId, mode })
+      .expect(202);
+    const test = await waitFor(async () => {
+      const t = await request(app)
+        .get(`/api/backups/validation/${res.body.testId}`)
+        .set(auth(admin))
+        .expect(200);
+      return ['passed', 'failed'].includes(t.body.status) && t.body;
+    }, 120_000);
+    expect(test, JSON.stringify(test.problems).slice(0, 800)).toMatchObject({
+      status: 'passed',
+      problems: [],
+    });
+  }
+
   // both requests were audited
   const { rows } = await svc.ctx.db.query(
     `SELECT status FROM audit_log WHERE path = '/api/compliance/erasure' AND method = 'POST' AND status IN (200, 202) ORDER BY id`,

@@ -355,7 +355,10 @@ export class ScopeKeys {
       for (const k of sets) if (k.scopeHash === hash) keyIds.push(k.keyId);
       if (kept.length === sets.length) continue;
       if (kept.length > 0) {
-        const object = `${SCOPE_BUNDLES_PREFIX}${randomBytes(16).toString('hex')}`;
+        // Named from the old bundle and the scope, not at random: every copy of the repository
+        // rewrites the same bundle to the same name, so the copies' object lists stay equal.
+        const name = hmac(this.keys.scopeName, `erase/${o.key}/${hash}`).subarray(0, 16).toString('hex');
+        const object = `${SCOPE_BUNDLES_PREFIX}${name}`;
         await this.storage.put(object, sealBundle(this.keys, object, kept));
         // the other scopes' keys must be on disk in the new bundle before the old one goes
         await this.storage.sync?.();

@@ -296,6 +296,8 @@ export class Repository {
   async objectsForSnapshot(id: string): Promise<{ key: string; size: number }[]> {
     const snap = await this.loadSnapshot(id);
     await Promise.all([this.ctx.index.refresh(), this.ctx.scopes.preload()]);
+    // an erased scope's key sets are gone by design: its blobs need no key object any more
+    const erased = new Set([...(await this.erasedScopes())].map((s) => this.scopeHash(s)));
     const packs = new Set<string>();
     const keySets = new Set<{ scopeHash: string; keyId: string }>();
     const reader = this.reader();
@@ -312,7 +314,8 @@ export class Repository {
             object: snapshotKey(id),
           });
         packs.add(index.packOf(n));
-        keySets.add(index.keysOf(n));
+        const keySet = index.keysOf(n);
+        if (!erased.has(keySet.scopeHash)) keySets.add(keySet);
       }
     }
     const indexes = new Set<string>();
