@@ -67,6 +67,7 @@ export interface PruneResult {
   /** Packs left alone because they are younger than the grace period. */
   packsTooYoung: number;
   blobsRemoved: number;
+  /** Pack bytes: deleted, less the repacked packs written (a dry run estimates the latter by their blobs). */
   bytesFreed: number;
   indexesWritten: number;
   indexesDeleted: number;
@@ -305,6 +306,8 @@ class Pruner {
       if (!this.index.stored(n) || !this.used[n] || this.erased[this.index.keySetNumberOf(n)]) continue;
       wanted.get(this.index.packNumberOf(n))?.push(n);
     }
+    // the plan counted the used bytes as kept; what is kept is the new packs, headers and all
+    for (const id of this.toRepack) this.result.bytesFreed += this.packs.get(id)!.usedBytes;
     const written: EntryTable[] = [];
     let builder = this.newPack();
     let done = 0;
