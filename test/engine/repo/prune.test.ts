@@ -9,6 +9,7 @@ import { RecordListWriter } from '../../../src/engine/repo/records.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
 import { blobIdBatches } from '../../../src/engine/repo/snapshot.js';
 import { ConflictError, NotFoundError } from '../../../src/errors.js';
+import { createStorage } from '../../../src/storage/factory.js';
 import { LocalStorage } from '../../../src/storage/local.js';
 import {
   getBuffer,
@@ -18,6 +19,7 @@ import {
   type PutOptions,
   type Storage,
 } from '../../../src/storage/types.js';
+import { startS3 } from '../../helpers/emulators.js';
 import { pseudoRandom, readBack, SMALL_CHUNKER, streamOf, tempDir } from './helpers.js';
 
 const PACK = 20_000;
@@ -303,3 +305,21 @@ describe('prune', () => {
     expect((await after.prune({ graceMs: 0, repackThreshold: 0 })).blobsRemoved).toBe(0);
   });
 });
+
+it('on S3 (s3rver): prunes the forgotten point, the other restores exactly and checks clean', async () => {
+  const s3 = await startS3({ name: 's3-prune' });
+  onTestFinished(() => s3.stop());
+  const storage = createStorage(s3.target, s3.env);
+  const repo = await Repository.init(storage, pseudoRandom(32, 5), { chunker: SMALL_CHUNKER });
+  const shared = pseudoRandom(60_000, 7);
+  const points = [await backup(repo, shared, 0), await backup(repo, shared, 1)];
+  await repo.forgetSnapshots([points[0]!.id]);
+  const before = await sizeOf(storage, 'data/');
+  const r = await repo.prune({ graceMs: 0, repackThreshold: 0 });
+  expect(r.bytesFreed).toBeGreaterThan(0);
+  expect(before - (await sizeOf(storage, 'data/'))).toBe(r.bytesFreed);
+  const again = await Repository.open(storage, pseudoRandom(32, 5));
+  expect(await again.check({ mode: 'full' })).toEqual([]);
+  await expectRestores(again, [points[1]!]);
+  expect((await again.prune({ graceMs: 0, repackThreshold: 0 })).blobsRemoved).toBe(0);
+}, 60_000);
