@@ -319,8 +319,10 @@ class Pruner {
         const e = this.index.get(this.index.idOf(n))!;
         if (e.offset + e.length > bytes.length)
           throw new CorruptionError(`${key}: shorter than its index says`, { object: key });
-        if (builder.count > 0 && !builder.fits(e.length)) written.push(await this.store(builder));
-        if (builder.count === 0 && !builder.fits(e.length)) builder = this.newPack(e.length);
+        if (!builder.fits(e.length)) {
+          if (builder.count > 0) written.push(await this.store(builder));
+          builder = this.newPack(e.length);
+        }
         // the blob's AAD binds its id, scope and key set, not its pack: its bytes move as they are
         const { id, rawLength, flags, scopeHash, keyId } = e;
         builder.add(id, [bytes.subarray(e.offset, e.offset + e.length)], {
@@ -341,9 +343,10 @@ class Pruner {
     return written;
   }
 
+  /** Room for a full pack and its header, as a writer's; or for one blob bigger than that. */
   private newPack(atLeast = 0): PackBuilder {
-    const size = Math.max(this.opts.packSize, atLeast + (1 << 16));
-    return new PackBuilder(size + (size >> 3));
+    const size = this.opts.packSize;
+    return new PackBuilder(Math.max(size + (size >> 3), atLeast + 4096));
   }
 
   private async store(builder: PackBuilder): Promise<EntryTable> {
