@@ -54,8 +54,9 @@ export async function benchPrune(input: PruneBenchInput): Promise<PruneFigures> 
 async function pruneOurs(input: PruneBenchInput): Promise<PruneFigures['ours']> {
   const dataDir = path.join(input.work, 'prune-ours');
   rmSync(dataDir, { recursive: true, force: true });
-  cpSync(input.dataDir, dataDir, { recursive: true });
+  // the primary only: the CLI prunes every configured target, and finds no repository on the others
   const repoDir = path.join(dataDir, 'targets', 'local-primary');
+  cpSync(path.join(input.dataDir, 'targets', 'local-primary'), repoDir, { recursive: true });
   const repo = await Repository.open(new LocalStorage('bench', repoDir), input.masterKey);
   const points = await repo.listSnapshots();
   const forgotten = points.slice(0, Math.floor(points.length / 2)).map((p) => p.id);
@@ -64,7 +65,8 @@ async function pruneOurs(input: PruneBenchInput): Promise<PruneFigures['ours']> 
   await sh('sync');
   // the copy's packs are minutes old: no grace period, as a prune a day after the backups would see
   const m = await input.wedvault(['prune', '--grace', '0', '--json'], dataDir);
-  const result = (JSON.parse(m.stdout) as { target: string; result?: Record<string, number> }[])[0]!.result!;
+  const outcomes = JSON.parse(m.stdout) as { target: string; result?: Record<string, number> }[];
+  const result = outcomes.find((o) => o.target === 'local-primary')!.result!;
   const after = await du(repoDir);
   const problems = await (await Repository.open(new LocalStorage('bench', repoDir), input.masterKey)).check();
   if (problems.length > 0) throw new Error(`check after prune: ${JSON.stringify(problems.slice(0, 3))}`);
