@@ -168,12 +168,14 @@ export class RepoIndex {
   }
 
   private async load(): Promise<void> {
+    // known before the listing starts: an index this process writes meanwhile is not yet listed
+    const known = [...this.packsOf.keys(), ...this.bad.keys()];
     const listed: string[] = [];
     for await (const o of this.storage.list(INDEX_PREFIX)) listed.push(o.key);
     // An index object gone means a prune ran: the blobs it listed may be gone too, and a writer
     // that still counted them as stored would refer to them. Everything is read again.
     const names = new Set(listed);
-    if ([...this.packsOf.keys(), ...this.bad.keys()].some((k) => !names.has(k))) this.reset();
+    if (known.some((k) => !names.has(k))) this.reset();
     const keys = listed.filter((k) => !this.packsOf.has(k) && !this.bad.has(k));
     for (const key of keys) {
       try {

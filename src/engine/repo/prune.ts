@@ -15,7 +15,7 @@
  * objects → sync → old packs. Until an old index is deleted every pack it names exists; once it is
  * deleted, the new index lists every kept pack it named and the repacked copies of used blobs.
  */
-import { CorruptionError } from '../../errors.js';
+import { CorruptionError, ValidationError } from '../../errors.js';
 import { getBuffer, type Storage } from '../../storage/types.js';
 import { TableBuilder, type EntryTable } from './entries.js';
 import { IdTable } from './id-table.js';
@@ -90,7 +90,7 @@ const INDEX_AAD = 'wedvault-index-v1';
 export async function forgetSnapshots(storage: Storage, ids: string[]): Promise<string[]> {
   const out: string[] = [];
   for (const id of ids) {
-    if (!/^[0-9a-f]{32}$/.test(id)) throw new CorruptionError(`not a snapshot id: ${id}`);
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new ValidationError(`not a snapshot id: ${id}`);
     await storage.delete(snapshotKey(id));
     out.push(snapshotKey(id));
   }

@@ -219,6 +219,19 @@ describe('prune', () => {
     expect(await unreferenced(b)).toEqual({ blobs: 0, packs: 0 });
   });
 
+  it('a repository object opened before a prune elsewhere stores again what the prune removed', async () => {
+    const b = await build(0);
+    const early = await Repository.open(b.storage, b.masterKey);
+    const shared = pseudoRandom(60_000, 7);
+    const first = await backup(early, shared, 1);
+    await (await open(b)).forgetSnapshots([first.id]);
+    expect((await (await open(b)).prune({ graceMs: 0 })).packsDeleted).toBeGreaterThan(0);
+    // the same content again through the object whose index still lists the pruned blobs
+    const second = await backup(early, shared, 1);
+    expect(await (await open(b)).check({ mode: 'full' })).toEqual([]);
+    await expectRestores(await open(b), [second]);
+  });
+
   it('keeps a pack whose unused share is under the threshold, and forgetting is idempotent', async () => {
     const b = await build(2);
     const repo = await open(b);
