@@ -15,7 +15,7 @@
  * objects → sync → old packs. Until an old index is deleted every pack it names exists; once it is
  * deleted, the new index lists every kept pack it named and the repacked copies of used blobs.
  */
-import { CorruptionError, ValidationError } from '../../errors.js';
+import { ConflictError, CorruptionError, ValidationError } from '../../errors.js';
 import { getBuffer, type Storage } from '../../storage/types.js';
 import { TableBuilder, type EntryTable } from './entries.js';
 import { IdTable } from './id-table.js';
@@ -189,6 +189,7 @@ class Pruner {
     if (bad)
       throw new CorruptionError(`${bad} is damaged; repair the repository before pruning`, { object: bad });
     this.used = new Uint8Array(this.index.entryCount);
+    const indexObjects = this.index.packsOf.size;
     const ids: string[] = [];
     for await (const o of this.storage.list(SNAPSHOTS_PREFIX)) ids.push(o.key.slice(SNAPSHOTS_PREFIX.length));
     const reader = new RepoReader(this.ctx);
@@ -199,6 +200,11 @@ class Pruner {
       if (snap.treeRef) this.markBlobs(snap.treeRef.blobs);
       // the walk object lists use: record lists are scanned for ids, not parsed
       for await (const batch of blobIdBatches(snap.tree, reader)) this.markBlobs(batch);
+    }
+    // a reader refreshes the index when it misses a blob: an index object that appeared meanwhile
+    // was written by a writer holding no lock, and its entries have no mark
+    if (this.index.packsOf.size !== indexObjects) {
+      throw new ConflictError('an index object appeared during the mark: a writer without a lock is running');
     }
     this.progress('mark', ids.length, ids.length);
     this.result.snapshots = ids.length;
