@@ -9,6 +9,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { measure, sh, type Measured } from './measure.js';
 import { benchReplication } from './replication.js';
+import { benchPrune } from './prune.js';
 import { benchVerify } from './verify.js';
 import { readFileSync } from 'node:fs';
 import { quoteName as quoteIdent } from '../src/config/identifier.js';
@@ -270,6 +271,17 @@ async function main(): Promise<void> {
         `${r.case}: ${r.mb_per_s} MB/s, ${r.puts_per_gb} PUTs/GB, nothing-to-copy pass ${r.noop_wall_s}s for ${r.objects} objects`,
       );
     }
+  }
+
+  // Prune of the database repository after forgetting half its points, vs restic forget --prune.
+  {
+    const masterKey = Buffer.from(readFileSync(path.join(WORK, 'master.key'), 'utf8').trim(), 'hex');
+    const p = await benchPrune({ dataDir: repo, work: WORK, masterKey, sourceUrl: SOURCE, wedvault });
+    writeFileSync(path.join(RESULTS, `${p.case}.json`), JSON.stringify(p, null, 2) + '\n');
+    console.log(
+      `${p.case}: ours ${p.ours.wall_s}s ${p.ours.peak_rss_mb} MB peak, ${p.ours.bytes_freed} B freed; ` +
+        `restic ${p.peer.wall_s}s ${p.peer.peak_rss_mb} MB peak, ${p.peer.bytes_freed} B freed`,
+    );
   }
 
   // Portfolio: files backup and restore vs restic.

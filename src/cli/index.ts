@@ -211,6 +211,26 @@ program
   });
 
 program
+  .command('prune')
+  .description(
+    'remove from every target what no recovery point needs (unused packs deleted, mostly unused ones repacked)',
+  )
+  .option('--dry-run', 'report what would go, change nothing')
+  .option('--wait <seconds>', 'wait this long for running backups on a target', '0')
+  .option('--grace <minutes>', 'never delete packs younger than this', '60')
+  .option('--json', 'print JSON')
+  .action(async (opts: { dryRun?: boolean; wait: string; grace: string; json?: boolean }) => {
+    const { pruneTargets, describeOutcome } = await import('./prune.js');
+    const outcomes = await pruneTargets(loadConfig(), {
+      dryRun: !!opts.dryRun,
+      waitMs: Number(opts.wait) * 1000,
+      graceMs: Number(opts.grace) * 60_000,
+    });
+    print(!!opts.json, outcomes, outcomes.map(describeOutcome).join('\n'));
+    if (outcomes.some((o) => o.error)) process.exitCode = 1;
+  });
+
+program
   .command('tenancy')
   .description(
     'which wedding or supplier owns each table of the configured database, and through which foreign keys',

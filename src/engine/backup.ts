@@ -6,6 +6,7 @@ import type { Storage } from '../storage/types.js';
 import type { ContentWriter, WriteStats } from './api.js';
 import type { OnLockBreak } from './repo/lock.js';
 import { Repository } from './repo/repository.js';
+import type { Snapshot } from './repo/snapshot.js';
 import { backupFiles, backupFilesFromStorage } from './files/index.js';
 import { dropChangeSlot } from './postgres/changes.js';
 import type { TenancyChange } from './postgres/tenancy-record.js';
@@ -143,6 +144,7 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
   const previous = components.includes('database') ? await lastDatabaseTree(repo) : undefined;
   const databaseParent = input.type === 'incremental' && since(previous) ? previous : undefined;
   let slot: string | undefined;
+  let snap: Snapshot;
   try {
     // Files before the database: the other way round, the portfolio's 4–16 MiB buffers came on top
     // of the heap the database phase had left behind. A scale-1 full backup of both peaked at
@@ -167,24 +169,25 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
       lsn = pgTree.lsn;
     }
     await writer.flush();
+    // saved before the write lock goes: a prune waiting for it would find the packs unreferenced
+    snap = await repo.saveSnapshot({
+      type: input.type,
+      tree,
+      stats: writer.stats,
+      parent: parent?.id,
+      consistentPoint: consistentTime ? { time: consistentTime.toISOString(), lsn } : undefined,
+      tags: {
+        operation: input.operationId,
+        kind: input.type,
+        ...(input.weddingId ? { wedding: input.weddingId } : {}),
+      },
+    });
   } catch (err) {
     if (slot) await dropChangeSlot(source.url, slot).catch(() => undefined);
     throw err;
   } finally {
     await writer.close?.();
   }
-  const snap = await repo.saveSnapshot({
-    type: input.type,
-    tree,
-    stats: writer.stats,
-    parent: parent?.id,
-    consistentPoint: consistentTime ? { time: consistentTime.toISOString(), lsn } : undefined,
-    tags: {
-      operation: input.operationId,
-      kind: input.type,
-      ...(input.weddingId ? { wedding: input.weddingId } : {}),
-    },
-  });
   const stale = previous?.changes?.slot;
   if (stale && stale !== slot) await dropChangeSlot(source.url, stale).catch(() => undefined);
   input.onProgress?.(1, writer.stats.bytesRead);

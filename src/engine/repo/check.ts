@@ -78,9 +78,12 @@ export interface CheckOptions {
 }
 
 /** How a check opens the copy's snapshots: the repository facade, passed in so no import loop forms. */
-export type OpenRepository = (
-  storage: Storage,
-) => Promise<{ loadSnapshot(id: string): Promise<Snapshot>; reader(): RepoReader }>;
+export type OpenRepository = (storage: Storage) => Promise<{
+  loadSnapshot(id: string): Promise<Snapshot>;
+  reader(): RepoReader;
+  /** True when every key set of the scope is gone: its blobs may have been pruned. */
+  scopeErased(scope: string): Promise<boolean>;
+}>;
 
 /** Where the check starts: from the master key (a point on a copy) or from keys already opened (the whole repository). */
 type Start = { masterKey: Buffer } | { keys: Pick<Trust, 'keys' | 'repoId'> };
@@ -304,16 +307,24 @@ class Checker {
       : this.of('snapshot').map((o) => o.key.slice(SNAPSHOTS_PREFIX.length));
     for (const id of ids) {
       const loaded = await this.snapshot(id);
-      if (loaded && indexesSound) await this.consistency(loaded.snap, loaded.reader);
+      if (loaded && indexesSound) await this.consistency(loaded.snap, loaded.reader, loaded.erased);
     }
   }
 
-  private async snapshot(id: string): Promise<{ snap: Snapshot; reader: RepoReader } | undefined> {
+  private async snapshot(
+    id: string,
+  ): Promise<
+    { snap: Snapshot; reader: RepoReader; erased: (scope: string) => Promise<boolean> } | undefined
+  > {
     const key = snapshotKey(id);
     if (!this.has(key)) return undefined;
     try {
       const repo = await this.openRepo(this.storage);
-      return { snap: await repo.loadSnapshot(id), reader: repo.reader() };
+      return {
+        snap: await repo.loadSnapshot(id),
+        reader: repo.reader(),
+        erased: (scope) => repo.scopeErased(scope),
+      };
     } catch (err) {
       // A missing pack of a large tree is already in the listing's findings; 'index/' names no object.
       if (err instanceof NotFoundError) return undefined;
@@ -327,18 +338,25 @@ class Checker {
    * Every blob the snapshot names is in this copy's index, and every pack holding one exists; the
    * record lists (a table's segments) are read from this copy once their own blobs are there.
    */
-  private async consistency(snap: Snapshot, reader: RepoReader): Promise<void> {
+  private async consistency(
+    snap: Snapshot,
+    reader: RepoReader,
+    erased: (scope: string) => Promise<boolean>,
+  ): Promise<void> {
     const key = snapshotKey(snap.id);
     let lost = 0;
     let example = '';
     const sound = new Set<ContentRef>();
+    /** Blobs in no index, by scope: an erased scope's were pruned, and are no problem. */
+    const unindexed = new Map<string, { count: number; example: string }>();
     const check = (ref: ContentRef) => {
       let whole = true;
       for (const blob of ref.blobs) {
         const e = this.entries.get(blob);
         if (!e) {
-          lost++;
-          example ||= blob;
+          const u = unindexed.get(ref.scope) ?? { count: 0, example: blob };
+          u.count++;
+          unindexed.set(ref.scope, u);
           whole = false;
         } else if (!this.has(packKey(e.pack))) {
           this.report(packKey(e.pack), 'missing', `holds blob ${blob.slice(0, 16)}… of this point`);
@@ -359,6 +377,11 @@ class Checker {
       }
     } catch (err) {
       this.fail(key, err);
+    }
+    for (const [scope, u] of unindexed) {
+      if (await erased(scope)) continue;
+      lost += u.count;
+      example ||= u.example;
     }
     // Every index in scope is sound, so the fault is not in one object a copy could replace.
     if (lost > 0) {

@@ -46,6 +46,11 @@ export class IdTable {
     return n;
   }
 
+  /** The id of entry `n`, as hex. */
+  idAt(n: number): string {
+    return this.ids.toString('hex', n * ID_BYTES, (n + 1) * ID_BYTES);
+  }
+
   private place(tag: number, n: number): void {
     const mask = this.slots.length - 1;
     let slot = tag & mask;

@@ -83,7 +83,7 @@ const STORED = 0;
  * only when asked for.
  */
 export class RepoIndex {
-  private readonly ids = new IdTable();
+  private ids = new IdTable();
   private fields = new Uint32Array(FIELDS * 1024);
   private readonly packNames: string[] = [];
   private readonly packNumbers = new Map<string, number>();
@@ -168,10 +168,15 @@ export class RepoIndex {
   }
 
   private async load(): Promise<void> {
-    const keys: string[] = [];
-    for await (const o of this.storage.list(INDEX_PREFIX)) {
-      if (!this.packsOf.has(o.key) && !this.bad.has(o.key)) keys.push(o.key);
-    }
+    // known before the listing starts: an index this process writes meanwhile is not yet listed
+    const known = [...this.packsOf.keys(), ...this.bad.keys()];
+    const listed: string[] = [];
+    for await (const o of this.storage.list(INDEX_PREFIX)) listed.push(o.key);
+    // An index object gone means a prune ran: the blobs it listed may be gone too, and a writer
+    // that still counted them as stored would refer to them. Everything is read again.
+    const names = new Set(listed);
+    if (known.some((k) => !names.has(k))) this.reset();
+    const keys = listed.filter((k) => !this.packsOf.has(k) && !this.bad.has(k));
     for (const key of keys) {
       try {
         const opened = openIndex(this.metaKey, key, await getBuffer(this.storage, key));
@@ -182,6 +187,57 @@ export class RepoIndex {
         this.bad.set(key, err);
       }
     }
+  }
+
+  /** Forgets every entry (claims too: a writer then stores a blob twice at worst). */
+  private reset(): void {
+    this.ids = new IdTable();
+    this.fields = new Uint32Array(FIELDS * 1024);
+    this.packNames.length = 0;
+    this.packNumbers.clear();
+    this.keySets.length = 0;
+    this.keySetNumbers.clear();
+    this.otherKeySets.clear();
+    this.packsOf.clear();
+    this.indexesOf.clear();
+    this.bad.clear();
+  }
+
+  /** Entry numbers run from 0 to this (claimed ones included: find() and stored() tell them apart). */
+  get entryCount(): number {
+    return this.ids.count;
+  }
+
+  stored(n: number): boolean {
+    return this.fields[n * FIELDS + STATE] === STORED;
+  }
+
+  /** The entry's pack as a number (0 ‥ packCount − 1), its length, its key set as a number. */
+  packNumberOf(n: number): number {
+    return this.fields[n * FIELDS + PACK]!;
+  }
+
+  lengthOf(n: number): number {
+    return this.fields[n * FIELDS + 2]!;
+  }
+
+  keySetNumberOf(n: number): number {
+    return this.fields[n * FIELDS + KEY_SET]!;
+  }
+
+  /** Every key set entries name, by number. */
+  get keySetList(): readonly { readonly scopeHash: string; readonly keyId: string }[] {
+    return this.keySets;
+  }
+
+  /** Every pack entries name, by number. */
+  get packList(): readonly string[] {
+    return this.packNames;
+  }
+
+  /** The entry's blob id (hex). */
+  idOf(n: number): string {
+    return this.ids.idAt(n);
   }
 
   add(key: string, packs: { id: string; blobs: BlobEntry[] }[]): void {

@@ -312,6 +312,20 @@ export class ScopeKeys {
     })());
   }
 
+  /**
+   * Whether a key set of the scope hash (with `keyId`: that one) is stored or was created here;
+   * undefined while a bundle fails to open, since a missing key cannot then be told from a damaged one.
+   * False means erased (or never written): what prune removes and readers report as not found.
+   */
+  async holds(scopeHash: string, keyId?: string): Promise<boolean | undefined> {
+    await this.preload();
+    if (this.damaged.length > 0) return undefined;
+    const loaded = this.loaded.get(scopeHash) ?? [];
+    const single = (await this.single!).get(scopeHash) ?? [];
+    if (keyId === undefined) return loaded.length + single.length > 0;
+    return loaded.some((k) => k.keyId === keyId) || single.includes(keyId);
+  }
+
   /** Lists again: a writer that waited for another's lock must see the key sets that one stored. */
   async reload(): Promise<void> {
     this.single = undefined;

@@ -162,6 +162,10 @@ export class RepoReader implements ContentReader {
       });
     }
     if (entry) return entry;
+    // A pruned blob of an erased scope: gone as its keys are
+    if (scopeHash && (await this.ctx.scopes.holds(scopeHash)) === false) {
+      throw new NotFoundError(`blob ${id} of an erased scope (erased or never written)`);
+    }
     // A damaged index is the likely reason a named blob cannot be found.
     const [badIndex] = this.ctx.index.bad.keys();
     throw new CorruptionError(

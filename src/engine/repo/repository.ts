@@ -29,6 +29,7 @@ import { jsonPieces, jsonStream } from './json-stream.js';
 import { processEncodePool, type EncodePool } from './encode-pool.js';
 import { encodeLedgerEntry, ledgerKey, readLedger, type LedgerEntry } from './ledger.js';
 import { RepoLock } from './lock.js';
+import { forgetSnapshots, prune, type PruneOptions, type PruneResult } from './prune.js';
 import { packKey } from './pack.js';
 import { RepoReader, type ReaderOptions } from './reader.js';
 import {
@@ -199,6 +200,34 @@ export class Repository {
     return new Set((await this.ledger()).map((e) => e.scope));
   }
 
+  /** Deletes snapshots (recovery points); their blobs go at the next prune. Idempotent. */
+  async forgetSnapshots(ids: string[]): Promise<string[]> {
+    for (const id of ids) this.snapshots.delete(id);
+    return forgetSnapshots(this.storage, ids);
+  }
+
+  /**
+   * Removes every blob no snapshot names (repo/prune.ts), under an exclusive lock. The index this
+   * object held is dropped before and after: the packs it names may be gone.
+   */
+  async prune(opts: PruneOptions = {}): Promise<PruneResult> {
+    this.snapshots.clear();
+    this.ctx.index = new RepoIndex(this.storage, this.keys.meta);
+    try {
+      return await prune(this.ctx, (id) => this.readSnapshot(id), opts);
+    } finally {
+      this.ctx.index = new RepoIndex(this.storage, this.keys.meta);
+    }
+  }
+
+  /**
+   * Whether a scope's key sets are all gone (erased): its blobs are then reported as not found,
+   * and may be pruned. False while a bundle fails to open (a damaged key cannot be told from an erased one).
+   */
+  async scopeErased(scope: string): Promise<boolean> {
+    return (await this.ctx.scopes.holds(this.scopeHash(scope))) === false;
+  }
+
   /** Writes the manifest; call after the writer's flush, so everything it names already exists. */
   async saveSnapshot(input: SaveSnapshotInput): Promise<Snapshot> {
     const manifest: SnapshotSummary & { tree?: unknown } = {
@@ -234,6 +263,13 @@ export class Repository {
   async loadSnapshot(id: string): Promise<Snapshot> {
     const cached = this.snapshots.get(id);
     if (cached) return cached;
+    const snap = await this.readSnapshot(id);
+    this.snapshots.set(id, snap);
+    return snap;
+  }
+
+  /** loadSnapshot without the cache: a walk over every snapshot holds one tree at a time. */
+  private async readSnapshot(id: string): Promise<Snapshot> {
     const key = snapshotKey(id);
     const manifest = decodeSnapshot(this.keys, key, await getBuffer(this.storage, key));
     let tree = manifest.tree;
@@ -241,9 +277,7 @@ export class Repository {
       const bytes = await this.reader().readBuffer(manifest.treeRef);
       tree = JSON.parse(bytes.toString('utf8'));
     }
-    const snap: Snapshot = { ...manifest, tree };
-    this.snapshots.set(id, snap);
-    return snap;
+    return { ...manifest, tree };
   }
 
   /** Every readable snapshot, oldest first. Damaged ones are left out here; check() reports them. */
@@ -343,7 +377,11 @@ export class Repository {
 
   /** Verifies indexes, packs (headers; full: every blob), snapshots and scope keys of the whole repository. */
   async check(opts: CheckOptions = {}): Promise<Problem[]> {
-    const self = { loadSnapshot: (id: string) => this.uncachedSnapshot(id), reader: () => this.reader() };
+    const self = {
+      loadSnapshot: (id: string) => this.uncachedSnapshot(id),
+      reader: () => this.reader(),
+      scopeErased: (scope: string) => this.scopeErased(scope),
+    };
     return checkRepository(this.storage, { keys: this.keys, repoId: this.id }, opts, () =>
       Promise.resolve(self),
     );
