@@ -220,12 +220,12 @@ program
   .option('--grace <minutes>', 'never delete packs younger than this', '60')
   .option('--json', 'print JSON')
   .action(async (opts: { dryRun?: boolean; wait: string; grace: string; json?: boolean }) => {
-    const { pruneTargets, describeOutcome } = await import('./prune.js');
-    const outcomes = await pruneTargets(loadConfig(), {
-      dryRun: !!opts.dryRun,
-      waitMs: Number(opts.wait) * 1000,
-      graceMs: Number(opts.grace) * 60_000,
-    });
+    const { pruneTargets, describeOutcome, progressTo } = await import('./prune.js');
+    const outcomes = await pruneTargets(
+      loadConfig(),
+      { dryRun: !!opts.dryRun, waitMs: Number(opts.wait) * 1000, graceMs: Number(opts.grace) * 60_000 },
+      progressTo,
+    );
     print(!!opts.json, outcomes, outcomes.map(describeOutcome).join('\n'));
     if (outcomes.some((o) => o.error)) process.exitCode = 1;
   });

@@ -4,8 +4,14 @@ import { finishPurgeRun, startPurgeRun } from '../catalog/forget.js';
 import type { AppContext } from '../context.js';
 import { errorMessage } from '../errors.js';
 import { runForget, type ForgetResult } from '../producers/retention.js';
+import { pruneTargets } from '../engine/prune-targets.js';
 import { purgePayload } from '../queues/payloads.js';
 import { operationIdForJob } from './backup.js';
+
+/** How long a purge's prune waits on a target for running backups to let go of it. */
+const PRUNE_LOCK_WAIT_MS = 5 * 60_000;
+/** Packs younger than this are kept: a writer without a lock (a broken one) may still name them. */
+const PRUNE_GRACE_MS = 60 * 60_000;
 
 export async function processPurge(
   job: Job,
@@ -18,8 +24,17 @@ export async function processPurge(
   await startPurgeRun(ctx.db, runId, job.id);
   try {
     const result = await runForget(ctx);
-    // TODO(prune): once src/engine/repo/prune.ts exists, prune every target here (blobs no kept
-    // point references); until then forgotten points' blobs stay in the repositories.
+    // then what no kept point needs goes, target by target (erased scopes' blobs too); a target
+    // busy with a backup past the wait is left for the next run, never a reason to fail this one
+    const pruned = await pruneTargets(ctx.config, {
+      dryRun: false,
+      waitMs: PRUNE_LOCK_WAIT_MS,
+      graceMs: PRUNE_GRACE_MS,
+    });
+    for (const o of pruned) {
+      if (o.error) log.warn({ target: o.target, err: o.error }, 'purge: prune of a target failed');
+      else if (o.result) log.info({ target: o.target, prune: o.result }, 'purge: pruned');
+    }
     const forgotten = result.verdicts
       .filter((v) => result.forgotten.includes(v.id))
       .map(({ id, reasons }) => ({ id, reasons }));
