@@ -1,0 +1,49 @@
+/**
+ * Retention classes in a backup: which tables and files the config puts in which class, so their
+ * tenants' data is sealed under `wedding:<id>/<class>` (a key per tenant × class) instead of the
+ * tenant's own scope. Data in no class keeps the tenant's scope, as before classes existed.
+ */
+import picomatch from 'picomatch';
+import type { TableName } from '../config/index.js';
+import { classScope, PLATFORM_SCOPE, tenantOfScope, type KeyScope } from './api.js';
+
+/** What a backup needs of a class: its name, tables and file patterns. */
+export interface ClassMembers {
+  name: string;
+  tables: readonly TableName[];
+  files: readonly string[];
+}
+
+/** Tenant tables get the class the config names them in; platform tables stay the platform's. */
+export function withClasses<T extends { schema: string; name: string; scopeKind: string }>(
+  tables: T[],
+  classes: readonly ClassMembers[] = [],
+): (T & { dataClass?: string })[] {
+  if (classes.length === 0) return tables;
+  return tables.map((t) => {
+    const c = classes.find((k) =>
+      k.tables.some((x) => x.table === t.name && (x.schema === undefined || x.schema === t.schema)),
+    );
+    return c && t.scopeKind !== 'platform' ? { ...t, dataClass: c.name } : t;
+  });
+}
+
+/**
+ * Wraps a files source's path → scope mapping: a tenant's file matching a class's pattern goes
+ * under the class scope. Platform files stay the platform's (a class keys tenants' data only).
+ */
+export function classifyFiles(
+  scopeOf: (relPath: string) => KeyScope,
+  classes: readonly ClassMembers[] = [],
+): (relPath: string) => KeyScope {
+  const rules = classes.flatMap((c) =>
+    c.files.map((pattern) => ({ match: picomatch(pattern, { dot: true }), name: c.name })),
+  );
+  if (rules.length === 0) return scopeOf;
+  return (relPath) => {
+    const scope = scopeOf(relPath);
+    if (scope === PLATFORM_SCOPE || tenantOfScope(scope) !== scope) return scope;
+    const rule = rules.find((r) => r.match(relPath));
+    return rule ? classScope(scope, rule.name) : scope;
+  };
+}
