@@ -200,6 +200,7 @@ export type GfsPolicy = z.infer<typeof gfsPolicySchema>;
 
 /** When a data class expires: so long after the wedding's ceremony date, or after the point's time. */
 export interface KeepRule {
+  /** Only `wedding` for now: point-relative rules are refused at start-up (see keepRuleSchema). */
   from: 'wedding' | 'point';
   after: Duration;
   /** As written in the config, for messages and the preview. */
@@ -217,7 +218,16 @@ export const keepRuleSchema = z.string().transform((value, ctx): KeepRule => {
     });
     return z.NEVER;
   }
-  return { from: m[1] ? 'wedding' : 'point', after: after.data, text: value.trim() };
+  if (!m[1]) {
+    // A point-relative class would need a key per tenant × class × point (no dedup across points):
+    // refused rather than accepted and silently never applied.
+    ctx.addIssue({
+      code: 'custom',
+      message: `point-relative class rules ("${value.trim()}") are not supported yet; use "wedding + <duration>", or a GFS rule (keepWithin) to drop whole points`,
+    });
+    return z.NEVER;
+  }
+  return { from: 'wedding', after: after.data, text: value.trim() };
 });
 
 /** A data class: its tables and file patterns, sealed under a key per tenant × class, and when it expires. */

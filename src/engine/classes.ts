@@ -5,7 +5,10 @@
  */
 import picomatch from 'picomatch';
 import type { TableName } from '../config/index.js';
+import type { Storage } from '../storage/types.js';
 import { classScope, PLATFORM_SCOPE, tenantOfScope, type KeyScope } from './api.js';
+import { Repository } from './repo/repository.js';
+import { snapshotTree, type PgTree } from './tree.js';
 
 /** What a backup needs of a class: its name, tables and file patterns. */
 export interface ClassMembers {
@@ -46,4 +49,19 @@ export function classifyFiles(
     const rule = rules.find((r) => r.match(relPath));
     return rule ? classScope(scope, rule.name) : scope;
   };
+}
+
+/** The weddings of a database point with their ceremony dates, from the first copy that opens it. */
+export async function tenantsOfPoint(
+  copies: readonly { storage: Storage }[],
+  masterKey: Buffer,
+  snapshotId: string,
+): Promise<PgTree['tenants'] | undefined> {
+  for (const { storage } of copies) {
+    const repo = await Repository.open(storage, masterKey).catch(() => undefined);
+    const snap = await repo?.loadSnapshot(snapshotId).catch(() => undefined);
+    const pg = snap && snapshotTree(snap.tree).postgres;
+    if (pg) return pg.tenants;
+  }
+  return undefined;
 }

@@ -3,6 +3,7 @@ import type { Job } from 'bullmq';
 import { finishPurgeRun, startPurgeRun } from '../catalog/forget.js';
 import type { AppContext } from '../context.js';
 import { errorMessage } from '../errors.js';
+import { runClassExpiries, type ClassExpiryRun } from '../producers/class-expiry.js';
 import { runForget, type ForgetResult } from '../producers/retention.js';
 import { purgePayload } from '../queues/payloads.js';
 import { operationIdForJob } from './backup.js';
@@ -10,7 +11,7 @@ import { operationIdForJob } from './backup.js';
 export async function processPurge(
   job: Job,
   ctx: AppContext,
-): Promise<Omit<ForgetResult, 'verdicts'> & { kept: number }> {
+): Promise<Omit<ForgetResult, 'verdicts'> & { kept: number; classesExpired: ClassExpiryRun['expired'] }> {
   const p = purgePayload.parse(job.data);
   const log = ctx.log.child({ jobId: job.id, queue: job.queueName });
   // a re-delivered job keeps its run row: the id follows the job, not the attempt
@@ -18,6 +19,13 @@ export async function processPurge(
   await startPurgeRun(ctx.db, runId, job.id);
   try {
     const result = await runForget(ctx);
+    // after the forget: a forgotten point's class data needs no key of its own any more
+    const classes = await runClassExpiries(ctx);
+    if (classes.expired.length > 0)
+      log.info(
+        { expired: classes.expired },
+        'purge: data classes expired (their keys destroyed on every target)',
+      );
     // TODO(prune): once src/engine/repo/prune.ts exists, prune every target here (blobs no kept
     // point references); until then forgotten points' blobs stay in the repositories.
     const forgotten = result.verdicts
@@ -26,7 +34,12 @@ export async function processPurge(
     const kept = result.verdicts.filter((v) => v.action === 'keep').length;
     await finishPurgeRun(ctx.db, runId, { forgotten, kept });
     log.info({ reason: p.reason, forgotten: result.forgotten, kept }, 'purge: forgot what retention lets go');
-    return { forgotten: result.forgotten, snapshotsRemoved: result.snapshotsRemoved, kept };
+    return {
+      forgotten: result.forgotten,
+      snapshotsRemoved: result.snapshotsRemoved,
+      kept,
+      classesExpired: classes.expired,
+    };
   } catch (err) {
     await finishPurgeRun(ctx.db, runId, { error: errorMessage(err) });
     throw err;
