@@ -17,17 +17,34 @@ export interface ClassMembers {
   files: readonly string[];
 }
 
-/** Tenant tables get the class the config names them in; platform tables stay the platform's. */
-export function withClasses<T extends { schema: string; name: string; scopeKind: string }>(
+interface ClassedTable {
+  schema: string;
+  name: string;
+  scopeKind: string;
+  tenantVia?: { path: readonly { to: { schema: string; name: string } }[] } | undefined;
+}
+
+/**
+ * Tenant tables get the class the config names them in. A table in no class that reaches its
+ * tenant through a classed table (rsvp answers through guests) takes the class of the nearest one
+ * on its path: its rows cannot outlive the rows they hang on (a restore could not put back a
+ * NOT NULL reference to an expired guest, and would refuse the whole point). Platform tables stay
+ * the platform's.
+ */
+export function withClasses<T extends ClassedTable>(
   tables: T[],
   classes: readonly ClassMembers[] = [],
 ): (T & { dataClass?: string })[] {
   if (classes.length === 0) return tables;
-  return tables.map((t) => {
-    const c = classes.find((k) =>
+  const listed = (t: { schema: string; name: string }) =>
+    classes.find((k) =>
       k.tables.some((x) => x.table === t.name && (x.schema === undefined || x.schema === t.schema)),
-    );
-    return c && t.scopeKind !== 'platform' ? { ...t, dataClass: c.name } : t;
+    )?.name;
+  return tables.map((t) => {
+    if (t.scopeKind === 'platform') return t;
+    const dataClass =
+      listed(t) ?? t.tenantVia?.path.map((hop) => listed(hop.to)).find((c) => c !== undefined);
+    return dataClass ? { ...t, dataClass } : t;
   });
 }
 
