@@ -274,7 +274,7 @@ export const dataClassesSchema = z
 export const retentionSchema = z
   .strictObject({
     /** Data classes (README, "Retention by data class"); none: every tenant's data has one key. */
-    classes: dataClassesSchema.default([]),
+    classes: dataClassesSchema.optional(),
     database: z
       .strictObject({ full: gfsPolicySchema.optional(), incremental: gfsPolicySchema.optional() })
       .optional(),
@@ -286,7 +286,7 @@ export const retentionSchema = z
       })
       .optional(),
   })
-  .default({ classes: [] });
+  .default({});
 export type RetentionConfig = z.infer<typeof retentionSchema>;
 
 export const fileConfigSchema = z.object({

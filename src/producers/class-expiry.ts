@@ -31,7 +31,7 @@ const copiesOf = (ctx: RetentionContext) =>
 
 /** Every wedding × class expiry, from the newest database point's weddings and ceremony dates. */
 async function allExpiries(ctx: RetentionContext): Promise<ClassExpiry[]> {
-  const classes = ctx.config.retention.classes.filter((c) => c.keep.from === 'wedding');
+  const classes = (ctx.config.retention.classes ?? []).filter((c) => c.keep.from === 'wedding');
   if (classes.length === 0) return [];
   const rows = await listRetentionRows(ctx.db);
   const holdsDatabase = (r: (typeof rows)[number]) =>

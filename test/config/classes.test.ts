@@ -21,7 +21,7 @@ function load(retention: unknown) {
 }
 
 it('has no classes by default', () => {
-  expect(load({}).retention.classes).toEqual([]);
+  expect(load({}).retention.classes).toBeUndefined();
 });
 
 it('parses each class’s tables, files and keep rule', () => {

@@ -95,7 +95,7 @@ export function complianceRouter(ctx: AppContext): Router {
     res.json({
       ...preview,
       holds: preview.holds.map(holdJson),
-      classes: classesForDisplay(ctx.config.retention.classes),
+      classes: classesForDisplay(ctx.config.retention.classes ?? []),
       classExpiries,
     });
   });
