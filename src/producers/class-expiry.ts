@@ -44,8 +44,18 @@ async function allExpiries(ctx: RetentionContext): Promise<ClassExpiry[]> {
 
 /** Each expiry with its fate at `now` (see judgeExpiries). */
 export async function planClassExpiries(ctx: RetentionContext, now = new Date()): Promise<ExpiryVerdict[]> {
+  return (await plan(ctx, now)).verdicts;
+}
+
+interface Plan {
+  verdicts: ExpiryVerdict[];
+  /** The weddings of the points holds named when planning. */
+  pointWeddings: Map<string, string[] | undefined>;
+}
+
+async function plan(ctx: RetentionContext, now: Date): Promise<Plan> {
   const expiries = await allExpiries(ctx);
-  if (expiries.length === 0) return [];
+  if (expiries.length === 0) return { verdicts: [], pointWeddings: new Map() };
   const [holds, erasures] = await Promise.all([listActiveHolds(ctx.db, now), listErasures(ctx.db)]);
   const pointIds = holds.flatMap((h) => (h.recoveryPointId ? [h.recoveryPointId] : []));
   const pointWeddings =
@@ -58,7 +68,14 @@ export async function planClassExpiries(ctx: RetentionContext, now = new Date())
       .filter((e) => e.status === 'completed' || e.requestedBy !== RETENTION_REQUESTER)
       .map((e) => e.scope),
   );
-  return judgeExpiries(expiries, { now, holds, pointWeddings, erased });
+  return { verdicts: judgeExpiries(expiries, { now, holds, pointWeddings, erased }), pointWeddings };
+}
+
+/** A hold placed since the plan blocks the expiry still (a point it names unknown then: taken to hold it). */
+async function heldSincePlan(ctx: RetentionContext, v: ExpiryVerdict, now: Date, p: Plan) {
+  const holds = await listActiveHolds(ctx.db, now);
+  const [again] = judgeExpiries([v], { now, holds, pointWeddings: p.pointWeddings, erased: new Set() });
+  return again?.action === 'held' ? again : undefined;
 }
 
 /** The class expiries of the next `days` days (and any overdue), as the preview shows them. */
@@ -89,7 +106,7 @@ export interface ClassExpiryRun {
 }
 
 /** One class scope erased on every target and certified; the catalog row says how far it got. */
-async function expireOne(ctx: RetentionContext, v: ExpiryVerdict): Promise<string> {
+async function expireOne(ctx: RetentionContext, v: ExpiryVerdict, waitMs: number): Promise<string> {
   const { erasure } = await createErasure(ctx.db, {
     id: randomUUID(),
     scope: v.scope,
@@ -107,7 +124,7 @@ async function expireOne(ctx: RetentionContext, v: ExpiryVerdict): Promise<strin
   const done: TargetErasure[] = [];
   try {
     for (const t of ctx.config.targets)
-      done.push(await eraseOnTarget(t.name, ctx.storage(t.name), ctx.config.masterKey, req));
+      done.push(await eraseOnTarget(t.name, ctx.storage(t.name), ctx.config.masterKey, req, { waitMs }));
     const certificate = certify(req, done, ctx.config.masterKey);
     await updateErasure(ctx.db, erasure.erasureId, { status: 'completed', targets: done, certificate });
     return erasure.erasureId;
@@ -124,18 +141,24 @@ async function expireOne(ctx: RetentionContext, v: ExpiryVerdict): Promise<strin
 /**
  * Expires what is due. A failure on one scope does not stop the others; the run then throws a
  * TransientError after doing all it could, and the next purge tries the failed ones again.
+ * `waitMs`: how long each target's erasure waits for running backups and replications.
  */
 export async function runClassExpiries(
   ctx: RetentionContext,
-  opts: { dryRun?: boolean; now?: Date } = {},
+  opts: { dryRun?: boolean; now?: Date; waitMs?: number } = {},
 ): Promise<ClassExpiryRun> {
-  const verdicts = await planClassExpiries(ctx, opts.now);
+  const now = opts.now ?? new Date();
+  const p = await plan(ctx, now);
+  const verdicts = p.verdicts;
   if (opts.dryRun) return { verdicts, expired: [] };
   const expired: ClassExpiryRun['expired'] = [];
   const failures: string[] = [];
-  for (const v of verdicts.filter((x) => x.action === 'expire')) {
+  for (const [i, v] of verdicts.entries()) {
+    if (v.action !== 'expire') continue;
     try {
-      expired.push({ scope: v.scope, erasureId: await expireOne(ctx, v) });
+      const held = await heldSincePlan(ctx, v, now, p);
+      if (held) verdicts[i] = held;
+      else expired.push({ scope: v.scope, erasureId: await expireOne(ctx, v, opts.waitMs ?? 0) });
     } catch (err) {
       failures.push(`${v.scope}: ${errorMessage(err)}`);
     }

@@ -7,6 +7,7 @@ import { runClassExpiries, type ClassExpiryRun } from '../producers/class-expiry
 import { runForget, type ForgetResult } from '../producers/retention.js';
 import { purgePayload } from '../queues/payloads.js';
 import { operationIdForJob } from './backup.js';
+import { ERASURE_LOCK_WAIT_MS } from './erasure.js';
 
 export async function processPurge(
   job: Job,
@@ -20,7 +21,7 @@ export async function processPurge(
   try {
     const result = await runForget(ctx);
     // after the forget: a forgotten point's class data needs no key of its own any more
-    const classes = await runClassExpiries(ctx);
+    const classes = await runClassExpiries(ctx, { waitMs: ERASURE_LOCK_WAIT_MS });
     if (classes.expired.length > 0)
       log.info(
         { expired: classes.expired },

@@ -13,6 +13,7 @@ import { createHold, releaseHold } from '../../src/catalog/holds.js';
 import { createOperation } from '../../src/catalog/operations.js';
 import { recordBackupOutput } from '../../src/catalog/record-backup.js';
 import { runBackup, type BackupOutput } from '../../src/engine/backup.js';
+import { runDrill } from '../../src/engine/drill.js';
 import { eraseOnTarget } from '../../src/engine/erase.js';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { replicateObjects } from '../../src/engine/replicate.js';
@@ -20,7 +21,7 @@ import { restoreSnapshot } from '../../src/engine/restore.js';
 import { createApp } from '../../src/http/app.js';
 import { previewClassExpiries, runClassExpiries } from '../../src/producers/class-expiry.js';
 import { PRIORITY } from '../../src/queues/priority.js';
-import { createTempDatabase, query, type TempDatabase } from '../helpers/pg.js';
+import { createTempDatabase, PG_ADMIN_URL, query, type TempDatabase } from '../helpers/pg.js';
 import { createTestService, type TestService } from '../helpers/service.js';
 import { createTenancySchema } from '../helpers/tenancy-schema.js';
 import { tempDirsForFile } from '../helpers/temp.js';
@@ -221,6 +222,9 @@ it('restores the older point from every target without wedding 1’s guests, its
     expect(await count(one.url, 'guests', 1)).toBe(0);
     expect(await count(one.url, 'payments', 1)).toBe(2);
     expect(await count(one.url, 'weddings', 1)).toBe(1);
+    // a drill restores as every restore does, and finds what it restored as the point says
+    const drill = await runDrill(repo, points[0]!, { scratchServerUrl: PG_ADMIN_URL });
+    expect(drill.problems).toEqual([]);
   }
 }, 180_000);
 
