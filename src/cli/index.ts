@@ -59,6 +59,7 @@ program
         weddingId: opts.wedding,
         operationId,
         sources: config.sources,
+        classes: config.retention.classes,
         storageFor: (name) =>
           createStorage(
             config.targets.find((t) => t.name === name)!,

@@ -19,6 +19,8 @@ import {
 
 export type {
   CeremonyColumn,
+  DataClass,
+  KeepRule,
   Duration,
   GfsPolicy,
   RetentionConfig,

@@ -198,9 +198,83 @@ export const gfsPolicySchema = z
   });
 export type GfsPolicy = z.infer<typeof gfsPolicySchema>;
 
+/** When a data class expires: so long after the wedding's ceremony date, or after the point's time. */
+export interface KeepRule {
+  /** Only `wedding` for now: point-relative rules are refused at start-up (see keepRuleSchema). */
+  from: 'wedding' | 'point';
+  after: Duration;
+  /** As written in the config, for messages and the preview. */
+  text: string;
+}
+
+/** `wedding + 90d`, `wedding + 7y` or a bare duration (`30d`). */
+export const keepRuleSchema = z.string().transform((value, ctx): KeepRule => {
+  const m = /^\s*(?:(wedding)\s*\+\s*)?(\S+)\s*$/.exec(value);
+  const after = durationSchema.safeParse(m?.[2] ?? '');
+  if (!m || !after.success) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected "wedding + <duration>" or "<duration>", e.g. "wedding + 90d", "30d"',
+    });
+    return z.NEVER;
+  }
+  if (!m[1]) {
+    // A point-relative class would need a key per tenant × class × point (no dedup across points):
+    // refused rather than accepted and silently never applied.
+    ctx.addIssue({
+      code: 'custom',
+      message: `point-relative class rules ("${value.trim()}") are not supported yet; use "wedding + <duration>", or a GFS rule (keepWithin) to drop whole points`,
+    });
+    return z.NEVER;
+  }
+  return { from: 'wedding', after: after.data, text: value.trim() };
+});
+
+/** A data class: its tables and file patterns, sealed under a key per tenant × class, and when it expires. */
+export const dataClassSchema = z.strictObject({
+  tables: z.array(tableNameSchema).default([]),
+  /** Globs over file paths, as in a files source's scope rules. */
+  files: z.array(z.string().min(1)).default([]),
+  keep: keepRuleSchema,
+});
+
+export interface DataClass {
+  name: string;
+  tables: TableName[];
+  files: string[];
+  keep: KeepRule;
+}
+
+const sameTable = (a: TableName, b: TableName) =>
+  a.table === b.table && (a.schema === undefined || b.schema === undefined || a.schema === b.schema);
+
+/** `{ "guest-pii": {tables, files, keep}, … }` into a list; a table in two classes is refused. */
+export const dataClassesSchema = z
+  .record(
+    z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'a class name is lower-case letters, digits, "-" and "_"'),
+    dataClassSchema,
+  )
+  .transform((record, ctx): DataClass[] => {
+    const classes = Object.entries(record).map(([name, c]) => ({ name, ...c }));
+    classes.forEach((c, i) =>
+      c.tables.forEach((t, j) => {
+        const other = classes.slice(0, i).find((o) => o.tables.some((x) => sameTable(x, t)));
+        if (other)
+          ctx.addIssue({
+            code: 'custom',
+            path: [c.name, 'tables', j],
+            message: `table ${t.schema ? `${t.schema}.` : ''}${t.table} is already in class ${other.name}`,
+          });
+      }),
+    );
+    return classes;
+  });
+
 /** Per source, per backup type; a source or type without a policy keeps every point. */
 export const retentionSchema = z
   .strictObject({
+    /** Data classes (README, "Retention by data class"); none: every tenant's data has one key. */
+    classes: dataClassesSchema.optional(),
     database: z
       .strictObject({ full: gfsPolicySchema.optional(), incremental: gfsPolicySchema.optional() })
       .optional(),

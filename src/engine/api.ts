@@ -12,6 +12,30 @@ export const PLATFORM_SCOPE: KeyScope = 'platform';
 export const weddingScope = (tenantId: string): KeyScope => `wedding:${tenantId}`;
 export const supplierScope = (id: string): KeyScope => `supplier:${id}`;
 
+/**
+ * A tenant's data of one retention class (`wedding:42/guest-pii`): its own key, destroyed when the
+ * class expires for that tenant. Class names hold no '/', so the tenant's scope is what precedes
+ * the last one.
+ */
+export const classScope = (tenantScope: KeyScope, dataClass: string): KeyScope =>
+  `${tenantScope}/${dataClass}`;
+
+/** The tenant scope a class scope belongs to; the scope itself when it is not a class scope. */
+export function tenantOfScope(scope: KeyScope): KeyScope {
+  const slash = scope.lastIndexOf('/');
+  return slash > 0 && scope !== PLATFORM_SCOPE ? scope.slice(0, slash) : scope;
+}
+
+/**
+ * Whether the erasure ledger's scopes cover `scope`: named itself, or its tenant erased whole
+ * (erasing `wedding:42` erases `wedding:42/guest-pii` too). The one test every backup skip,
+ * restore pick, files filter and drill makes.
+ */
+export function isErased(scope: KeyScope, erased: ReadonlySet<string>): boolean {
+  if (erased.size === 0) return false;
+  return erased.has(scope) || erased.has(tenantOfScope(scope));
+}
+
 /** A byte stream stored in the repository: its blobs in order. */
 export interface ContentRef {
   scope: KeyScope;

@@ -4,6 +4,7 @@ import type { FilesSourceConfig, PostgresSourceConfig } from '../config/index.js
 import { ConfigError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
 import type { ContentWriter, WriteStats } from './api.js';
+import type { ClassMembers } from './classes.js';
 import type { OnLockBreak } from './repo/lock.js';
 import { Repository } from './repo/repository.js';
 import type { Snapshot } from './repo/snapshot.js';
@@ -26,6 +27,8 @@ export interface BackupInput {
   onLockBreak?: OnLockBreak;
   /** Stores by target name, for files sources that are a bucket prefix. */
   storageFor?: (target: string) => Storage;
+  /** Retention classes (`retention.classes`): their data is sealed under a key per tenant × class. */
+  classes?: readonly ClassMembers[] | undefined;
 }
 
 export interface BackupOutput {
@@ -89,6 +92,7 @@ async function backupFileSources(
         scopes: source.scopes,
         parent,
         erased,
+        classes: input.classes,
       });
       continue;
     }
@@ -100,6 +104,7 @@ async function backupFileSources(
       scopes: source.scopes,
       parent,
       erased,
+      classes: input.classes,
     });
   }
   return out;
@@ -161,6 +166,7 @@ export async function runBackup(input: BackupInput): Promise<BackupOutput> {
         ...source,
         parent: databaseParent,
         erased,
+        classes: input.classes,
         slotPrefix: `wedvault_${repo.id.slice(0, 12)}_`,
       });
       slot = pgTree.changes?.slot;

@@ -4,6 +4,7 @@
  * Blobs stay until a prune finds nothing references them.
  */
 import { errorMessage } from '../errors.js';
+import { tenantOfScope } from './api.js';
 import type { Storage } from '../storage/types.js';
 import { Repository } from './repo/repository.js';
 import { snapshotKey } from './repo/snapshot.js';
@@ -50,7 +51,8 @@ export async function snapshotWeddings(repo: Repository, snapshotId: string): Pr
   const weddings = new Set(tree.postgres?.tenants.map((t) => t.id) ?? []);
   for (const entries of Object.values(tree.files ?? {})) {
     for (const e of entries) {
-      const m = e.ref && WEDDING_SCOPE.exec(e.ref.scope);
+      // a class scope (`wedding:42/media`) is its wedding's too
+      const m = e.ref && WEDDING_SCOPE.exec(tenantOfScope(e.ref.scope));
       if (m) weddings.add(m[1]!);
     }
   }

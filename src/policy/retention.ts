@@ -94,7 +94,9 @@ export function policyForDisplay(
   policy: RetentionConfig,
 ): Record<string, Record<string, Record<string, unknown>>> {
   const out: Record<string, Record<string, Record<string, unknown>>> = {};
-  for (const [source, types] of Object.entries(policy)) {
+  // data classes expire tenants' keys, not points: shown beside this (producers/class-expiry.ts)
+  const { classes: _classes, ...gfs } = policy;
+  for (const [source, types] of Object.entries(gfs)) {
     for (const [type, rules] of Object.entries((types ?? {}) as Record<string, GfsPolicy | undefined>)) {
       if (!rules) continue;
       const shown = { ...rules, ...(rules.keepWithin && { keepWithin: formatDuration(rules.keepWithin) }) };

@@ -75,6 +75,7 @@ async function backUp(
       weddingId: p.weddingId,
       operationId: p.operationId,
       sources: ctx.config.sources,
+      classes: ctx.config.retention.classes,
       storageFor: (name) => ctx.storage(name),
       onLockBreak: (lock, reason) =>
         log.warn(

@@ -3,10 +3,12 @@ import type { Job } from 'bullmq';
 import { finishPurgeRun, startPurgeRun } from '../catalog/forget.js';
 import type { AppContext } from '../context.js';
 import { errorMessage } from '../errors.js';
+import { runClassExpiries, type ClassExpiryRun } from '../producers/class-expiry.js';
 import { runForget, type ForgetResult } from '../producers/retention.js';
 import { pruneTargets } from '../engine/prune-targets.js';
 import { purgePayload } from '../queues/payloads.js';
 import { operationIdForJob } from './backup.js';
+import { ERASURE_LOCK_WAIT_MS } from './erasure.js';
 
 /** How long a purge's prune waits on a target for running backups to let go of it. */
 const PRUNE_LOCK_WAIT_MS = 5 * 60_000;
@@ -16,7 +18,7 @@ const PRUNE_GRACE_MS = 60 * 60_000;
 export async function processPurge(
   job: Job,
   ctx: AppContext,
-): Promise<Omit<ForgetResult, 'verdicts'> & { kept: number }> {
+): Promise<Omit<ForgetResult, 'verdicts'> & { kept: number; classesExpired: ClassExpiryRun['expired'] }> {
   const p = purgePayload.parse(job.data);
   const log = ctx.log.child({ jobId: job.id, queue: job.queueName });
   // a re-delivered job keeps its run row: the id follows the job, not the attempt
@@ -24,6 +26,13 @@ export async function processPurge(
   await startPurgeRun(ctx.db, runId, job.id);
   try {
     const result = await runForget(ctx);
+    // after the forget: a forgotten point's class data needs no key of its own any more
+    const classes = await runClassExpiries(ctx, { waitMs: ERASURE_LOCK_WAIT_MS });
+    if (classes.expired.length > 0)
+      log.info(
+        { expired: classes.expired },
+        'purge: data classes expired (their keys destroyed on every target)',
+      );
     // then what no kept point needs goes, target by target (erased scopes' blobs too); a target
     // busy with a backup past the wait is left for the next run, never a reason to fail this one
     const pruned = await pruneTargets(ctx.config, {
@@ -41,7 +50,12 @@ export async function processPurge(
     const kept = result.verdicts.filter((v) => v.action === 'keep').length;
     await finishPurgeRun(ctx.db, runId, { forgotten, kept });
     log.info({ reason: p.reason, forgotten: result.forgotten, kept }, 'purge: forgot what retention lets go');
-    return { forgotten: result.forgotten, snapshotsRemoved: result.snapshotsRemoved, kept };
+    return {
+      forgotten: result.forgotten,
+      snapshotsRemoved: result.snapshotsRemoved,
+      kept,
+      classesExpired: classes.expired,
+    };
   } catch (err) {
     await finishPurgeRun(ctx.db, runId, { error: errorMessage(err) });
     throw err;

@@ -7,8 +7,9 @@ import pLimit from 'p-limit';
 import picomatch from 'picomatch';
 import { ValidationError } from '../../errors.js';
 import type { Storage } from '../../storage/types.js';
+import { classifyFiles, type ClassMembers } from '../classes.js';
 import type { FileEntry } from '../tree.js';
-import { PLATFORM_SCOPE, type ContentReader, type ContentWriter, type KeyScope } from '../api.js';
+import { isErased, PLATFORM_SCOPE, type ContentReader, type ContentWriter, type KeyScope } from '../api.js';
 
 export interface ScopeRule {
   /** Glob over the '/'-separated path relative to the source root. */
@@ -26,6 +27,8 @@ export interface BackupFilesOptions {
   concurrency?: number;
   /** Scopes of the erasure ledger: their files are left out. */
   erased?: ReadonlySet<string> | undefined;
+  /** Retention classes: a tenant's files matching a class's pattern go under its class scope. */
+  classes?: readonly ClassMembers[] | undefined;
 }
 
 /** Formats that are already compressed: zstd would only burn CPU on them. */
@@ -45,9 +48,9 @@ export function compressHint(file: string): boolean {
  */
 export function withoutErased(entries: FileEntry[], erased: ReadonlySet<string>): FileEntry[] {
   if (erased.size === 0) return entries;
-  const gone = entries.filter((e) => e.ref && erased.has(e.ref.scope));
+  const gone = entries.filter((e) => e.ref && isErased(e.ref.scope, erased));
   if (gone.length === 0) return entries;
-  const kept = entries.filter((e) => !e.ref || !erased.has(e.ref.scope));
+  const kept = entries.filter((e) => !e.ref || !isErased(e.ref.scope, erased));
   const under = (dir: string, e: FileEntry) => e.path.startsWith(`${dir}/`);
   return kept.filter(
     (e) =>
@@ -88,7 +91,7 @@ const THREADED_FILE_LIMIT = 32 * 1024 * 1024;
 
 /** Backs up a directory; returns its entries (the snapshot tree for this source), sorted by path. */
 export async function backupFiles(writer: ContentWriter, opts: BackupFilesOptions): Promise<FileEntry[]> {
-  const scopeOf = scopeMapper(opts.scopes);
+  const scopeOf = classifyFiles(scopeMapper(opts.scopes), opts.classes);
   const parent = new Map((opts.parent ?? []).map((e) => [e.path, e]));
   const limit = pLimit(opts.concurrency ?? 4);
   const jobs: Promise<FileEntry | undefined>[] = [];
@@ -101,7 +104,7 @@ export async function backupFiles(writer: ContentWriter, opts: BackupFilesOption
         if (st.isSymbolicLink()) return { ...base, type: 'symlink', target: await readlink(abs) };
         if (!st.isFile()) return undefined; // sockets, fifos, devices: not backup material
         const scope = scopeOf(rel);
-        if (opts.erased?.has(scope)) return undefined; // erased: never stored again
+        if (opts.erased && isErased(scope, opts.erased)) return undefined; // erased: never stored again
         const prev = parent.get(rel);
         if (
           prev?.ref &&
@@ -226,6 +229,7 @@ export interface BackupBucketOptions {
   parent?: FileEntry[] | undefined;
   concurrency?: number;
   erased?: ReadonlySet<string> | undefined;
+  classes?: readonly ClassMembers[] | undefined;
 }
 
 /** Backs up every object under a bucket prefix; unchanged objects (same size and etag or mtime) reuse their refs. */
@@ -233,7 +237,7 @@ export async function backupFilesFromStorage(
   writer: ContentWriter,
   opts: BackupBucketOptions,
 ): Promise<FileEntry[]> {
-  const scopeOf = scopeMapper(opts.scopes);
+  const scopeOf = classifyFiles(scopeMapper(opts.scopes), opts.classes);
   const parent = new Map((opts.parent ?? []).map((e) => [e.path, e]));
   const limit = pLimit(opts.concurrency ?? 4);
   const jobs: Promise<FileEntry | undefined>[] = [];
@@ -251,7 +255,7 @@ export async function backupFilesFromStorage(
           etag: o.etag,
         };
         const scope = scopeOf(rel);
-        if (opts.erased?.has(scope)) return undefined; // erased: never stored again
+        if (opts.erased && isErased(scope, opts.erased)) return undefined; // erased: never stored again
         const prev = parent.get(rel);
         // Stores with etags (S3, GCS, Azure) are compared by etag; others by modification time.
         const unchanged =

@@ -5,6 +5,7 @@
 import pg from 'pg';
 import type { CeremonyColumn, TenancyOverride } from '../../config/index.js';
 import { PLATFORM_SCOPE, weddingScope, type ContentWriter } from '../api.js';
+import { withClasses, type ClassMembers } from '../classes.js';
 import type { PgTable, PgTree } from '../tree.js';
 import {
   foreignKeyOrder,
@@ -48,6 +49,8 @@ export interface PostgresBackupOptions extends SchemaSettings {
   tenancy?: TenancyOverride[] | undefined;
   /** Scopes of the erasure ledger: their rows are left out (and counted in the tree's `erased`). */
   erased?: ReadonlySet<string> | undefined;
+  /** Retention classes: their tables' tenant rows are sealed under `wedding:<id>/<class>`. */
+  classes?: readonly ClassMembers[] | undefined;
 }
 
 /** What every table's backup shares: the writer, the parent's tables, what the change slot saw. */
@@ -185,7 +188,10 @@ export async function backupPostgres(writer: ContentWriter, opts: PostgresBackup
     const facts = await readTenancyFacts(c);
     const tenancy = tenancyRecord(facts, tenancySettings(opts));
     // in foreign-key order, so a restore into a live schema can insert table after table
-    const tables = await foreignKeyOrder(c, withTenancy(await readTables(c, opts), tenancy));
+    const tables = await foreignKeyOrder(
+      c,
+      withClasses(withTenancy(await readTables(c, opts), tenancy), opts.classes),
+    );
     // Reading the parent slot's changes takes PostgreSQL a while (it decodes the WAL since): it
     // runs beside the catalog reads and connections below.
     const parentSlot = session.changes && opts.parent?.changes?.slot;

@@ -22,6 +22,11 @@ export interface PgTableInfo {
   scopeKind: 'wedding' | 'supplier' | 'platform';
   /** A partitioned table, whose rows are its partitions': read through it (see `rowsOf`). */
   partitioned?: boolean;
+  /**
+   * The retention class the config puts the table in (`retention.classes`): its tenants' rows are
+   * sealed under `wedding:<id>/<class>`, a key of their own that the class's expiry destroys.
+   */
+  dataClass?: string;
 }
 
 export interface SchemaSettings {

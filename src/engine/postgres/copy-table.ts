@@ -8,6 +8,8 @@ import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import { CorruptionError } from '../../errors.js';
 import {
+  classScope,
+  isErased,
   PLATFORM_SCOPE,
   supplierScope,
   weddingScope,
@@ -27,7 +29,8 @@ import { ROW, rowsQuery } from './tenant-rows.js';
 
 function scopeOf(t: PgTableInfo, tenant: string | null): KeyScope {
   if (tenant === null || t.scopeKind === 'platform') return PLATFORM_SCOPE;
-  return t.scopeKind === 'wedding' ? weddingScope(tenant) : supplierScope(tenant);
+  const scope = t.scopeKind === 'wedding' ? weddingScope(tenant) : supplierScope(tenant);
+  return t.dataClass ? classScope(scope, t.dataClass) : scope;
 }
 
 /**
@@ -43,19 +46,18 @@ export class Interned {
 
   /** True (and counted) when a run's rows belong to an erased scope. */
   skip(scope: KeyScope, rows: number): boolean {
-    if (!this.erased.has(scope)) return false;
+    if (!isErased(scope, this.erased)) return false;
     this.skipped.set(scope, (this.skipped.get(scope) ?? 0) + rows);
     return true;
   }
 
-  private readonly seen = new Map<
-    PgTableInfo['scopeKind'],
-    Map<string | null, { tenant: string | null; scope: KeyScope }>
-  >();
+  /** By scope kind and data class (`wedding/guest-pii`), then tenant. */
+  private readonly seen = new Map<string, Map<string | null, { tenant: string | null; scope: KeyScope }>>();
 
   of(t: PgTableInfo, tenant: string | null): { tenant: string | null; scope: KeyScope } {
-    let kind = this.seen.get(t.scopeKind);
-    if (!kind) this.seen.set(t.scopeKind, (kind = new Map()));
+    const key = t.dataClass ? `${t.scopeKind}/${t.dataClass}` : t.scopeKind;
+    let kind = this.seen.get(key);
+    if (!kind) this.seen.set(key, (kind = new Map()));
     let hit = kind.get(tenant);
     if (!hit) {
       hit = { tenant, scope: scopeOf(t, tenant) };

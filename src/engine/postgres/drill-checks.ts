@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import type { ContentReader } from '../api.js';
+import { isErased, type ContentReader } from '../api.js';
 import type { PgTable, PgTree } from '../tree.js';
 import { dumpQuery, pinOutputSettings, qualified } from './catalog.js';
 import { picked, tableBytes } from './table-rows.js';
@@ -51,7 +51,7 @@ async function* backedUpRows(
   t: PgTable,
   erased: ReadonlySet<string> = new Set(),
 ): AsyncGenerator<Buffer> {
-  const levels = await picked(reader, t, () => (s) => !erased.has(s.scope));
+  const levels = await picked(reader, t, () => (s) => !isErased(s.scope, erased));
   if (levels) yield* tableBytes(reader, t, levels, { rows: 0 });
 }
 

@@ -50,10 +50,20 @@ export type TablePlan =
 /** A plan with nothing left to ask the database. */
 export type SettledPlan = Exclude<TablePlan, ProbePlan>;
 
-/** Same columns, key, tenant column and scope: the parent's segments have this table's layout. */
+/**
+ * Same columns, key, tenant column, scope and data class: the parent's segments have this table's
+ * layout and keys (a table moved into a class must be sealed again under the class's scopes).
+ */
 const sameShape = (a: PgTableInfo, b: PgTableInfo): boolean =>
-  JSON.stringify([a.columns, a.primaryKey, a.tenantColumn ?? null, a.tenantVia ?? null, a.scopeKind]) ===
-  JSON.stringify([b.columns, b.primaryKey, b.tenantColumn ?? null, b.tenantVia ?? null, b.scopeKind]);
+  JSON.stringify(shape(a)) === JSON.stringify(shape(b));
+const shape = (t: PgTableInfo) => [
+  t.columns,
+  t.primaryKey,
+  t.tenantColumn ?? null,
+  t.tenantVia ?? null,
+  t.scopeKind,
+  t.dataClass ?? null,
+];
 
 /** Same relation and same files (no rewrite: VACUUM FULL, CLUSTER, SET UNLOGGED, a column type change). */
 function sameStorage(a: string | undefined, b: string | undefined): boolean {

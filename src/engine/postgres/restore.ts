@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.js';
-import { weddingScope, type ContentReader, type ContentRef } from '../api.js';
+import { isErased, weddingScope, type ContentReader, type ContentRef } from '../api.js';
 import {
   applyPreData,
   dropCreated,
@@ -410,10 +410,12 @@ async function restoreIntoLive(
   tree: PgTree,
   url: string,
   wedding: string,
+  /** The wedding's segments less those of erased (or expired class) scopes. */
+  ofWedding: (s: Segment) => boolean,
   overwrite: boolean,
 ) {
   const weddingTables = tree.tables.filter((t) => t.scopeKind === 'wedding');
-  const pick: Pick = () => (s) => s.tenant === wedding;
+  const pick: Pick = () => ofWedding;
   const counts = new Map<PgTable, number>();
   return withClient(url, async (c) => {
     const order = await foreignKeyOrder(c, weddingTables);
@@ -496,7 +498,7 @@ export async function restorePostgres(
   const { wedding } = opts;
   const erased = opts.erased ?? new Set<string>();
   const parallel = Math.max(1, opts.parallel ?? 2);
-  const every = (s: Segment) => !erased.has(s.scope);
+  const every = (s: Segment) => !isErased(s.scope, erased);
   const ofWedding = (s: Segment) => s.tenant === wedding && every(s);
   if (wedding !== undefined && erased.has(weddingScope(wedding)))
     throw new NotFoundError(`wedding ${wedding} was erased`, { details: { wedding } });
@@ -526,7 +528,7 @@ export async function restorePostgres(
     return restoreFresh(reader, tree, url, all, parallel, erased.size > 0);
   }
   const state = await prepareDatabase(url, { overwrite: false, create, keepExisting: true });
-  if (state === 'live') return restoreIntoLive(reader, tree, url, wedding, overwrite);
+  if (state === 'live') return restoreIntoLive(reader, tree, url, wedding, ofWedding, overwrite);
   try {
     return await restoreFresh(reader, tree, url, withShared, parallel, true);
   } catch (err) {

@@ -2,7 +2,7 @@
 import { randomBytes, randomFillSync } from 'node:crypto';
 import { ConfigError, CorruptionError, NotFoundError, WrongKeyError } from '../../errors.js';
 import { getBuffer, type Storage } from '../../storage/types.js';
-import type { KeyScope } from '../api.js';
+import { isErased, tenantOfScope, type KeyScope } from '../api.js';
 import { deriveKey, hmac, open, seal } from './crypto.js';
 
 export const REPO_KEY_OBJECT = 'keys/repo';
@@ -351,27 +351,42 @@ export class ScopeKeys {
   }
 
   /**
-   * Crypto-shredding: every key set of `scope` leaves every bundle (rewritten without it, the new
-   * bundle written before the old one goes) and its own objects are deleted. Returns the objects
-   * removed; the key ids destroyed are pushed onto `keyIds`.
+   * Crypto-shredding: every key set of `scope`, and of its class scopes (`wedding:42/guest-pii` when
+   * `wedding:42` goes), leaves every bundle (rewritten without it, the new bundle written before
+   * the old one goes) and its own objects are deleted. Returns the objects removed; the key ids
+   * destroyed are pushed onto `keyIds`.
    */
   async eraseScope(scope: KeyScope, keyIds: string[] = []): Promise<string[]> {
-    const hash = this.scopeHash(scope);
+    const erased = new Set([scope]);
+    const covered = (s: string) => isErased(s, erased);
+    const hashes = new Set<string>();
     const removed: string[] = [];
-    for await (const o of this.storage.list(`${SCOPE_KEYS_PREFIX}${hash}/`)) {
+    for await (const o of this.storage.list(SCOPE_KEYS_PREFIX)) {
+      const [hash = '', keyId = ''] = o.key.slice(SCOPE_KEYS_PREFIX.length).split('/');
+      // a single key's scope shows only inside it: opened unless its name already says
+      if (hash !== this.scopeHash(scope)) {
+        if (tenantOfScope(scope) !== scope) continue; // a class scope has no class scopes
+        if (!covered(openScopeKey(this.keys, o.key, await getBuffer(this.storage, o.key)).scope)) continue;
+      }
       await this.storage.delete(o.key);
       removed.push(o.key);
-      keyIds.push(o.key.slice(o.key.lastIndexOf('/') + 1));
+      hashes.add(hash);
+      keyIds.push(keyId);
     }
     for await (const o of this.storage.list(SCOPE_BUNDLES_PREFIX)) {
       const sets = openBundle(this.keys, o.key, await getBuffer(this.storage, o.key));
-      const kept = sets.filter((k) => k.scopeHash !== hash);
-      for (const k of sets) if (k.scopeHash === hash) keyIds.push(k.keyId);
+      const kept = sets.filter((k) => !covered(k.scope));
+      for (const k of sets.filter((set) => covered(set.scope))) {
+        keyIds.push(k.keyId);
+        hashes.add(k.scopeHash);
+      }
       if (kept.length === sets.length) continue;
       if (kept.length > 0) {
         // Named from the old bundle and the scope, not at random: every copy of the repository
         // rewrites the same bundle to the same name, so the copies' object lists stay equal.
-        const name = hmac(this.keys.scopeName, `erase/${o.key}/${hash}`).subarray(0, 16).toString('hex');
+        const name = hmac(this.keys.scopeName, `erase/${o.key}/${this.scopeHash(scope)}`)
+          .subarray(0, 16)
+          .toString('hex');
         const object = `${SCOPE_BUNDLES_PREFIX}${name}`;
         await this.storage.put(object, sealBundle(this.keys, object, kept));
         // the other scopes' keys must be on disk in the new bundle before the old one goes
@@ -380,14 +395,23 @@ export class ScopeKeys {
       await this.storage.delete(o.key);
       removed.push(o.key);
     }
-    for (const set of this.loaded.get(hash) ?? []) this.bundled.delete(set);
-    this.loaded.delete(hash);
-    for (const name of [...this.byObject.keys()])
-      if (name.startsWith(`${SCOPE_KEYS_PREFIX}${hash}/`)) this.byObject.delete(name);
-    this.fresh = this.fresh.filter((k) => k.scopeHash !== hash);
-    this.byScope.delete(scope);
-    this.single = undefined;
+    this.forget(covered, hashes);
     return removed;
+  }
+
+  /** Drops what memory holds of erased scopes' key sets, so nothing here still opens their blobs. */
+  private forget(covered: (scope: string) => boolean, hashes: Set<string>): void {
+    for (const set of [...this.byScope.values(), ...this.fresh])
+      if (covered(set.scope)) hashes.add(set.scopeHash);
+    for (const hash of hashes) {
+      for (const set of this.loaded.get(hash) ?? []) this.bundled.delete(set);
+      this.loaded.delete(hash);
+      for (const name of [...this.byObject.keys()])
+        if (name.startsWith(`${SCOPE_KEYS_PREFIX}${hash}/`)) this.byObject.delete(name);
+    }
+    this.fresh = this.fresh.filter((k) => !covered(k.scope));
+    for (const s of [...this.byScope.keys()]) if (covered(s)) this.byScope.delete(s);
+    this.single = undefined;
   }
 
   private async findOrCreate(scope: KeyScope): Promise<KeySet> {

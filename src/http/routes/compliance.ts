@@ -6,6 +6,7 @@ import { getRecoveryPoint } from '../../catalog/recovery-points.js';
 import type { AppContext } from '../../context.js';
 import { NotFoundError, ValidationError } from '../../errors.js';
 import { findWedding } from '../../producers/backups.js';
+import { classesForDisplay, previewClassExpiries } from '../../producers/class-expiry.js';
 import { previewRetention } from '../../producers/retention.js';
 import { idSchema } from '../../queues/payloads.js';
 import { requireScope } from '../auth.js';
@@ -86,8 +87,17 @@ export function complianceRouter(ctx: AppContext): Router {
   });
 
   r.get('/retention', requireScope('backups:read'), async (_req, res) => {
-    const preview = await previewRetention(ctx);
-    res.json({ ...preview, holds: preview.holds.map(holdJson) });
+    const now = new Date();
+    const [preview, classExpiries] = await Promise.all([
+      previewRetention(ctx, now),
+      previewClassExpiries(ctx, now),
+    ]);
+    res.json({
+      ...preview,
+      holds: preview.holds.map(holdJson),
+      classes: classesForDisplay(ctx.config.retention.classes ?? []),
+      classExpiries,
+    });
   });
 
   methodNotAllowed(r);
