@@ -10,6 +10,7 @@ import pg from 'pg';
 import { measure, sh, type Measured } from './measure.js';
 import { benchReplication } from './replication.js';
 import { benchPrune } from './prune.js';
+import { benchErasure } from './erasure.js';
 import { benchVerify } from './verify.js';
 import { readFileSync } from 'node:fs';
 import { quoteName as quoteIdent } from '../src/config/identifier.js';
@@ -282,6 +283,18 @@ async function main(): Promise<void> {
       `${p.case}: ours ${p.ours.wall_s}s ${p.ours.peak_rss_mb} MB peak, ${p.ours.bytes_freed} B freed; ` +
         `restic ${p.peer.wall_s}s ${p.peer.peak_rss_mb} MB peak, ${p.peer.bytes_freed} B freed`,
     );
+  }
+
+  // Erasure of one wedding from three copies of the database repository.
+  try {
+    const e = await benchErasure({ dataDir: repo, work: WORK, wedding: '42', wedvault });
+    writeFileSync(path.join(RESULTS, `${e.case}.json`), JSON.stringify(e, null, 2) + '\n');
+    console.log(
+      `${e.case}: ${e.wall_s}s, ${e.keys_destroyed} key sets destroyed, ${e.objects_touched} objects touched`,
+    );
+  } catch (err) {
+    // a case of its own: its failure is reported, the peers' cases still run
+    console.error(`erasure case failed: ${(err as Error).message}`);
   }
 
   // Portfolio: files backup and restore vs restic.
