@@ -1,8 +1,15 @@
 /** Copies to a destination store exactly the objects it lacks; content addressing makes this idempotent. */
 import pLimit from 'p-limit';
-import type { ObjectInfo, Storage } from '../storage/types.js';
+import { getBuffer, type ObjectInfo, type Storage } from '../storage/types.js';
+import { LEDGER_PREFIX } from './repo/ledger.js';
+import { Repository } from './repo/repository.js';
 
 export interface ReplicateOptions {
+  /**
+   * Rewrites a key object before it is copied (the erasure ledger: an erased scope's key sets are
+   * never copied back to a copy that destroyed them); null skips it.
+   */
+  keyObject?: ((key: string, bytes: Buffer) => Buffer | null) | undefined;
   concurrency?: number;
   onProgress?: (copied: { objects: number; bytes: number }) => void;
   signal?: AbortSignal;
@@ -62,8 +69,13 @@ export async function replicateObjects(
         .map((o) =>
           limit(async () => {
             opts.signal?.throwIfAborted();
-            const body = await source.get(o.key);
-            await dest.put(o.key, body, { size: o.size });
+            if (opts.keyObject && o.key.startsWith('keys/')) {
+              const bytes = opts.keyObject(o.key, await getBuffer(source, o.key));
+              if (bytes) await dest.put(o.key, bytes, { size: bytes.length });
+            } else {
+              const body = await source.get(o.key);
+              await dest.put(o.key, body, { size: o.size });
+            }
             result.copiedObjects++;
             result.copiedBytes += o.size;
             opts.onProgress?.({ objects: result.copiedObjects, bytes: result.copiedBytes });
@@ -73,4 +85,28 @@ export async function replicateObjects(
   }
   await dest.sync?.();
   return result;
+}
+
+/**
+ * What a copy must obey of the erasure ledgers: the source's ledger entries go along (a copy knows
+ * what was erased even if its own erasure has not run yet), and key bundles lose the key sets of a
+ * scope either copy erased, so a copy whose erasure ran first never gets the keys back from one
+ * whose erasure has not.
+ */
+export async function ledgerOf(
+  masterKey: Buffer,
+  source: Storage,
+  dest: Storage,
+): Promise<{
+  objects: { key: string; size: number }[];
+  keyObject?: (key: string, bytes: Buffer) => Buffer | null;
+}> {
+  const objects: { key: string; size: number }[] = [];
+  for await (const o of source.list(LEDGER_PREFIX)) objects.push({ key: o.key, size: o.size });
+  const from = await Repository.open(source, masterKey).catch(() => undefined);
+  if (!from) return { objects };
+  const to = await Repository.open(dest, masterKey).catch(() => undefined);
+  const erased = new Set([...(await from.erasedScopes()), ...(to ? await to.erasedScopes() : [])]);
+  if (erased.size === 0) return { objects };
+  return { objects, keyObject: (key, bytes) => from.withoutErasedKeys(key, bytes, erased) };
 }

@@ -4,7 +4,7 @@ import { getRecoveryPoint, listReplicas, upsertReplica } from '../catalog/recove
 import { recordTargetFailure, recordTargetSuccess } from '../catalog/targets.js';
 import type { AppContext } from '../context.js';
 import { removeSnapshot } from '../engine/forget.js';
-import { replicateObjects, type ReplicateResult } from '../engine/replicate.js';
+import { ledgerOf, replicateObjects, type ReplicateResult } from '../engine/replicate.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import { replicatePayload } from '../queues/payloads.js';
 import { probeTarget } from './freshness.js';
@@ -39,7 +39,10 @@ export async function processReplicate(job: Job, ctx: AppContext): Promise<Repli
   let lastError: unknown;
   for (const source of sources) {
     try {
-      const result = await replicateObjects(ctx.storage(source), dest, point.objects, {
+      const from = ctx.storage(source);
+      const ledger = await ledgerOf(ctx.config.masterKey, from, dest);
+      const result = await replicateObjects(from, dest, [...point.objects, ...ledger.objects], {
+        keyObject: ledger.keyObject,
         concurrency: targetConfig.concurrency,
         onProgress: ({ bytes }) => progress({ bytes }),
       });

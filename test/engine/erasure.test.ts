@@ -10,6 +10,9 @@ import { runBackup } from '../../src/engine/backup.js';
 import { runDrill } from '../../src/engine/drill.js';
 import { certificateValid, certify, eraseOnTarget, type ErasureRequest } from '../../src/engine/erase.js';
 import { Repository } from '../../src/engine/repo/repository.js';
+import { readRecords } from '../../src/engine/repo/records.js';
+import { ledgerOf, replicateObjects } from '../../src/engine/replicate.js';
+import type { PgTree, Segment } from '../../src/engine/tree.js';
 import { restoreSnapshot } from '../../src/engine/restore.js';
 import { NotInPointError } from '../../src/errors.js';
 import { LocalStorage } from '../../src/storage/local.js';
@@ -153,4 +156,40 @@ it('leaves the erased wedding out of later backups while the source still holds 
   await restoreSnapshot(repo, out.snapshotId, { targetDatabase: target.url });
   for (const sql of Object.values(WEDDING_ROWS)) expect(await count(target.url, sql, 1)).toBe(0);
   expect(await count(source.url, WEDDING_ROWS['app.guests']!, 1)).toBeGreaterThan(0);
+}, 120_000);
+
+it('replication obeys the ledger: a copy that erased a wedding never gets its keys back', async () => {
+  // two fresh copies of one repository; the wedding is erased on the second only (its erasure ran
+  // first), then the first is copied onto it again
+  const a = new LocalStorage('ledger-a', await tempDir('wv-erasure-la-'));
+  const out = await runBackup(input(a));
+  const b = new LocalStorage('ledger-b', await tempDir('wv-erasure-lb-'));
+  const objects = await (await Repository.open(a, masterKey)).objectsForSnapshot(out.snapshotId);
+  await replicateObjects(a, b, objects);
+  const req = { ...request(), erasureId: '0c4e1d2a-7f3b-4c8e-9a1d-5e6f7a8b9c0d', scope: 'wedding:2' };
+  expect((await eraseOnTarget('b', b, masterKey, req)).keysDestroyed.length).toBeGreaterThan(0);
+  const opens = async (storage: LocalStorage) => {
+    // the ledger on b would leave the wedding out of a restore anyway: read a blob of it directly
+    const repo = await Repository.open(storage, masterKey);
+    const guests = (await repo.loadSnapshot(out.snapshotId)).tree as { postgres: PgTree };
+    const t = guests.postgres.tables.find((x) => x.name === 'guests')!;
+    for await (const seg of readRecords<Segment>(repo.reader(), t.segmentList!)) {
+      if (seg.scope !== 'wedding:2') continue;
+      return repo
+        .reader()
+        .readBuffer(seg.ref)
+        .then(
+          () => true,
+          () => false,
+        );
+    }
+    throw new Error('no segment of wedding 2');
+  };
+  const ledger = await ledgerOf(masterKey, a, b);
+  expect(ledger.objects).toEqual([]); // a holds no ledger entry of its own
+  await replicateObjects(a, b, objects, { keyObject: ledger.keyObject });
+  expect(await opens(b)).toBe(false);
+  // without the ledger's rewrite, the copy brings the keys back: what the rewrite prevents
+  await replicateObjects(a, b, objects);
+  expect(await opens(b)).toBe(true);
 }, 120_000);

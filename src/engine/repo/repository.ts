@@ -4,7 +4,7 @@ import os from 'node:os';
 import { Readable } from 'node:stream';
 import { ConflictError, CorruptionError, NotFoundError } from '../../errors.js';
 import { getBuffer, type ObjectInfo, type Storage } from '../../storage/types.js';
-import { PLATFORM_SCOPE, type WriteStats } from '../api.js';
+import { isErased, PLATFORM_SCOPE, type WriteStats } from '../api.js';
 import {
   checkPoint,
   checkRepository,
@@ -19,8 +19,11 @@ import { RepoIndex } from './index.js';
 import {
   checkMasterKey,
   deriveMetaKeys,
+  openScopeKeys,
   REPO_KEY_OBJECT,
   ScopeKeys,
+  SCOPE_BUNDLES_PREFIX,
+  sealBundle,
   unwrapRepoKey,
   wrapRepoKey,
   type MetaKeys,
@@ -198,6 +201,20 @@ export class Repository {
   /** Scopes the ledger names: backups skip them, restores leave them out. */
   async erasedScopes(): Promise<Set<string>> {
     return new Set((await this.ledger()).map((e) => e.scope));
+  }
+
+  /**
+   * A key object as a copy that obeys the erasure ledger must hold it: a bundle without the key
+   * sets of `erased` scopes (resealed under the same name), a single key set only when not erased;
+   * null when nothing of it may be copied. Other objects pass unchanged.
+   */
+  withoutErasedKeys(object: string, bytes: Buffer, erased: ReadonlySet<string>): Buffer | null {
+    if (erased.size === 0 || !object.startsWith('keys/') || object === REPO_KEY_OBJECT) return bytes;
+    const sets = [...openScopeKeys(this.keys, object, bytes).values()];
+    const kept = sets.filter((k) => !isErased(k.scope, erased));
+    if (kept.length === sets.length) return bytes;
+    if (kept.length === 0 || !object.startsWith(SCOPE_BUNDLES_PREFIX)) return null;
+    return sealBundle(this.keys, object, kept);
   }
 
   /** Deletes snapshots (recovery points); their blobs go at the next prune. Idempotent. */
