@@ -138,10 +138,22 @@ export interface ErasureCertificate {
   requestedAt: string;
   completedAt: string;
   targets: TargetErasure[];
+  /** The prune that followed, per target: the erased scopes' blobs it deleted (added then, signed again). */
+  prune?: PruneRecord[];
   /** HMAC-SHA256 under a key derived from the master key, over the fields above in this order (keys sorted). */
   signature: { alg: 'HMAC-SHA256'; key: 'master-key/erasure-certificate'; value: string };
   /** The same, for a person: a few lines. */
   text: string;
+}
+
+export interface PruneRecord {
+  target: string;
+  prunedAt: string;
+  /** Blobs of erased scopes (every erasure not pruned before) deleted or left out of repacked packs. */
+  erasedBlobs: number;
+  bytesFreed: number;
+  /** Why the target was not pruned, when it was not. */
+  error?: string;
 }
 
 const signingKey = (masterKey: Buffer) => deriveKey(masterKey, 'erasure-certificate');
@@ -163,6 +175,7 @@ function signed(c: Omit<ErasureCertificate, 'signature' | 'text'>, masterKey: Bu
     c.requestedAt,
     c.completedAt,
     c.targets,
+    ...(c.prune ? [c.prune] : []),
   ]);
   return createHmac('sha256', signingKey(masterKey)).update(body).digest('hex');
 }
@@ -187,6 +200,30 @@ export function certify(
     ...body,
     signature: { alg: 'HMAC-SHA256', key: 'master-key/erasure-certificate', value: signed(body, masterKey) },
     text,
+  };
+}
+
+/** The certificate with the prune that followed it, signed again; its text says what went. */
+export function withPrune(
+  c: ErasureCertificate,
+  prune: PruneRecord[],
+  masterKey: Buffer,
+): ErasureCertificate {
+  const { signature: _old, text, ...body } = c;
+  const next = { ...body, prune };
+  const lines = prune.map((p) =>
+    p.error
+      ? `- ${p.target}: not pruned at ${p.prunedAt}: ${p.error}`
+      : `- ${p.target}: pruned ${p.prunedAt}: ${p.erasedBlobs} blob(s) of erased scopes deleted, ${p.bytesFreed} bytes freed.`,
+  );
+  return {
+    ...next,
+    signature: { alg: 'HMAC-SHA256', key: 'master-key/erasure-certificate', value: signed(next, masterKey) },
+    text: [
+      text.replace(/\nCompleted .*$/s, ''),
+      ...lines,
+      `Completed ${c.completedAt}; blobs deleted by the prune above.`,
+    ].join('\n'),
   };
 }
 

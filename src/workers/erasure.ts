@@ -1,11 +1,19 @@
 /** Erasure processor: the scope's keys destroyed on every target, proved, and certified. */
 import type { Job } from 'bullmq';
-import { getErasure, updateErasure } from '../catalog/erasures.js';
+import { getErasure, listErasures, updateErasure } from '../catalog/erasures.js';
 import { listLivePoints, updatePointObjects } from '../catalog/recovery-points.js';
 import { objectsChecksum } from '../engine/backup.js';
 import { Repository } from '../engine/repo/repository.js';
 import type { AppContext } from '../context.js';
-import { certify, eraseOnTarget, type ErasureCertificate, type TargetErasure } from '../engine/erase.js';
+import {
+  certify,
+  eraseOnTarget,
+  withPrune,
+  type ErasureCertificate,
+  type PruneRecord,
+  type TargetErasure,
+} from '../engine/erase.js';
+import type { TargetOutcome } from '../engine/prune-targets.js';
 import { ConflictError, TransientError, WedvaultError, errorMessage, isRetryable } from '../errors.js';
 import { erasurePayload } from '../queues/payloads.js';
 
@@ -79,4 +87,30 @@ export async function processErasure(job: Job, ctx: AppContext): Promise<Erasure
     });
     throw err;
   }
+}
+
+/**
+ * After a prune: every completed erasure whose certificate names no prune yet gets this one's
+ * figures per target (an erased scope's blobs go at the first prune after its erasure), signed again.
+ */
+export async function addPruneToCertificates(ctx: AppContext, outcomes: TargetOutcome[]): Promise<number> {
+  const prunedAt = new Date().toISOString();
+  const prune: PruneRecord[] = outcomes.map((o) => ({
+    target: o.target,
+    prunedAt,
+    erasedBlobs: o.result?.erasedBlobs ?? 0,
+    bytesFreed: o.result?.bytesFreed ?? 0,
+    ...(o.error ? { error: o.error } : o.skipped ? { error: o.skipped } : {}),
+  }));
+  let n = 0;
+  for (const e of await listErasures(ctx.db)) {
+    const cert = e.certificate as unknown as ErasureCertificate | null;
+    if (e.status !== 'completed' || !cert || cert.prune) continue;
+    await updateErasure(ctx.db, e.erasureId, {
+      status: 'completed',
+      certificate: withPrune(cert, prune, ctx.config.masterKey),
+    });
+    n++;
+  }
+  return n;
 }

@@ -8,7 +8,7 @@ import { runForget, type ForgetResult } from '../producers/retention.js';
 import { pruneTargets } from '../engine/prune-targets.js';
 import { purgePayload } from '../queues/payloads.js';
 import { operationIdForJob } from './backup.js';
-import { ERASURE_LOCK_WAIT_MS } from './erasure.js';
+import { addPruneToCertificates, ERASURE_LOCK_WAIT_MS } from './erasure.js';
 
 /** How long a purge's prune waits on a target for running backups to let go of it. */
 const PRUNE_LOCK_WAIT_MS = 5 * 60_000;
@@ -44,6 +44,8 @@ export async function processPurge(
       if (o.error) log.warn({ target: o.target, err: o.error }, 'purge: prune of a target failed');
       else if (o.result) log.info({ target: o.target, prune: o.result }, 'purge: pruned');
     }
+    const certified = await addPruneToCertificates(ctx, pruned);
+    if (certified > 0) log.info({ erasures: certified }, 'purge: the prune added to erasure certificates');
     const forgotten = result.verdicts
       .filter((v) => result.forgotten.includes(v.id))
       .map(({ id, reasons }) => ({ id, reasons }));

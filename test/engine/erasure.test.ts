@@ -8,7 +8,13 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postgresSourceSchema } from '../../src/config/schema.js';
 import { runBackup } from '../../src/engine/backup.js';
 import { runDrill } from '../../src/engine/drill.js';
-import { certificateValid, certify, eraseOnTarget, type ErasureRequest } from '../../src/engine/erase.js';
+import {
+  certificateValid,
+  certify,
+  eraseOnTarget,
+  withPrune,
+  type ErasureRequest,
+} from '../../src/engine/erase.js';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { readRecords } from '../../src/engine/repo/records.js';
 import { ledgerOf, replicateObjects } from '../../src/engine/replicate.js';
@@ -110,6 +116,22 @@ it('destroys the wedding’s keys on every copy, proves it, and signs a certific
   const again = await eraseOnTarget('copy-0', copies[0]!, masterKey, req);
   expect(again.keysDestroyed).toEqual([]);
   expect(again.verification).toMatch(/no longer opens/);
+
+  // the next prune deletes the wedding's blobs; its figures join the certificate, signed again
+  const pruned = await (await Repository.open(copies[0]!, masterKey)).prune({ graceMs: 0 });
+  expect(pruned.erasedBlobs).toBeGreaterThan(0);
+  const record = {
+    target: 'copy-0',
+    prunedAt: new Date().toISOString(),
+    erasedBlobs: pruned.erasedBlobs,
+    bytesFreed: pruned.bytesFreed,
+  };
+  const after = withPrune(cert, [record], masterKey);
+  expect(certificateValid(after, masterKey)).toBe(true);
+  expect(certificateValid({ ...after, prune: [{ ...record, erasedBlobs: 0 }] }, masterKey)).toBe(false);
+  expect(after.text).toContain(`${pruned.erasedBlobs} blob(s) of erased scopes deleted`);
+  const proof = await eraseOnTarget('copy-0', copies[0]!, masterKey, req);
+  expect(proof.verification).toMatch(/no longer opens/);
 }, 120_000);
 
 it('restores an older point from every copy without the wedding, and the other wedding exactly', async () => {
