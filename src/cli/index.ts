@@ -13,6 +13,7 @@ import { ConfigError, errorMessage, NotFoundError, ValidationError, WedvaultErro
 import { componentSchema } from '../queues/payloads.js';
 import { createStorage } from '../storage/factory.js';
 import { recordCliBackup } from './catalog.js';
+import { expiredPointClasses } from '../policy/class-expiry.js';
 import { boundHeapGrowth } from '../heap.js';
 
 function primary(config: Config) {
@@ -125,6 +126,7 @@ program
         targetDir: opts.targetDir,
         wedding: opts.wedding,
         overwrite: !!opts.overwrite,
+        expiredClasses: expiredPointClasses(config.retention.classes ?? []),
       });
       print(!!opts.json, { recoveryPointId: id, ...result }, `restored ${id} from ${result.target}`);
     },

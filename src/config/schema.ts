@@ -200,7 +200,7 @@ export type GfsPolicy = z.infer<typeof gfsPolicySchema>;
 
 /** When a data class expires: so long after the wedding's ceremony date, or after the point's time. */
 export interface KeepRule {
-  /** Only `wedding` for now: point-relative rules are refused at start-up (see keepRuleSchema). */
+  /** From the wedding's ceremony date (its key destroyed then), or from the point's time (left out of restores). */
   from: 'wedding' | 'point';
   after: Duration;
   /** As written in the config, for messages and the preview. */
@@ -218,15 +218,9 @@ export const keepRuleSchema = z.string().transform((value, ctx): KeepRule => {
     });
     return z.NEVER;
   }
-  if (!m[1]) {
-    // A point-relative class would need a key per tenant × class × point (no dedup across points):
-    // refused rather than accepted and silently never applied.
-    ctx.addIssue({
-      code: 'custom',
-      message: `point-relative class rules ("${value.trim()}") are not supported yet; use "wedding + <duration>", or a GFS rule (keepWithin) to drop whole points`,
-    });
-    return z.NEVER;
-  }
+  // A point-relative rule cannot destroy a key (one key per tenant × class serves every point,
+  // for dedup): every restore of a point past it leaves the class out instead.
+  if (!m[1]) return { from: 'point', after: after.data, text: value.trim() };
   return { from: 'wedding', after: after.data, text: value.trim() };
 });
 

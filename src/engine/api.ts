@@ -33,8 +33,19 @@ export function tenantOfScope(scope: KeyScope): KeyScope {
  */
 export function isErased(scope: KeyScope, erased: ReadonlySet<string>): boolean {
   if (erased.size === 0) return false;
-  return erased.has(scope) || erased.has(tenantOfScope(scope));
+  const tenant = tenantOfScope(scope);
+  return (
+    erased.has(scope) ||
+    erased.has(tenant) ||
+    (tenant !== scope && erased.has(everyTenantOf(scope.slice(tenant.length + 1))))
+  );
 }
+
+/**
+ * The class of every tenant at once ('*' before the class name): a point-relative rule (`30d`)
+ * expires a class in a whole point, for whichever tenants it holds.
+ */
+export const everyTenantOf = (dataClass: string): string => `*/${dataClass}`;
 
 /** A byte stream stored in the repository: its blobs in order. */
 export interface ContentRef {

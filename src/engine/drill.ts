@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../errors.js';
 import type { Repository } from './repo/repository.js';
+import { everyTenantOf } from './api.js';
 import { restoreFiles, withoutErased } from './files/index.js';
 import { checkDatabase, dropScratchDatabase, type DrillProblem } from './postgres/drill-checks.js';
 import { restorePostgres } from './postgres/restore.js';
@@ -36,6 +37,8 @@ export interface DrillOptions {
    * beforehand can drop them if the drill dies; whatever an earlier attempt left there is dropped first.
    */
   scratch?: DrillScratch;
+  /** Data classes a point of this time no longer yields (see RestoreOptions.expiredClasses). */
+  expiredClasses?: ((pointTime: Date) => string[]) | undefined;
 }
 
 export interface DrillScratch {
@@ -64,7 +67,10 @@ export async function runDrill(
   const snap = await repo.loadSnapshot(snapshotId);
   const tree = snapshotTree(snap.tree);
   // a drill restores as every restore does: without the scopes the erasure ledger names
-  const erased = await repo.erasedScopes();
+  const erased = new Set([
+    ...(await repo.erasedScopes()),
+    ...(opts.expiredClasses?.(new Date(snap.time)) ?? []).map(everyTenantOf),
+  ]);
   const problems: DrillProblem[] = [];
   const names = opts.scratch ?? {
     database: `wv_drill_${randomBytes(6).toString('hex')}`,

@@ -4,7 +4,7 @@ import { NotFoundError, NotInPointError } from '../errors.js';
 import type { Repository } from './repo/repository.js';
 import { restoreFiles, withoutErased } from './files/index.js';
 import { snapshotTree } from './tree.js';
-import { weddingScope } from './api.js';
+import { everyTenantOf, weddingScope } from './api.js';
 import type { ReferenceReport } from './postgres/references.js';
 
 export interface RestoreOptions {
@@ -12,6 +12,11 @@ export interface RestoreOptions {
   targetDir?: string | undefined;
   wedding?: string | undefined;
   overwrite?: boolean;
+  /**
+   * The data classes a point of this time no longer yields (point-relative retention rules,
+   * `"30d"`): left out of the restore like an erased scope.
+   */
+  expiredClasses?: ((pointTime: Date) => string[]) | undefined;
 }
 
 export interface RestoreResult {
@@ -36,7 +41,10 @@ export async function restoreSnapshot(
   const tree = snapshotTree(snap.tree);
   // an older point still holds erased scopes' segments: the ledger leaves them out of every restore
   const ledger = await repo.ledger();
-  const erased = new Set(ledger.map((e) => e.scope));
+  const erased = new Set([
+    ...ledger.map((e) => e.scope),
+    ...(opts.expiredClasses?.(new Date(snap.time)) ?? []).map(everyTenantOf),
+  ]);
   const result: RestoreResult = { durationMs: 0 };
   if (opts.targetDatabase) {
     if (!tree.postgres) throw new NotFoundError(`recovery point ${id} holds no database`);

@@ -92,3 +92,15 @@ export function judgeExpiries(
     return { ...e, action: 'expire' };
   });
 }
+
+/**
+ * The classes whose point-relative rule (`"30d"`) has passed for a point taken at `pointTime`:
+ * every restore of that point leaves them out, for every tenant.
+ */
+export function expiredPointClasses(
+  classes: readonly DataClass[],
+  now: () => Date = () => new Date(),
+): (pointTime: Date) => string[] {
+  const rules = classes.filter((c) => c.keep.from === 'point');
+  return (pointTime) => rules.filter((c) => after(pointTime, c.keep.after) <= now()).map((c) => c.name);
+}

@@ -7,6 +7,7 @@ import { restoreFromCopies, type FailoverResult } from '../engine/failover.js';
 import { NotFoundError, WedvaultError, errorMessage } from '../errors.js';
 import { restorePayload } from '../queues/payloads.js';
 import { probeTarget } from './freshness.js';
+import { expiredPointClasses } from '../policy/class-expiry.js';
 
 export async function processRestore(job: Job, ctx: AppContext): Promise<FailoverResult> {
   const p = restorePayload.parse(job.data);
@@ -30,6 +31,7 @@ export async function processRestore(job: Job, ctx: AppContext): Promise<Failove
       targetDatabase: p.targetDatabase,
       targetDir: p.targetDir,
       wedding: p.weddingId,
+      expiredClasses: expiredPointClasses(ctx.config.retention.classes ?? []),
     });
     for (const f of result.failures) await probeTarget(ctx, f.target, `restore of ${point.id} from it`);
     await finishRecovery(ctx.db, p.recoveryId, 'completed', { validation: result });

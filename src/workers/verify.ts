@@ -11,6 +11,7 @@ import {
 } from '../catalog/recovery-points.js';
 import { recordTargetFailure } from '../catalog/targets.js';
 import type { AppContext } from '../context.js';
+import { expiredPointClasses } from '../policy/class-expiry.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import { drillScratchFor, runDrill } from '../engine/drill.js';
 import { validatePoint } from '../engine/validate/validate.js';
@@ -134,7 +135,11 @@ async function drill(
     // recorded first: if this process dies mid-drill, the reconciler drops them by this row
     const scratch = drillScratchFor(testId);
     await setScratch(ctx.db, testId, scratch);
-    const r = await runDrill(repo, pointId, { scratchServerUrl: ctx.config.databaseUrl, scratch });
+    const r = await runDrill(repo, pointId, {
+      scratchServerUrl: ctx.config.databaseUrl,
+      scratch,
+      expiredClasses: expiredPointClasses(ctx.config.retention.classes ?? []),
+    });
     await setScratch(ctx.db, testId, null);
     const problems = r.problems.map((x) => ({ target, object: x.object, kind: x.kind, detail: x.detail }));
     await finishTest(ctx.db, testId, r.status, problems, [], r.rtoMs);
