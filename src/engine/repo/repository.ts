@@ -192,8 +192,9 @@ export class Repository {
 
   private erased: Promise<LedgerEntry[]> | undefined;
 
-  /** The erasure ledger (ledger.ts), read once per open repository. */
-  ledger(): Promise<LedgerEntry[]> {
+  /** The erasure ledger (ledger.ts), read once per open repository (`fresh`: read again). */
+  ledger(opts: { fresh?: boolean } = {}): Promise<LedgerEntry[]> {
+    if (opts.fresh) this.erased = undefined;
     this.erased ??= readLedger(this.storage, this.keys);
     return this.erased;
   }
