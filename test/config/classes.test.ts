@@ -57,8 +57,8 @@ it('parses each class’s tables, files and keep rule', () => {
 it.each([
   [{ x: { keep: 'wedding + soon' } }, /retention\.classes\.x\.keep: expected "wedding \+ <duration>"/],
   [
-    { x: { keep: '30d' } },
-    /retention\.classes\.x\.keep: point-relative class rules \("30d"\) are not supported yet/,
+    { x: { keep: '30 days' } },
+    /retention\.classes\.x\.keep: expected "wedding \+ <duration>" or "<duration>"/,
   ],
   [
     { x: { tables: ['a.b.c'], keep: 'wedding + 1y' } },

@@ -39,7 +39,9 @@ afterAll(async () => {
 it('reads "30d" as a rule from the point, and "wedding + 90d" from the ceremony', () => {
   expect(keepRuleSchema.parse('30d')).toMatchObject({ from: 'point', text: '30d' });
   expect(keepRuleSchema.parse('wedding + 90d')).toMatchObject({ from: 'wedding' });
-  expect(() => keepRuleSchema.parse('soon')).toThrow(/expected "wedding \+ <duration>"/);
+  expect(keepRuleSchema.safeParse('soon').error?.issues[0]?.message).toMatch(
+    /expected "wedding \+ <duration>"/,
+  );
 });
 
 it('leaves the class out of every restore and drill of a point past the rule, and only of those', async () => {
@@ -70,7 +72,8 @@ it('leaves the class out of every restore and drill of a point past the rule, an
     });
     return target.url;
   };
-  const guests = async (url: string) => (await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM app.guests'))[0]!.n;
+  const guests = async (url: string) =>
+    (await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM app.guests'))[0]!.n;
   const answers = async (url: string) =>
     (await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM app.rsvp_answers'))[0]!.n;
   // within 30 days of the point: the guests are there
