@@ -68,10 +68,6 @@ async function withSnapshot(url: string, snapshot: string, sortMemory: string): 
     // Tables without any order keep heap order; a synchronised scan would start mid-table and
     // rotate the output, so every chunk would look new to the next backup.
     await c.query(`SELECT set_config('synchronize_seqscans', 'off', true)`);
-    // JIT compiles a big dump query's expressions (inlined and optimised, a second or more) for
-    // rows that are only printed: the joins of tables reaching their wedding through keys paid it
-    // on every backup.
-    await c.query(`SELECT set_config('jit', 'off', true)`);
   } catch (err) {
     await c.end().catch(() => undefined);
     throw err;
