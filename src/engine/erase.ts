@@ -54,6 +54,16 @@ async function refOfScope(repo: Repository, scope: string): Promise<ContentRef |
   return undefined;
 }
 
+/** Whether the content still opens; false when its key is gone (NotFoundError: "erased"). */
+const opens = (repo: Repository, ref: ContentRef): Promise<boolean> =>
+  repo
+    .reader()
+    .readBuffer(ref)
+    .then(
+      () => true,
+      (err: unknown) => (err instanceof NotFoundError ? false : Promise.reject(err)),
+    );
+
 const describeRef = (ref: ContentRef) =>
   ref.inline !== undefined ? 'an inline record' : `blob ${ref.blobs[0]?.slice(0, 16) ?? '?'}…`;
 
@@ -90,15 +100,7 @@ export async function eraseOnTarget(
   );
   let verification = 'no blob of the scope in the newest snapshots of this copy';
   if (probe) {
-    const fresh = await Repository.open(storage, masterKey);
-    const opened = await fresh
-      .reader()
-      .readBuffer(probe)
-      .then(
-        () => true,
-        (err: unknown) => (err instanceof NotFoundError ? false : Promise.reject(err)),
-      );
-    if (opened)
+    if (await opens(await Repository.open(storage, masterKey), probe))
       throw new CorruptionError(
         `${target}: ${describeRef(probe)} of ${req.scope} still opens after its keys went`,
       );
@@ -119,13 +121,7 @@ export async function recheckTarget(
   const ledger = (await repo.ledger()).some((e) => e.erasureId === erasureId && e.scope === scope);
   const probe = await refOfScope(repo, scope);
   if (!probe) return { target, ledger, verification: 'no blob of the scope left to read', ok: ledger };
-  const opened = await repo
-    .reader()
-    .readBuffer(probe)
-    .then(
-      () => true,
-      (err: unknown) => (err instanceof NotFoundError ? false : Promise.reject(err)),
-    );
+  const opened = await opens(repo, probe);
   const verification = `${describeRef(probe)} of ${scope} ${opened ? 'STILL OPENS' : 'no longer opens: erased'}`;
   return { target, ledger, verification, ok: ledger && !opened };
 }
