@@ -9,7 +9,14 @@ import { Repository } from '../engine/repo/repository.js';
 import { restoreFromCopies } from '../engine/failover.js';
 import { snapshotTree } from '../engine/tree.js';
 import { validatePoint } from '../engine/validate/validate.js';
-import { ConfigError, errorMessage, NotFoundError, ValidationError, WedvaultError } from '../errors.js';
+import {
+  ConfigError,
+  CorruptionError,
+  errorMessage,
+  NotFoundError,
+  ValidationError,
+  WedvaultError,
+} from '../errors.js';
 import { componentSchema } from '../queues/payloads.js';
 import { createStorage } from '../storage/factory.js';
 import { recordCliBackup } from './catalog.js';
@@ -154,10 +161,26 @@ program
         if (!t) throw new ValidationError(`unknown target ${name}`);
         return { target: name, storage: createStorage(t, config.credentialsEnv) };
       });
+      // the service takes these from the catalog; here the primary lists what the point needs,
+      // reading the tree's record lists: damage there is this check's finding, not a crash
+      let expected: { key: string; size: number }[];
+      try {
+        expected = await repo.objectsForSnapshot(snapshotId);
+      } catch (err) {
+        if (!(err instanceof CorruptionError)) throw err;
+        const object = err.object ?? snapshotId;
+        const problem = { target: config.primaryTarget, object, kind: 'corrupt', detail: err.message };
+        print(
+          !!opts.json,
+          { recoveryPointId: snapshotId, status: 'failed', problems: [problem] },
+          [`${snapshotId}  failed`, `${problem.target}  ${object}  corrupt  ${err.message}`].join('\n'),
+        );
+        process.exitCode = 1;
+        return;
+      }
       const r = await validatePoint({
         snapshotId,
-        // the service takes these from the catalog; here the primary lists what the point needs
-        expected: await repo.objectsForSnapshot(snapshotId),
+        expected,
         copies,
         masterKey: config.masterKey,
         mode: opts.full ? 'full' : 'quick',

@@ -154,10 +154,10 @@ describe('wedvault CLI', () => {
       if (quick) expect(quick.stdout + quick.stderr).toContain(pack);
       const err = await wedvault(['check', pointId, '--full']).then(
         () => undefined,
-        (e: { code: number; stdout: string }) => e,
+        (e: { code: number; stdout: string; stderr: string }) => e,
       );
       expect(err?.code).toBe(1);
-      expect(err?.stdout).toContain(`${pointId}  failed`);
+      expect(err?.stdout, err?.stderr).toContain(`${pointId}  failed`);
       expect(err?.stdout).toContain(`local-primary  ${pack}  corrupt`);
     } finally {
       writeFileSync(file, orig);
