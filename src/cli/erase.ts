@@ -5,16 +5,10 @@ import { createErasure, getErasure, updateErasure } from '../catalog/erasures.js
 import { migrate } from '../catalog/migrate.js';
 import type { Config } from '../config/index.js';
 import { supplierScope, weddingScope } from '../engine/api.js';
-import {
-  certificateValid,
-  certify,
-  eraseOnTarget,
-  recheckTarget,
-  type ErasureCertificate,
-} from '../engine/erase.js';
+import { certificateValid, recheckTarget, type ErasureCertificate } from '../engine/erase.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { createStorage } from '../storage/factory.js';
-import { ERASURE_LOCK_WAIT_MS } from '../workers/erasure.js';
+import { carryOutErasure, ERASURE_LOCK_WAIT_MS, requestOf } from '../producers/erasure.js';
 
 async function withCatalog<T>(config: Config, fn: (db: Db) => Promise<T>): Promise<T> {
   await ensureDatabase(config.databaseUrl);
@@ -54,31 +48,19 @@ export async function eraseNow(config: Config, o: EraseOptions) {
     });
     if (erasure.status === 'completed' && erasure.certificate)
       return erasure.certificate as unknown as ErasureCertificate;
-    await updateErasure(db, erasure.erasureId, { status: 'running' });
-    const req = {
-      erasureId: erasure.erasureId,
-      scope,
-      reason: erasure.reason,
-      requestedBy: erasure.requestedBy,
-      requestedAt: erasure.createdAt.toISOString(),
-    };
-    const done = [];
     try {
-      for (const t of config.targets) {
-        console.error(`wedvault: erasing ${scope} on ${t.name}…`);
-        done.push(
-          await eraseOnTarget(t.name, storageOf(config, t.name), config.masterKey, req, {
-            waitMs: ERASURE_LOCK_WAIT_MS,
-          }),
-        );
-      }
+      return await carryOutErasure(
+        { config, db, storage: (name) => storageOf(config, name) },
+        requestOf(erasure),
+        {
+          waitMs: ERASURE_LOCK_WAIT_MS,
+          onTarget: (target) => console.error(`wedvault: ${scope} erased on ${target}`),
+        },
+      );
     } catch (err) {
-      await updateErasure(db, erasure.erasureId, { status: 'failed', targets: done, error: String(err) });
+      await updateErasure(db, erasure.erasureId, { status: 'failed', error: String(err) });
       throw err;
     }
-    const certificate = certify(req, done, config.masterKey);
-    await updateErasure(db, erasure.erasureId, { status: 'completed', targets: done, certificate });
-    return certificate;
   });
 }
 

@@ -10,11 +10,11 @@ import { createErasure, listErasures, updateErasure } from '../catalog/erasures.
 import { listActiveHolds } from '../catalog/holds.js';
 import { listRetentionRows } from '../catalog/forget.js';
 import { tenantsOfPoint } from '../engine/classes.js';
-import { certify, eraseOnTarget, type TargetErasure } from '../engine/erase.js';
 import { weddingsOfPoints } from '../engine/forget.js';
 import type { DataClass } from '../config/index.js';
 import { quoteName } from '../config/identifier.js';
 import { TransientError, errorMessage } from '../errors.js';
+import { carryOutErasure } from './erasure.js';
 import {
   classExpiries,
   judgeExpiries,
@@ -120,20 +120,11 @@ async function expireOne(ctx: RetentionContext, v: ExpiryVerdict, waitMs: number
     requestedBy: RETENTION_REQUESTER,
     requestedAt: erasure.createdAt.toISOString(),
   };
-  await updateErasure(ctx.db, erasure.erasureId, { status: 'running' });
-  const done: TargetErasure[] = [];
   try {
-    for (const t of ctx.config.targets)
-      done.push(await eraseOnTarget(t.name, ctx.storage(t.name), ctx.config.masterKey, req, { waitMs }));
-    const certificate = certify(req, done, ctx.config.masterKey);
-    await updateErasure(ctx.db, erasure.erasureId, { status: 'completed', targets: done, certificate });
+    await carryOutErasure(ctx, req, { waitMs });
     return erasure.erasureId;
   } catch (err) {
-    await updateErasure(ctx.db, erasure.erasureId, {
-      status: 'failed',
-      targets: done,
-      error: errorMessage(err),
-    });
+    await updateErasure(ctx.db, erasure.erasureId, { status: 'failed', error: errorMessage(err) });
     throw err;
   }
 }

@@ -1,7 +1,22 @@
-/** Turns an erasure request into its catalog row and an erasure job, both or neither; once per scope. */
+/**
+ * Erasures: a request turned into its catalog row and an erasure job, both or neither, once per
+ * scope; and the one way an erasure is carried out, whoever asked (the job, `wedvault erase`, a
+ * data class's expiry).
+ */
 import { randomUUID } from 'node:crypto';
 import { transaction } from '../catalog/db.js';
-import { createErasure, type Erasure } from '../catalog/erasures.js';
+import { createErasure, updateErasure, type Erasure } from '../catalog/erasures.js';
+import { listLivePoints, updatePointObjects } from '../catalog/recovery-points.js';
+import { objectsChecksum } from '../engine/backup.js';
+import {
+  certify,
+  eraseOnTarget,
+  type ErasureCertificate,
+  type ErasureRequest,
+  type TargetErasure,
+} from '../engine/erase.js';
+import { Repository } from '../engine/repo/repository.js';
+import type { RetentionContext } from './retention.js';
 import type { AppContext } from '../context.js';
 import { supplierScope, weddingScope } from '../engine/api.js';
 import { onRequestPath } from '../queues/connection.js';
@@ -78,4 +93,60 @@ export async function requestErasure(
     );
     return out;
   });
+}
+
+/** What the engine and the certificate are told of a recorded erasure. */
+export const requestOf = (e: Erasure): ErasureRequest => ({
+  erasureId: e.erasureId,
+  scope: e.scope,
+  reason: e.reason,
+  requestedBy: e.requestedBy,
+  requestedAt: e.createdAt.toISOString(),
+});
+
+/** How long an erasure waits on a target for running backups and replications to let go of it. */
+export const ERASURE_LOCK_WAIT_MS = 10 * 60_000;
+
+/**
+ * Carries out a recorded erasure: every target in turn, the primary first (a rerun finds the keys
+ * gone and proves it again), each target's outcome recorded as it ends; then the points' object
+ * lists refreshed and the certificate signed. A failure is thrown with the progress recorded:
+ * the caller records the failure as its own policy says (a job that will retry, or for good).
+ */
+export async function carryOutErasure(
+  ctx: RetentionContext,
+  req: ErasureRequest,
+  opts: { waitMs: number; onTarget?: (target: string) => void },
+): Promise<ErasureCertificate> {
+  await updateErasure(ctx.db, req.erasureId, { status: 'running' });
+  const done: TargetErasure[] = [];
+  for (const t of ctx.config.targets) {
+    done.push(await eraseOnTarget(t.name, ctx.storage(t.name), ctx.config.masterKey, req, opts));
+    await updateErasure(ctx.db, req.erasureId, { status: 'running', targets: done });
+    opts.onTarget?.(t.name);
+  }
+  await refreshPointObjects(ctx);
+  const certificate = certify(req, done, ctx.config.masterKey);
+  await updateErasure(ctx.db, req.erasureId, { status: 'completed', targets: done, certificate });
+  return certificate;
+}
+
+/**
+ * Points whose object lists name key objects the erasure rewrote (a key bundle is replaced by one
+ * without the scope) get their lists again from the primary, so replication and verification look
+ * for what the repository holds now.
+ */
+async function refreshPointObjects(ctx: RetentionContext): Promise<void> {
+  const storage = ctx.storage(ctx.config.primaryTarget);
+  const keys = new Set<string>();
+  for await (const o of storage.list('keys/')) keys.add(o.key);
+  const stale = (await listLivePoints(ctx.db)).filter((p) =>
+    p.objects.some((o) => o.key.startsWith('keys/') && !keys.has(o.key)),
+  );
+  if (stale.length === 0) return;
+  const repo = await Repository.open(storage, ctx.config.masterKey);
+  for (const p of stale) {
+    const objects = await repo.objectsForSnapshot(p.id).catch(() => undefined);
+    if (objects) await updatePointObjects(ctx.db, p.id, objects, objectsChecksum(objects));
+  }
 }

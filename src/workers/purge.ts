@@ -8,7 +8,8 @@ import { runForget, type ForgetResult } from '../producers/retention.js';
 import { pruneTargets } from '../engine/prune-targets.js';
 import { purgePayload } from '../queues/payloads.js';
 import { operationIdForJob } from './backup.js';
-import { addPruneToCertificates, ERASURE_LOCK_WAIT_MS } from './erasure.js';
+import { addPruneToCertificates } from './erasure.js';
+import { ERASURE_LOCK_WAIT_MS } from '../producers/erasure.js';
 
 /** How long a purge's prune waits on a target for running backups to let go of it. */
 const PRUNE_LOCK_WAIT_MS = 5 * 60_000;
