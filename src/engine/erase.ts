@@ -8,9 +8,8 @@ import { CorruptionError, NotFoundError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
 import type { ContentRef } from './api.js';
 import { deriveKey } from './repo/crypto.js';
-import { readRecords } from './repo/records.js';
 import { Repository } from './repo/repository.js';
-import { snapshotTree, type Segment } from './tree.js';
+import { allContentRefs } from './repo/snapshot.js';
 
 export interface ErasureRequest {
   erasureId: string;
@@ -39,17 +38,8 @@ const PROBE_SNAPSHOTS = 5;
 async function refOfScope(repo: Repository, scope: string): Promise<ContentRef | undefined> {
   const reader = repo.reader();
   for (const s of (await repo.listSnapshots()).reverse().slice(0, PROBE_SNAPSHOTS)) {
-    const tree = snapshotTree((await repo.loadSnapshot(s.id)).tree);
-    for (const entries of Object.values(tree.files ?? {}))
-      for (const e of entries) if (e.ref?.scope === scope) return e.ref;
-    for (const t of tree.postgres?.tables ?? []) {
-      const lists = [t.segmentList, ...(t.deltas ?? []).map((d) => d.segmentList)];
-      for (const s of t.segments ?? []) if (s.scope === scope) return s.ref;
-      for (const list of lists) {
-        if (!list) continue;
-        for await (const seg of readRecords<Segment>(reader, list)) if (seg.scope === scope) return seg.ref;
-      }
-    }
+    for await (const ref of allContentRefs((await repo.loadSnapshot(s.id)).tree, reader))
+      if (ref.scope === scope) return ref;
   }
   return undefined;
 }

@@ -210,13 +210,7 @@ export async function readSequences(client: pg.ClientBase): Promise<SequenceValu
   return out;
 }
 
-/**
- * What a backup reads a table's rows from: a partitioned table whole (its partitions are not
- * tables of their own in the tree), any other table ONLY (see rowsQuery).
- */
-export function rowsOf(t: PgTableInfo): string {
-  return t.partitioned ? qualified(t) : `ONLY ${qualified(t)}`;
-}
+export { rowsOf } from './tenant-rows.js';
 
 /** The table's rows in dump order, its columns only (tenant-rows.ts). */
 export const dumpQuery = (t: PgTableInfo): string => rowsQuery(t);

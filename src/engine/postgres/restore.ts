@@ -24,7 +24,7 @@ import type { PgTable, PgTree, Segment } from '../tree.js';
 import { refreshStatements } from './matviews.js';
 import { collect, picked, tableBytes, type Pick } from './table-rows.js';
 import { settleReferences, type ReferenceReport } from './references.js';
-import { tenantJoins } from './tenant-rows.js';
+import { rowsOf, tenantJoins } from './tenant-rows.js';
 
 export interface PostgresRestoreOptions {
   targetUrl?: string | undefined;
@@ -57,11 +57,12 @@ export interface PostgresRestoreResult {
 const columnList = (t: PgTable) => t.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
 const copyStatement = (t: PgTable, into = qualified(t)) => `COPY ${into} (${columnList(t)}) FROM STDIN`;
 
-/** A table's own rows in the target: a partitioned one's are its partitions', any other's ONLY its own. */
+/** A table's own rows in the target (rowsOf), whether it is partitioned as the tree says. */
 const relationOf = (tree: PgTree, t: { schema: string; name: string }) =>
-  tree.tables.find((x) => x.schema === t.schema && x.name === t.name)?.partitioned
-    ? qualified(t)
-    : `ONLY ${qualified(t)}`;
+  rowsOf({
+    ...t,
+    partitioned: tree.tables.find((x) => x.schema === t.schema && x.name === t.name)?.partitioned,
+  });
 
 /** Joins small pieces into writes of about `size` bytes: one CopyData message per segment costs PostgreSQL and the socket more than the bytes. */
 async function* coalesce(pieces: AsyncIterable<Buffer>, size = 256 * 1024): AsyncGenerator<Buffer> {

@@ -23,7 +23,12 @@ export interface TenantVia {
 export const ROW = 'r';
 
 const q = pg.escapeIdentifier;
-const relation = (t: { schema: string; name: string; partitioned?: boolean }) =>
+
+/**
+ * What a table's rows are read from: a partitioned table whole (its partitions are not tables of
+ * their own in the tree), any other table ONLY (see rowsQuery).
+ */
+export const rowsOf = (t: { schema: string; name: string; partitioned?: boolean | undefined }): string =>
   `${t.partitioned ? '' : 'ONLY '}${q(t.schema)}.${q(t.name)}`;
 
 export interface TenantJoins {
@@ -55,7 +60,7 @@ export function tenantJoins(via: TenantVia): TenantJoins {
   const joins = joined
     .map(({ hop, alias: a }, i) => {
       const on = hop.columns.map((c, k) => `${a}.${q(hop.toColumns[k]!)} = ${alias(i)}.${q(c)}`);
-      return ` LEFT JOIN ${relation(hop.to)} ${a} ON ${on.join(' AND ')}`;
+      return ` LEFT JOIN ${rowsOf(hop.to)} ${a} ON ${on.join(' AND ')}`;
     })
     .join('');
   return { joins, expr: `${alias(depth)}.${q(need)}`, joined };
@@ -88,7 +93,7 @@ export function rowsQuery(t: PgTableInfo, o: RowsQuery = {}): string {
     ...t.columns.map((c) => `${ROW}.${q(c.name)}`),
   ];
   return (
-    `SELECT ${fields.join(', ')} FROM ${relation(t)} ${ROW}${via?.joins ?? ''}` +
+    `SELECT ${fields.join(', ')} FROM ${rowsOf(t)} ${ROW}${via?.joins ?? ''}` +
     (o.where ? ` WHERE ${o.where}` : '') +
     (order.length ? ` ORDER BY ${order.join(', ')}` : '')
   );
@@ -113,7 +118,7 @@ export function rowsThroughQuery(
     .map((k, i) => `${alias}.${q(k.name)} = ANY(CAST($${i + 1}::text[] AS ${k.type}[]))`)
     .join(' AND ');
   return {
-    text: `SELECT DISTINCT ${own} FROM ${relation(t)} ${ROW}${via.joins} WHERE ${match}`,
+    text: `SELECT DISTINCT ${own} FROM ${rowsOf(t)} ${ROW}${via.joins} WHERE ${match}`,
     values: targetKey.map((_, i) => keys.map((k) => k[i]!)),
   };
 }
