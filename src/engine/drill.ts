@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../errors.js';
 import type { Repository } from './repo/repository.js';
-import { everyTenantOf } from './api.js';
+import { scopesLeftOut } from './restore.js';
 import { restoreFiles, withoutErased } from './files/index.js';
 import { checkDatabase, dropScratchDatabase, type DrillProblem } from './postgres/drill-checks.js';
 import { restorePostgres } from './postgres/restore.js';
@@ -67,10 +67,7 @@ export async function runDrill(
   const snap = await repo.loadSnapshot(snapshotId);
   const tree = snapshotTree(snap.tree);
   // a drill restores as every restore does: without the scopes the erasure ledger names
-  const erased = new Set([
-    ...(await repo.erasedScopes()),
-    ...(opts.expiredClasses?.(new Date(snap.time)) ?? []).map(everyTenantOf),
-  ]);
+  const erased = await scopesLeftOut(repo, snap.time, opts.expiredClasses);
   const problems: DrillProblem[] = [];
   const names = opts.scratch ?? {
     database: `wv_drill_${randomBytes(6).toString('hex')}`,

@@ -31,6 +31,21 @@ export interface RestoreResult {
   durationMs: number;
 }
 
+/**
+ * What every restore and drill of a point leaves out: the scopes the erasure ledger names, and
+ * the classes a point of its time no longer yields (point-relative retention rules).
+ */
+export async function scopesLeftOut(
+  repo: Repository,
+  pointTime: string,
+  expiredClasses: RestoreOptions['expiredClasses'],
+): Promise<Set<string>> {
+  return new Set([
+    ...(await repo.erasedScopes()),
+    ...(expiredClasses?.(new Date(pointTime)) ?? []).map(everyTenantOf),
+  ]);
+}
+
 export async function restoreSnapshot(
   repo: Repository,
   id: string,
@@ -41,10 +56,7 @@ export async function restoreSnapshot(
   const tree = snapshotTree(snap.tree);
   // an older point still holds erased scopes' segments: the ledger leaves them out of every restore
   const ledger = await repo.ledger();
-  const erased = new Set([
-    ...ledger.map((e) => e.scope),
-    ...(opts.expiredClasses?.(new Date(snap.time)) ?? []).map(everyTenantOf),
-  ]);
+  const erased = await scopesLeftOut(repo, snap.time, opts.expiredClasses);
   const result: RestoreResult = { durationMs: 0 };
   if (opts.targetDatabase) {
     if (!tree.postgres) throw new NotFoundError(`recovery point ${id} holds no database`);

@@ -159,6 +159,26 @@ async function forgetHalf(b: Built): Promise<Point[]> {
   return b.points.filter((_, i) => i % 2 === 1);
 }
 
+/**
+ * A backup of `b` that has written packs and waits, before its first index, until `openGate()`:
+ * with or without its write lock.
+ */
+async function pausedBackup(b: Built, lock: boolean) {
+  const repo = await Repository.open(b.storage, b.masterKey);
+  let openGate!: () => void;
+  const gate = new Promise<void>((r) => (openGate = r));
+  let packsWritten = 0;
+  b.storage.before = async (op, key) => {
+    if (op === 'put' && key.startsWith('data/')) packsWritten++;
+    if (op === 'put' && key.startsWith(INDEX_PREFIX)) await gate;
+  };
+  const w = repo.writer({ packSize: PACK, indexEvery: 1000, ...(lock ? {} : { lock: false }) });
+  const running = backup(repo, pseudoRandom(60_000, 7), 9, w);
+  while (packsWritten === 0) await sleep(10);
+  await sleep(200);
+  return { running, openGate };
+}
+
 describe('prune', () => {
   it('after forgetting half the points, frees space; the rest restore exactly and check clean; a second prune has nothing to do', async () => {
     const b = await build();
@@ -284,18 +304,7 @@ describe('prune', () => {
   it('waits for a running backup’s write lock; the backup’s point restores exactly', async () => {
     const b = await build(2);
     await forgetHalf(b);
-    const repo = await Repository.open(b.storage, b.masterKey);
-    let openGate!: () => void;
-    const gate = new Promise<void>((r) => (openGate = r));
-    let packsWritten = 0;
-    b.storage.before = async (op, key) => {
-      if (op === 'put' && key.startsWith('data/')) packsWritten++;
-      if (op === 'put' && key.startsWith(INDEX_PREFIX)) await gate;
-    };
-    const w = repo.writer({ packSize: PACK, indexEvery: 1000 });
-    const running = backup(repo, pseudoRandom(60_000, 7), 9, w);
-    while (packsWritten === 0) await sleep(10);
-    await sleep(200);
+    const { running, openGate } = await pausedBackup(b, true);
 
     await expect((await open(b)).prune({ graceMs: 0 })).rejects.toThrow(ConflictError);
     const pruning = (await open(b)).prune({ graceMs: 0, lockWaitMs: 60_000, repackThreshold: 0 });
@@ -317,18 +326,7 @@ describe('prune', () => {
   it('never deletes the packs of a writer without a lock while they are younger than the grace period', async () => {
     const b = await build(2);
     await forgetHalf(b);
-    const repo = await Repository.open(b.storage, b.masterKey);
-    let openGate!: () => void;
-    const gate = new Promise<void>((r) => (openGate = r));
-    let packsWritten = 0;
-    b.storage.before = async (op, key) => {
-      if (op === 'put' && key.startsWith('data/')) packsWritten++;
-      if (op === 'put' && key.startsWith(INDEX_PREFIX)) await gate;
-    };
-    const w = repo.writer({ packSize: PACK, indexEvery: 1000, lock: false });
-    const running = backup(repo, pseudoRandom(60_000, 7), 9, w);
-    while (packsWritten === 0) await sleep(10);
-    await sleep(200);
+    const { running, openGate } = await pausedBackup(b, false);
 
     // its packs are in no index: orphans to a prune, but new ones
     const r = await (await open(b)).prune({ repackThreshold: 0 });
