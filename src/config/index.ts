@@ -8,6 +8,7 @@ import {
   DEFAULT_CEREMONY_COLUMN,
   envSchema,
   fileConfigSchema,
+  pitrSchema,
   type CeremonyColumn,
   type FileConfig,
   type FilesSourceConfig,
@@ -42,6 +43,15 @@ export interface PostgresSourceConfig {
   changeSlot: boolean;
   /** Tables whose tenancy the config decides (`sources.postgres.tenancy`). */
   tenancy: TenancyOverride[];
+  /** Continuous capture for point-in-time recovery; when enabled, `changeSlot` is on too (a base point needs its slot's consistent point). */
+  pitr: PitrConfig;
+}
+
+export interface PitrConfig {
+  enabled: boolean;
+  segmentSeconds: number;
+  segmentBytes: number;
+  slot: string;
 }
 
 export interface Config {
@@ -180,6 +190,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   if (!file.sources.files?.length) mkdirSync(filesDir, { recursive: true });
+  const pitrFile = pg.pitr ?? pitrSchema.parse({});
+  const pitr: PitrConfig = {
+    ...pitrFile,
+    enabled: e.WEDVAULT_PITR ? e.WEDVAULT_PITR === 'on' : pitrFile.enabled,
+  };
   const ceremonyDate = e.WEDVAULT_CEREMONY_DATE ?? pg.ceremonyDate ?? DEFAULT_CEREMONY_COLUMN;
   const weddingTimeZone = e.WEDVAULT_WEDDING_TIMEZONE ?? pg.weddingTimeZone;
   // Read in the same row as the ceremony date: one lookup per wedding, one table keyed by the wedding.
@@ -224,8 +239,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         weddingTimeZone,
         supplierKey: pg.supplierKey,
         excludeTables: pg.excludeTables ?? [],
-        changeSlot: e.WEDVAULT_CHANGE_SLOT ? e.WEDVAULT_CHANGE_SLOT === 'on' : (pg.changeSlot ?? false),
+        changeSlot:
+          pitr.enabled ||
+          (e.WEDVAULT_CHANGE_SLOT ? e.WEDVAULT_CHANGE_SLOT === 'on' : (pg.changeSlot ?? false)),
         tenancy: pg.tenancy ?? [],
+        pitr,
       },
       files,
     },

@@ -140,6 +140,25 @@ export const tenancyOverridesSchema = z
     }),
   );
 
+/** `sources.postgres.pitr`: continuous capture into change segments (WEDVAULT_PITR=on sets `enabled`). */
+export const pitrSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** A segment is sealed at least this often while changes arrive. */
+  segmentSeconds: z.number().min(0.2).max(3600).default(5),
+  /** ...or once its transactions reach about this many bytes of decoded text. */
+  segmentBytes: z
+    .number()
+    .int()
+    .min(4096)
+    .max(1 << 30)
+    .default(8 << 20),
+  /** The capture's logical slot (one per source); default `wedvault_pitr`. */
+  slot: z
+    .string()
+    .regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and "_", at most 63 characters')
+    .default('wedvault_pitr'),
+});
+
 export const postgresSourceSchema = z.object({
   url: z.string().min(1).optional(),
   tenantKey: columnNameSchema.default('wedding_id'),
@@ -153,6 +172,8 @@ export const postgresSourceSchema = z.object({
   changeSlot: z.boolean().optional(),
   /** Per-table tenancy overrides (see tenancyOverridesSchema). */
   tenancy: tenancyOverridesSchema.default([]),
+  /** Continuous capture of the change stream for point-in-time recovery. */
+  pitr: pitrSchema.prefault({}),
 });
 
 /** A span of calendar time, as restic writes it: `30d`, `12h`, `1y6m` (y years, m months, w weeks, d days, h hours). */
@@ -336,6 +357,8 @@ export const envSchema = z.object({
   WEDVAULT_KEY_FILE: z.string().optional(),
   /** on: every database backup keeps a logical replication slot for the next incremental. */
   WEDVAULT_CHANGE_SLOT: z.enum(['on', 'off']).optional(),
+  /** on: continuous capture for point-in-time recovery (and change slots on every database backup). */
+  WEDVAULT_PITR: z.enum(['on', 'off']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long a job's lock lives without renewal: a killed worker's job is retried after about this long. */
   WEDVAULT_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),

@@ -20,7 +20,16 @@ export type TxnChange =
     }
   | { kind: 'truncate'; tables: [schema: string, table: string][]; cascade: boolean; restartSeqs: boolean }
   /** A transactional logical message: DDL (`DDL_MESSAGE_PREFIX`) or a named restore point. */
-  | { kind: 'message'; prefix: string; content: string };
+  | { kind: 'message'; prefix: string; content: string }
+  /**
+   * Written by capture, read by one-wedding recovery only: a row of a tenant table was updated or
+   * deleted and the stream does not say which tenant owned it before (an UPDATE or DELETE names
+   * only the key). `scope` is the row's owner after an UPDATE; absent after a DELETE or when
+   * unknown. A one-wedding replay deletes the key from its wedding's rows when `scope` is not
+   * its wedding's (the row left it, or was deleted); a whole-database replay applies a touch
+   * without `scope` as a DELETE by key and ignores the others (the UPDATE itself is in its scope).
+   */
+  | { kind: 'touch'; schema: string; table: string; key: RowValues; scope?: string };
 
 /** One committed transaction; applied whole or not at all. */
 export interface Txn {
