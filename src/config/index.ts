@@ -17,7 +17,9 @@ import {
   type TableName,
   type TenancyOverride,
 } from './schema.js';
+import { resolveScheduling, type SchedulingConfig } from './scheduling.js';
 
+export type { SchedulingConfig, TierCadence, OffPeakWindow, SourceWindows, Weekday } from './scheduling.js';
 export type {
   CeremonyColumn,
   DataClass,
@@ -37,6 +39,8 @@ export interface PostgresSourceConfig {
   ceremonyDate: CeremonyColumn;
   /** Each wedding's time zone, a column of the ceremony date's table; undefined: UTC for all. */
   weddingTimeZone?: CeremonyColumn | undefined;
+  /** Each wedding's region (which season applies), a column of the ceremony date's table; undefined: the default region. */
+  weddingRegion?: CeremonyColumn | undefined;
   supplierKey: string | undefined;
   excludeTables: TableName[];
   /** Keep a logical replication slot per backup, so incrementals read only changed rows. */
@@ -86,6 +90,8 @@ export interface Config {
   sources: { postgres: PostgresSourceConfig; files: FilesSourceConfig[] };
   /** GFS policies per source and backup type; empty: no point ever expires. */
   retention: RetentionConfig;
+  /** Wedding-aware schedules: tier cadences and RPOs, seasons, peak weekdays, off-peak windows. */
+  scheduling: SchedulingConfig;
   /** The environment this was loaded from: targets look up credentials in it by the names they configure. */
   credentialsEnv: NodeJS.ProcessEnv;
 }
@@ -151,6 +157,17 @@ function defaultTargets(dataDir: string): TargetConfig[] {
   return [local('local-primary', 'local'), local('local-secondary', 'local')];
 }
 
+function sameTable(field: string, column: CeremonyColumn | undefined, ceremony: CeremonyColumn): void {
+  if (
+    column &&
+    (column.table !== ceremony.table || (column.schema ?? 'public') !== (ceremony.schema ?? 'public'))
+  ) {
+    throw new ConfigError(
+      `${field}: ${column.table}.${column.column} must be a column of the ceremony date's table (${ceremony.table})`,
+    );
+  }
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
@@ -198,15 +215,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const ceremonyDate = e.WEDVAULT_CEREMONY_DATE ?? pg.ceremonyDate ?? DEFAULT_CEREMONY_COLUMN;
   const weddingTimeZone = e.WEDVAULT_WEDDING_TIMEZONE ?? pg.weddingTimeZone;
   // Read in the same row as the ceremony date: one lookup per wedding, one table keyed by the wedding.
-  if (
-    weddingTimeZone &&
-    (weddingTimeZone.table !== ceremonyDate.table ||
-      (weddingTimeZone.schema ?? 'public') !== (ceremonyDate.schema ?? 'public'))
-  ) {
-    throw new ConfigError(
-      `WEDVAULT_WEDDING_TIMEZONE: ${weddingTimeZone.table}.${weddingTimeZone.column} must be a column of the ceremony date's table (${ceremonyDate.table})`,
-    );
-  }
+  sameTable('WEDVAULT_WEDDING_TIMEZONE', weddingTimeZone, ceremonyDate);
+  sameTable('sources.postgres.weddingRegion', pg.weddingRegion, ceremonyDate);
 
   return {
     port: e.PORT,
@@ -237,6 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         tenantKey: e.WEDVAULT_TENANT_KEY ?? pg.tenantKey ?? 'wedding_id',
         ceremonyDate,
         weddingTimeZone,
+        weddingRegion: pg.weddingRegion,
         supplierKey: pg.supplierKey,
         excludeTables: pg.excludeTables ?? [],
         changeSlot:
@@ -248,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       files,
     },
     retention: file.retention,
+    scheduling: resolveScheduling(file.scheduling),
     credentialsEnv: env,
   };
 }

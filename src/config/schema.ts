@@ -1,6 +1,7 @@
 /** The shape of wedvault's configuration: environment variables and the optional config file. */
 import { z } from 'zod';
 import { splitQualifiedName } from './identifier.js';
+import { schedulingSchema } from './scheduling.js';
 
 export const targetLabelsSchema = z.object({
   media: z.string().min(1).default('disk'),
@@ -165,6 +166,8 @@ export const postgresSourceSchema = z.object({
   ceremonyDate: ceremonyColumnSchema.default(DEFAULT_CEREMONY_COLUMN),
   /** `[schema.]table.column` of each wedding's IANA time zone, in the ceremony date's table; unset: UTC. */
   weddingTimeZone: ceremonyColumnSchema.optional(),
+  /** `[schema.]table.column` of each wedding's region (its season), in the ceremony date's table; unset: scheduling.defaultRegion. */
+  weddingRegion: ceremonyColumnSchema.optional(),
   /** Tables whose tenant column names a supplier, not a wedding. */
   supplierKey: columnNameSchema.optional(),
   excludeTables: z.array(tableNameSchema).default([]),
@@ -322,6 +325,8 @@ export const fileConfigSchema = z.object({
     .default({}),
   /** Which recovery points a purge forgets (docs: README, "Retention"); none: nothing expires. */
   retention: retentionSchema,
+  /** Wedding-aware schedules (README, "Wedding-aware schedules"): tiers, seasons, off-peak windows. */
+  scheduling: schedulingSchema,
 });
 export type FileConfig = z.infer<typeof fileConfigSchema>;
 

@@ -6,8 +6,15 @@ export const PRIORITY = {
   quarter: 3,
   later: 4,
   maintenance: 5,
+  /** The 14 days after the ceremony (photos, final payments): as urgent as a wedding within the month. */
+  after: 2,
 } as const;
 export type PriorityTier = keyof typeof PRIORITY;
+/** The tiers a wedding can be in (every tier but maintenance), nearest first. */
+export const WEDDING_TIERS = ['week', 'month', 'quarter', 'later', 'after'] as const;
+export type WeddingTier = (typeof WEDDING_TIERS)[number];
+/** Days after the ceremony that still count as the `after` tier. */
+export const AFTER_DAYS = 14;
 
 /** Calendar date (YYYY-MM-DD) of an instant in a time zone. */
 export function localDate(at: Date, timeZone: string): string {
@@ -34,10 +41,11 @@ export function tierFor(
   ceremonyDate: string | Date | undefined | null,
   now = new Date(),
   timeZone = 'UTC',
-): PriorityTier {
+): WeddingTier {
   if (!ceremonyDate) return 'later';
   const days = daysUntil(ceremonyDate, now, timeZone);
-  if (days < 0) return 'later';
+  if (days < -AFTER_DAYS) return 'later';
+  if (days < 0) return 'after';
   if (days <= 7) return 'week';
   if (days <= 30) return 'month';
   if (days <= 90) return 'quarter';

@@ -13,7 +13,9 @@ describe('priority from ceremony date', () => {
     ['2026-08-30', 'quarter'], // 90 days
     ['2026-08-31', 'later'], // 91 days
     ['2027-06-01', 'later'],
-    ['2026-05-31', 'later'], // already held
+    ['2026-05-31', 'after'], // the day after
+    ['2026-05-18', 'after'], // 14 days after
+    ['2026-05-17', 'later'], // 15 days after: the after tier has ended
   ] as const)('%s is tier %s', (date, tier) => {
     expect(tierFor(date, now)).toBe(tier);
   });
