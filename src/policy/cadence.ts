@@ -79,3 +79,39 @@ export const isDue = (c: Cadence, component: Component, newest: Date | undefined
 export function rpoMissAt(c: Cadence, newest: Date | undefined, now: Date): Date {
   return newest ? new Date(newest.getTime() + c.rpoMs) : now;
 }
+
+export interface PlannedBackup {
+  weddingId: string;
+  component: Component;
+  tier: WeddingTier;
+  /** When it became due (now for a wedding never backed up). */
+  dueAt: Date;
+}
+
+export interface PlanInput {
+  weddings: readonly WeddingFacts[];
+  /** The wedding's newest point of the component, whole-source points included. */
+  newest: (weddingId: string, component: Component) => Date | undefined;
+  now: Date;
+  /** Continuous capture is on: tiers marked databaseContinuous need no database backups. */
+  continuousCapture: boolean;
+}
+
+/** The components of the wedding's tier that need backups at all (the database is left to capture where it covers it). */
+export function components(c: Cadence, continuousCapture: boolean): Component[] {
+  return c.databaseContinuous && continuousCapture ? ['files'] : ['database', 'files'];
+}
+
+/** Every backup due now, most overdue first within each tier (the queue orders tiers by priority). */
+export function planDue(input: PlanInput, cfg: SchedulingConfig): PlannedBackup[] {
+  const due: PlannedBackup[] = [];
+  for (const w of input.weddings) {
+    const c = cadenceFor(w, input.now, cfg);
+    for (const component of components(c, input.continuousCapture)) {
+      const newest = input.newest(w.id, component);
+      const at = nextDue(c, component, newest, input.now);
+      if (at <= input.now) due.push({ weddingId: w.id, component, tier: c.tier, dueAt: at });
+    }
+  }
+  return due.sort((a, b) => a.dueAt.getTime() - b.dueAt.getTime());
+}

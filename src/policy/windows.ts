@@ -125,6 +125,8 @@ export interface HeavyVerdict {
   run: boolean;
   /** Why, for the log and the API: inside a window, no windows, or the RPO that would be missed. */
   reason: string;
+  /** Runs outside its window because an RPO would be missed otherwise. */
+  override?: boolean;
   /** When held: the moment to try again (the next window's start). */
   retryAt?: Date;
 }
@@ -148,6 +150,7 @@ export function mayRunHeavy(q: HeavyQuestion, cfg: SchedulingConfig): HeavyVerdi
     const who = q.weddingId ? `wedding ${q.weddingId}` : 'a wedding';
     return {
       run: true,
+      override: true,
       reason: `outside the off-peak window of ${q.source}, run anyway: ${who}'s RPO would be missed at ${q.rpoMissAt.toISOString()}${opens ? `, before the next window opens at ${opens.toISOString()}` : ''}`,
     };
   }

@@ -8,6 +8,8 @@ export const QUEUES = {
   purge: 'purge',
   restore: 'restore',
   erasure: 'erasure',
+  /** The cadence planner's ticks (wedding-aware schedules): apart from backups, so a flood never delays planning. */
+  plan: 'plan',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 export const ALL_QUEUES: QueueName[] = Object.values(QUEUES);
@@ -24,6 +26,8 @@ export const jobIds = {
   verify: (recoveryPointId: string, mode: string) => `verify.${recoveryPointId}.${mode}`,
   validation: (testId: string) => `validation.${testId}`,
   erasure: (erasureId: string) => `erasure.${erasureId}`,
+  /** Deduplication id (not a job id): one waiting scheduled backup per wedding and component. */
+  weddingBackup: (weddingId: string, component: string) => `wedding.${weddingId}.${component}`,
 };
 
 /** A version-4-shaped UUID derived from `seed`: the same seed always names the same operation. */

@@ -55,3 +55,7 @@ export const restorePayload = z.object({
   weddingId: idSchema.optional(),
 });
 export type RestorePayload = z.infer<typeof restorePayload>;
+
+/** A cadence planner tick (queue `plan`): enqueue every wedding's due backups. */
+export const planPayload = z.object({ scheduleId: z.string().optional() });
+export type PlanPayload = z.infer<typeof planPayload>;

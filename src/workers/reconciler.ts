@@ -37,7 +37,7 @@ async function reinstallSchedules(ctx: AppContext): Promise<number> {
   const wanted = await enabledSchedules(ctx.db);
   if (wanted.length === 0) return 0;
   const present = new Set<string>();
-  for (const q of [QUEUES.backup, QUEUES.verify, QUEUES.purge]) {
+  for (const q of [QUEUES.backup, QUEUES.verify, QUEUES.purge, QUEUES.plan]) {
     for (const s of await ctx.queues.queues[q].getJobSchedulers()) present.add(s.key);
   }
   const missing: ScheduleSpec[] = wanted

@@ -1,11 +1,13 @@
 /** Starts BullMQ workers for chosen queues, maps typed errors to retry-or-fail, and shuts down gracefully. */
-import { UnrecoverableError, Worker, type Job, type Processor } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job, type Processor } from 'bullmq';
 import type { AppContext } from '../context.js';
 import { errorMessage, isRetryable, WedvaultError } from '../errors.js';
 import { createRedis } from '../queues/connection.js';
 import { QUEUES, type QueueName } from '../queues/names.js';
 import { processBackup, onBackupFailed } from './backup.js';
 import { processErasure } from './erasure.js';
+import { heavyVerdict } from './heavy-gate.js';
+import { processPlan } from './plan.js';
 import { processPurge } from './purge.js';
 import { processReplicate } from './replicate.js';
 import { processRestore } from './restore.js';
@@ -20,6 +22,7 @@ const PROCESSORS: Partial<Record<QueueName, JobProcessor>> = {
   [QUEUES.restore]: processRestore,
   [QUEUES.erasure]: processErasure,
   [QUEUES.purge]: processPurge,
+  [QUEUES.plan]: processPlan,
 };
 
 export interface WorkerOptions {
@@ -32,7 +35,24 @@ export interface WorkerOptions {
 
 /** Typed errors that cannot heal are surfaced to BullMQ as unrecoverable: no retry. */
 function wrap(processor: JobProcessor, ctx: AppContext): Processor {
-  return async (job) => {
+  return async (job, token) => {
+    // scheduled heavy work waits for the off-peak window (or runs, saying why, to save an RPO)
+    const heavy = await heavyVerdict(ctx, job);
+    if (heavy && !heavy.run && heavy.retryAt && token) {
+      ctx.log.info(
+        { queue: job.queueName, jobId: job.id, kind: heavy.kind, reason: heavy.reason },
+        'heavy work held',
+      );
+      await job.moveToDelayed(heavy.retryAt.getTime(), token);
+      throw new DelayedError();
+    }
+    if (heavy?.override) {
+      ctx.log.warn(
+        { queue: job.queueName, jobId: job.id, kind: heavy.kind, reason: heavy.reason },
+        'heavy work runs outside its window',
+      );
+      await job.log(heavy.reason);
+    }
     try {
       return await processor(job, ctx);
     } catch (err) {

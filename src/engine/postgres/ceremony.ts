@@ -4,7 +4,8 @@ import type { PostgresSourceConfig } from '../../config/index.js';
 
 const pools = new Map<string, pg.Pool>();
 
-function poolFor(url: string): pg.Pool {
+/** One small pool per source URL, shared by the ceremony lookups and the wedding listing (weddings.ts). */
+export function poolFor(url: string): pg.Pool {
   let pool = pools.get(url);
   if (!pool) {
     pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 3_000 });
@@ -34,17 +35,11 @@ export async function lookupWedding(
   source: PostgresSourceConfig,
   weddingId: string,
 ): Promise<WeddingLookup | undefined> {
-  const { schema, table, column } = source.ceremonyDate;
-  const relation = (schema ? `${pg.escapeIdentifier(schema)}.` : '') + pg.escapeIdentifier(table);
+  const column = source.ceremonyDate.column;
   const pool = poolFor(source.url);
-  const pk = await pool.query<{ attname: string }>(
-    `SELECT a.attname FROM pg_index i
-       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-      WHERE i.indrelid = to_regclass($1) AND i.indisprimary`,
-    [relation],
-  );
-  const key = pk.rows[0]?.attname;
-  if (!key || pk.rows.length !== 1) return undefined;
+  const found = await weddingTable(pool, source);
+  if (!found) return undefined;
+  const { relation, key } = found;
   const zoneColumn = source.weddingTimeZone?.column;
   const zone = zoneColumn ? `${pg.escapeIdentifier(zoneColumn)}::text` : 'NULL';
   const { rows } = await pool.query<{ d: string | null; tz: string | null }>(
@@ -55,8 +50,25 @@ export async function lookupWedding(
   return { found: rows.length > 0, ceremonyDate: rows[0]?.d ?? undefined, timeZone: knownZone(rows[0]?.tz) };
 }
 
+/** The ceremony date's table (quoted) and its one-column primary key; undefined when either is missing. */
+export async function weddingTable(
+  pool: pg.Pool,
+  source: PostgresSourceConfig,
+): Promise<{ relation: string; key: string } | undefined> {
+  const { schema, table } = source.ceremonyDate;
+  const relation = (schema ? `${pg.escapeIdentifier(schema)}.` : '') + pg.escapeIdentifier(table);
+  const pk = await pool.query<{ attname: string }>(
+    `SELECT a.attname FROM pg_index i
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+      WHERE i.indrelid = to_regclass($1) AND i.indisprimary`,
+    [relation],
+  );
+  const key = pk.rows[0]?.attname;
+  return key && pk.rows.length === 1 ? { relation, key } : undefined;
+}
+
 /** A zone the runtime knows, else UTC: a mistyped zone in the source shifts a priority by a day at most. */
-function knownZone(tz: string | null | undefined): string {
+export function knownZone(tz: string | null | undefined): string {
   if (!tz) return 'UTC';
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
