@@ -13,6 +13,7 @@ import { ALL_QUEUES, type QueueName } from './queues/names.js';
 import { installSchedules } from './producers/schedules.js';
 import { EXIT_SOFTWARE, installProcessHandlers, untilReady } from './process.js';
 import { startReconciler, type Reconciler } from './workers/reconciler.js';
+import { startSlaMonitor } from './workers/sla-monitor.js';
 import { superviseWorkers, type Supervisor } from './workers/supervisor.js';
 
 boundHeapGrowth();
@@ -73,6 +74,11 @@ if (role === 'all' || role === 'worker') {
   log.info({ queues, concurrency }, 'workers started');
 }
 if (role === 'all' || role === 'scheduler') await installSchedules(ctx);
+// the SLA monitor alerts once per breach across scheduler processes (its state is in Redis)
+const sla =
+  role === 'all' || role === 'scheduler'
+    ? startSlaMonitor(ctx, { everyMs: config.scheduling.planEveryMinutes * 60_000 })
+    : undefined;
 // a scheduler alone also reconciles: it is what puts back the schedules an emptied Redis lost
 if (role !== 'api') {
   reconciler = startReconciler(ctx, { everyMs: config.reconcileMs, staleMs: config.jobLockMs });
@@ -84,6 +90,7 @@ async function shutdown(signal: string): Promise<void> {
   stopping = true;
   log.info({ signal }, 'shutting down: finishing in-flight jobs');
   server?.close();
+  sla?.stop();
   await reconciler?.stop();
   await workers?.stop();
   await closeCeremonyPools();

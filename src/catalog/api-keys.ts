@@ -14,6 +14,8 @@ export const API_SCOPES = [
   'erasures:write',
   /** Place and release legal holds. */
   'holds:write',
+  /** Change schedules (PUT /api/schedules/:id): patterns, zones, enabled, the planner's tier cadences. */
+  'schedules:write',
   /** Scrape /metrics (unless WEDVAULT_METRICS_PUBLIC=on). */
   'metrics:read',
   'admin',

@@ -90,5 +90,17 @@ export async function editSchedule(
     [id, edit.pattern ?? null, edit.every ?? null, edit.tz ?? null, edit.enabled ?? null, by ?? null],
   );
   if (!rowCount) return undefined;
+  return getSchedule(db, id);
+}
+
+export async function getSchedule(db: Db, id: string): Promise<ScheduleListing | undefined> {
   return (await listSchedules(db)).find((s) => s.id === id);
+}
+
+/** Replaces one key of a schedule's template (the planner's tier overrides live in its `tiers`). */
+export async function setScheduleTemplateKey(db: Db, id: string, key: string, value: unknown): Promise<void> {
+  await db.query(
+    `UPDATE schedules SET template = jsonb_set(template, ARRAY[$2::text], $3::jsonb), updated_at = now() WHERE id = $1`,
+    [id, key, JSON.stringify(value)],
+  );
 }

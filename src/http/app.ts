@@ -13,6 +13,7 @@ import { backupsRouter } from './routes/backups.js';
 import { complianceRouter } from './routes/compliance.js';
 import { targetsRouter } from './routes/targets.js';
 import { erasureRouter } from './routes/erasure.js';
+import { schedulesRouter, weddingsRouter } from './routes/schedules.js';
 
 export function createApp(ctx: AppContext): Express {
   const app = express();
@@ -59,6 +60,8 @@ export function createApp(ctx: AppContext): Express {
   app.use('/api/targets', targetsRouter(ctx));
   app.use('/api/compliance/erasure', erasureRouter(ctx));
   app.use('/api/compliance', complianceRouter(ctx));
+  app.use('/api/schedules', schedulesRouter(ctx));
+  app.use('/api/weddings', weddingsRouter(ctx));
 
   methodNotAllowed(app.router);
   app.use(notFound);

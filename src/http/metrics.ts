@@ -6,6 +6,7 @@ import { listTargetHealth } from '../catalog/targets.js';
 import { dependency } from '../deadline.js';
 import { onRequestPath } from '../queues/connection.js';
 import type { QueueName } from '../queues/names.js';
+import { measureSla, type TierSla } from '../producers/protection.js';
 
 export function createMetrics(ctx: AppContext): { registry: Registry; httpRequests: Counter } {
   const registry = new Registry();
@@ -57,5 +58,59 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
       this.set(await dependency(countUnhealthyPoints(ctx.db), 'catalog'));
     },
   });
+  slaGauges(ctx, registry);
   return { registry, httpRequests };
+}
+
+/** Per tier: the SLA measure (src/producers/protection.ts), computed at most every 30 s however often scraped. */
+function slaGauges(ctx: AppContext, registry: Registry): void {
+  let cached: { at: number; tiers: Promise<TierSla[]> } | undefined;
+  const tiers = () => {
+    if (!cached || Date.now() - cached.at > 30_000) {
+      // a source that cannot be read leaves the SLA gauges empty; the rest of the scrape still answers
+      cached = {
+        at: Date.now(),
+        tiers: dependency(measureSla(ctx), 'catalog').catch((err: unknown) => {
+          ctx.log.warn({ err }, 'SLA measure failed; SLA gauges left out of this scrape');
+          cached = undefined;
+          return [];
+        }),
+      };
+    }
+    return cached.tiers;
+  };
+  const gauge = (name: string, help: string, value: (t: TierSla) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['tier'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const t of await tiers()) {
+          const v = value(t);
+          if (v !== null) this.set({ tier: t.tier }, v);
+        }
+      },
+    });
+  gauge(
+    'wedvault_sla_newest_verified_age_seconds',
+    'Oldest newest-verified-point age among the tier weddings',
+    (t) => t.newestVerifiedAgeSeconds,
+  );
+  gauge(
+    'wedvault_sla_change_segment_age_seconds',
+    'Oldest newest-change-segment age where capture covers the tier',
+    (t) => t.changeSegmentAgeSeconds,
+  );
+  gauge('wedvault_sla_rpo_seconds', 'The tier RPO target', (t) => t.rpoSeconds);
+  gauge('wedvault_sla_weddings', 'Weddings in the tier', (t) => t.weddings);
+  gauge(
+    'wedvault_sla_breached_weddings',
+    'Weddings past the tier RPO or without a verified point',
+    (t) => t.breached,
+  );
+  gauge('wedvault_sla_alert', '1 while the tier is past its RPO (the SLA alert), else 0', (t) =>
+    t.breached > 0 ? 1 : 0,
+  );
 }

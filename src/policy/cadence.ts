@@ -105,8 +105,9 @@ export function components(c: Cadence, continuousCapture: boolean): Component[] 
 /** Every backup due now, most overdue first within each tier (the queue orders tiers by priority). */
 export function planDue(input: PlanInput, cfg: SchedulingConfig): PlannedBackup[] {
   const due: PlannedBackup[] = [];
+  const cadence = cadenceCache(input.now, cfg);
   for (const w of input.weddings) {
-    const c = cadenceFor(w, input.now, cfg);
+    const c = cadence(w);
     for (const component of components(c, input.continuousCapture)) {
       const newest = input.newest(w.id, component);
       const at = nextDue(c, component, newest, input.now);
@@ -114,4 +115,18 @@ export function planDue(input: PlanInput, cfg: SchedulingConfig): PlannedBackup[
     }
   }
   return due.sort((a, b) => a.dueAt.getTime() - b.dueAt.getTime());
+}
+
+/**
+ * cadenceFor at one instant, kept per (date, zone, region): weddings sharing them share a cadence,
+ * and 100,000 weddings have a few thousand such keys, which spares most calendar arithmetic.
+ */
+export function cadenceCache(now: Date, cfg: SchedulingConfig): (w: WeddingFacts) => Cadence {
+  const cache = new Map<string, Cadence>();
+  return (w) => {
+    const key = `${w.ceremonyDate ?? ''}|${w.timeZone}|${w.region ?? ''}`;
+    let c = cache.get(key);
+    if (!c) cache.set(key, (c = cadenceFor(w, now, cfg)));
+    return c;
+  };
 }

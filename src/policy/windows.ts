@@ -8,6 +8,15 @@ import { WEEKDAYS } from '../config/scheduling.js';
 /** Work that reads a whole source or repository: kept off the production database's busy hours. */
 export type HeavyKind = 'full-backup' | 'full-verify' | 'drill' | 'prune';
 
+/** The heavy work a scheduled job is (by queue and payload), or undefined for light work. */
+export function heavyKindOf(queue: string, data: { type?: unknown; mode?: unknown }): HeavyKind | undefined {
+  if (queue === 'backup' && data.type === 'full') return 'full-backup';
+  if (queue === 'verify' && data.mode === 'full') return 'full-verify';
+  if (queue === 'verify' && data.mode === 'drill') return 'drill';
+  if (queue === 'purge') return 'prune';
+  return undefined;
+}
+
 const MINUTE = 60_000;
 const toMinute = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3, 5));
 

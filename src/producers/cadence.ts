@@ -1,5 +1,7 @@
 /** The cadence planner: reads weddings (source) and their newest points (catalog), enqueues the backups due now. */
 import { indexNewest, newestPoints } from '../catalog/cadence.js';
+import { getSchedule } from '../catalog/schedules.js';
+import type { SchedulingConfig, TierCadence } from '../config/index.js';
 import type { AppContext } from '../context.js';
 import { readWeddings, type SourceWedding } from '../engine/postgres/weddings.js';
 import { planDue, type Component, type PlannedBackup } from '../policy/cadence.js';
@@ -31,6 +33,21 @@ export async function sourceWeddings(ctx: AppContext, ids?: readonly string[]): 
   return (await readWeddings(ctx.config.sources.postgres, ids)) ?? [];
 }
 
+/** The planner schedule's id (its catalog row's template holds the API's tier overrides). */
+export const CADENCE_SCHEDULE = 'wedding-cadence';
+
+/** The config's scheduling with the tier cadences edited through PUT /api/schedules/wedding-cadence. */
+export async function effectiveScheduling(ctx: AppContext): Promise<SchedulingConfig> {
+  const base = ctx.config.scheduling;
+  const row = await getSchedule(ctx.db, CADENCE_SCHEDULE);
+  const edits = (row?.data.tiers ?? {}) as Partial<
+    Record<keyof SchedulingConfig['tiers'], Partial<TierCadence>>
+  >;
+  const tiers = { ...base.tiers };
+  for (const t of Object.keys(tiers) as (keyof typeof tiers)[]) tiers[t] = { ...tiers[t], ...edits[t] };
+  return { ...base, tiers };
+}
+
 export async function planNow(
   ctx: AppContext,
   now: Date,
@@ -45,7 +62,7 @@ export async function planNow(
       now,
       continuousCapture: ctx.config.sources.postgres.pitr.enabled,
     },
-    ctx.config.scheduling,
+    await effectiveScheduling(ctx),
   );
 }
 

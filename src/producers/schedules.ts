@@ -8,6 +8,7 @@ import type { SchedulingConfig } from '../config/index.js';
 import type { AppContext } from '../context.js';
 import { JOBS, QUEUES } from '../queues/names.js';
 import { PRIORITY } from '../queues/priority.js';
+import { CADENCE_SCHEDULE } from './cadence.js';
 
 export interface ScheduleSpec {
   id: string;
@@ -17,9 +18,6 @@ export interface ScheduleSpec {
   queue: 'backup' | 'verify' | 'purge' | 'plan';
   data: Record<string, unknown>;
 }
-
-/** The planner's schedule: every wedding's due backups are enqueued on each of its ticks. */
-export const CADENCE_SCHEDULE = 'wedding-cadence';
 
 export const DEFAULT_SCHEDULES: ScheduleSpec[] = [
   { id: 'nightly-full', pattern: '0 2 * * *', tz: 'UTC', queue: 'backup', data: { type: 'full' } },
@@ -61,6 +59,10 @@ export async function upsertSchedulers(ctx: AppContext, specs: ScheduleSpec[]): 
   }
 }
 
+export async function removeScheduler(ctx: AppContext, s: ScheduleSpec): Promise<void> {
+  await ctx.queues.queues[QUEUES[s.queue]].removeJobScheduler(s.id);
+}
+
 const LOCK_MS = 30_000;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
@@ -80,6 +82,7 @@ export async function rebuildSchedules(ctx: AppContext): Promise<string[]> {
   }
   try {
     for (const s of configuredSchedules(ctx.config.scheduling)) await seedSchedule(ctx.db, s);
+    // a row edited through the API (pattern, every, tz, enabled, the planner's tiers) keeps its edit
     const rows = await listSchedules(ctx.db);
     const wanted = rows.filter((r) => r.enabled).map(specOfRow);
     const present = await presentSchedulers(ctx);

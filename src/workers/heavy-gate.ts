@@ -5,8 +5,7 @@
 import type { Job } from 'bullmq';
 import { newestPoints } from '../catalog/cadence.js';
 import type { AppContext } from '../context.js';
-import { mayRunHeavy, type HeavyKind, type HeavyVerdict } from '../policy/windows.js';
-import { QUEUES } from '../queues/names.js';
+import { heavyKindOf, mayRunHeavy, type HeavyKind, type HeavyVerdict } from '../policy/windows.js';
 
 /**
  * Hook for the load manager's source guard and backpressure: a reason to hold the heavy work now
@@ -17,15 +16,11 @@ export type HeavyWorkGuard = (
   job: Job,
 ) => Promise<{ reason: string; retryAt: Date } | undefined>;
 
-/** The heavy work a job is, when it came from a schedule; undefined for everything else. */
-export function heavyKindOf(job: Job): HeavyKind | undefined {
+/** The heavy work a job is, when it came from a fixed schedule; undefined for everything else. */
+export function heavyJobKind(job: Job): HeavyKind | undefined {
   const d = job.data as { scheduleId?: string; type?: string; mode?: string };
   if (!d.scheduleId || d.scheduleId.startsWith('cadence-')) return undefined;
-  if (job.queueName === QUEUES.backup && d.type === 'full') return 'full-backup';
-  if (job.queueName === QUEUES.verify && d.mode === 'full') return 'full-verify';
-  if (job.queueName === QUEUES.verify && d.mode === 'drill') return 'drill';
-  if (job.queueName === QUEUES.purge) return 'prune';
-  return undefined;
+  return heavyKindOf(job.queueName, d);
 }
 
 /** Windows are the source database's (`scheduling.offPeak.database`, else `default`): heavy work loads it or its network. */
@@ -41,7 +36,7 @@ export async function heavyVerdict(
   now = new Date(),
   guard?: HeavyWorkGuard,
 ): Promise<(HeavyVerdict & { kind: HeavyKind }) | undefined> {
-  const kind = heavyKindOf(job);
+  const kind = heavyJobKind(job);
   if (!kind) return undefined;
   const cfg = ctx.config.scheduling;
   let rpoMissAt: Date | undefined;
