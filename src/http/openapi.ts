@@ -15,6 +15,7 @@ import {
 import { holdBody, holdParams } from './routes/compliance.js';
 import { listQuery } from './routes/point-list.js';
 import { erasureBody, erasureParams } from './routes/erasure.js';
+import { previewQuery, scheduleBody, scheduleParams, weddingParams } from './routes/schedules.js';
 
 const errorBody = jsonSchema(
   z.object({
@@ -80,6 +81,70 @@ const lookup = (summary: string, params: z.ZodObject, thing: string) => ({
     },
   },
 });
+
+/** /api/schedules and /api/weddings/{id}/protection: wedding-aware schedules. */
+function schedulePaths(): Record<string, unknown> {
+  return {
+    '/api/schedules': {
+      get: {
+        summary: 'Job schedulers as the catalog mirrors them (scope backups:read)',
+        responses: {
+          '200': {
+            description: '{schedules: [{id, queue, pattern, every, tz, enabled, data, editedBy, editedAt}]}',
+          },
+          ...errors,
+        },
+      },
+    },
+    '/api/schedules/preview': {
+      get: {
+        summary:
+          'What will run when: per day and tier, weddings and backups due; each schedule’s runs (scope backups:read)',
+        description:
+          'Heavy runs (full backups, full verification, drills, prune) outside the off-peak window show heldUntil, the moment the window opens.',
+        parameters: parameters('query', previewQuery),
+        responses: {
+          '200': {
+            description:
+              '{from, days, weddings, tiers: [{date, tier, weddings, database, files}], schedules}',
+          },
+          ...errors,
+        },
+      },
+    },
+    '/api/schedules/{id}': {
+      put: {
+        summary:
+          'Change a schedule: pattern or every, tz, enabled; the planner’s tier cadences (scope schedules:write)',
+        description:
+          'Redis follows at once; the edit outlives restarts (a start-up rebuild leaves edited rows alone). ' +
+          `Tier cadences are accepted only on wedding-cadence. An invalid cron pattern, time zone or an unknown tier is a 400 naming the field.`,
+        parameters: [...parameters('path', scheduleParams), requestIdHeader],
+        requestBody: json(jsonSchema(scheduleBody)),
+        responses: {
+          '200': { description: 'the schedule after the change' },
+          '404': { description: 'unknown schedule', ...json(errorBody) },
+          ...mutating,
+        },
+      },
+    },
+    '/api/weddings/{id}/protection': {
+      get: {
+        summary:
+          'One wedding’s protection: {tier, cadence, newestGoodPoint, rpoNow, nextJob} (scope backups:read)',
+        parameters: parameters('path', weddingParams),
+        responses: {
+          '200': {
+            description:
+              'tier, cadence (factors, intervals), newest verified points, RPO now against the target, the next job',
+          },
+          '404': { description: 'the source database does not know this wedding', ...json(errorBody) },
+          ...errors,
+        },
+      },
+    },
+  };
+}
 
 /** /api/compliance: erasure of one couple or supplier. */
 function compliancePaths(): Record<string, unknown> {
@@ -226,6 +291,7 @@ export function openApiDocument(): Record<string, unknown> {
         },
       },
       ...compliancePaths(),
+      ...schedulePaths(),
       '/api/openapi.json': {
         get: { security: [], summary: 'This document', responses: { '200': { description: 'OpenAPI 3' } } },
       },
