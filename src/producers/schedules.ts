@@ -3,7 +3,7 @@
  * heavy work (nightly full, verification, drill, purge) and the cadence planner's tick.
  */
 import type { Redis } from 'ioredis';
-import { listSchedules, seedSchedule } from '../catalog/schedules.js';
+import { listSchedules, recordSchedule, seedSchedule } from '../catalog/schedules.js';
 import type { SchedulingConfig } from '../config/index.js';
 import type { AppContext } from '../context.js';
 import { JOBS, QUEUES } from '../queues/names.js';
@@ -99,10 +99,14 @@ export async function rebuildSchedules(ctx: AppContext): Promise<string[]> {
   }
 }
 
-/** Kept for callers of the first version: a full rebuild, or the given specs upserted. */
+/** A full rebuild; or the given specs upserted in Redis and recorded in the catalog (the reconciler's and tests' way). */
 export async function installSchedules(ctx: AppContext, specs?: ScheduleSpec[]): Promise<void> {
-  if (specs) await upsertSchedulers(ctx, specs);
-  else await rebuildSchedules(ctx);
+  if (!specs) {
+    await rebuildSchedules(ctx);
+    return;
+  }
+  await upsertSchedulers(ctx, specs);
+  for (const s of specs) await recordSchedule(ctx.db, s);
 }
 
 export function specOfRow(r: {
