@@ -11,6 +11,7 @@ import { measure, sh, type Measured } from './measure.js';
 import { benchReplication } from './replication.js';
 import { benchPrune } from './prune.js';
 import { benchErasure } from './erasure.js';
+import { benchSchedulePlan } from './schedule-plan.js';
 import { benchVerify } from './verify.js';
 import { readFileSync } from 'node:fs';
 import { quoteName as quoteIdent } from '../src/config/identifier.js';
@@ -295,6 +296,18 @@ async function main(): Promise<void> {
   } catch (err) {
     // a case of its own: its failure is reported, the peers' cases still run
     console.error(`erasure case failed: ${(err as Error).message}`);
+  }
+
+  // Wedding-aware schedules: planning a day for 100,000 weddings (BENCH_SCHEDULE_WEDDINGS), time and Redis memory.
+  try {
+    const sp = await benchSchedulePlan(Number(process.env.BENCH_SCHEDULE_WEDDINGS ?? 100_000));
+    writeFileSync(path.join(RESULTS, `${sp.case}.json`), JSON.stringify(sp, null, 2) + '\n');
+    console.log(
+      `${sp.case}: ${sp.weddings} weddings, first tick ${sp.first_tick.wall_s}s (${sp.first_tick.due} due, ` +
+        `${Math.round(sp.first_tick.redis_bytes / 2 ** 20)} MiB in Redis), day preview ${sp.preview_day.wall_s}s`,
+    );
+  } catch (err) {
+    console.error(`schedule-plan case failed: ${(err as Error).message}`);
   }
 
   // Portfolio: files backup and restore vs restic.
