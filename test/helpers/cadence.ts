@@ -3,6 +3,16 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { PG_ADMIN_URL } from './service.js';
 
+/** The schedules a rebuild installs by default, in id order. */
+export const SCHEDULE_IDS = [
+  'daily-purge',
+  'hourly-files',
+  'nightly-full',
+  'wedding-cadence',
+  'weekly-drill',
+  'weekly-full-verify',
+];
+
 export interface TestWedding {
   id: string;
   date: string | null;

@@ -14,7 +14,7 @@ import { createApp } from '../../src/http/app.js';
 import { rebuildSchedules } from '../../src/producers/schedules.js';
 import { QUEUES } from '../../src/queues/names.js';
 import { checkSla } from '../../src/workers/sla-monitor.js';
-import { createWeddingsSource, insertPoints } from '../helpers/cadence.js';
+import { SCHEDULE_IDS, createWeddingsSource, insertPoints } from '../helpers/cadence.js';
 import { createTestService, type TestService } from '../helpers/service.js';
 import { tempDirsForFile } from '../helpers/temp.js';
 
@@ -69,14 +69,7 @@ describe('GET and PUT /api/schedules', () => {
   it('lists the schedules the catalog mirrors', async () => {
     const res = await request(app).get('/api/schedules').set(auth(reader)).expect(200);
     const ids = (res.body.schedules as { id: string }[]).map((s) => s.id);
-    expect(ids).toEqual([
-      'daily-purge',
-      'hourly-files',
-      'nightly-full',
-      'wedding-cadence',
-      'weekly-drill',
-      'weekly-full-verify',
-    ]);
+    expect(ids).toEqual(SCHEDULE_IDS);
   });
 
   it('changes a schedule in the catalog and in Redis, audited; needs schedules:write', async () => {

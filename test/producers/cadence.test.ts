@@ -15,7 +15,7 @@ import { createRedis } from '../../src/queues/connection.js';
 import { QUEUES } from '../../src/queues/names.js';
 import { PRIORITY } from '../../src/queues/priority.js';
 import { startWorkers, stopWorkers } from '../../src/workers/run.js';
-import { createWeddingsSource, insertPoints } from '../helpers/cadence.js';
+import { SCHEDULE_IDS, createWeddingsSource, insertPoints } from '../helpers/cadence.js';
 import { createTestService, waitFor, type TestService } from '../helpers/service.js';
 import { tempDirsForFile } from '../helpers/temp.js';
 
@@ -91,14 +91,7 @@ describe('schedules', () => {
       ids.push(...(await queue.getJobSchedulers()).map((s) => s.key));
       scheduledJobs += (await queue.getJobs(['delayed', 'waiting', 'prioritized'])).length;
     }
-    expect(ids.sort()).toEqual([
-      'daily-purge',
-      'hourly-files',
-      'nightly-full',
-      'wedding-cadence',
-      'weekly-drill',
-      'weekly-full-verify',
-    ]);
+    expect(ids.sort()).toEqual(SCHEDULE_IDS);
     expect(scheduledJobs).toBe(6); // one next run each, no duplicates
     expect((await listSchedules(svc.ctx.db)).map((s) => s.id)).toHaveLength(6);
   });
