@@ -123,6 +123,12 @@ export const schedulingSchema = z
     offPeak: z.record(z.string().min(1), sourceWindowsSchema).default({}),
     /** How often the planner looks for due weddings. */
     planEveryMinutes: z.number().min(1).max(60).default(5),
+    /**
+     * `per-wedding`: one job per due wedding and component. `coalesced`: one whole-source job per
+     * component whenever any wedding is due (at the nearest due tier's priority), for as long as a
+     * backup reads the whole source whatever wedding it names.
+     */
+    jobs: z.enum(['per-wedding', 'coalesced']).default('per-wedding'),
     /** Fixed schedules' cron patterns and zones, by schedule id (nightly-full, weekly-drill, …). */
     schedules: z
       .record(
@@ -143,6 +149,7 @@ export interface SchedulingConfig {
   peakWeekdays: { days: Weekday[]; factor: number };
   offPeak: Record<string, SourceWindows>;
   planEveryMinutes: number;
+  jobs: 'per-wedding' | 'coalesced';
   schedules: Record<string, { pattern: string; tz: string }>;
   alertWebhookUrl?: string | undefined;
 }

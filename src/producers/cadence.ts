@@ -110,9 +110,31 @@ export function scheduledBackupJob(d: PlannedBackup) {
   };
 }
 
+/** Coalesced mode: one whole-source job per component, at the priority of its nearest due tier. */
+export function coalescedBackupJobs(due: PlannedBackup[]) {
+  const best = new Map<Component, PlannedBackup>();
+  for (const d of due) {
+    const b = best.get(d.component);
+    if (!b || PRIORITY[d.tier] < PRIORITY[b.tier]) best.set(d.component, d);
+  }
+  return [...best.values()].map((d) => {
+    const job = scheduledBackupJob(d);
+    const { weddingId: _, ...data } = job.data;
+    return {
+      ...job,
+      data,
+      opts: { ...job.opts, deduplication: { id: jobIds.coalescedBackup(d.component) } },
+    };
+  });
+}
+
 /** Adds the backups in bulk (a collapsed add answers with the waiting job's id); returns how many were handed over. */
 export async function enqueueScheduledBackups(ctx: AppContext, due: PlannedBackup[]): Promise<number> {
   const queue = ctx.queues.queues[QUEUES.backup];
+  if (ctx.config.scheduling.jobs === 'coalesced') {
+    await queue.addBulk(coalescedBackupJobs(due));
+    return due.length;
+  }
   for (let i = 0; i < due.length; i += BULK)
     await queue.addBulk(due.slice(i, i + BULK).map(scheduledBackupJob));
   return due.length;

@@ -28,6 +28,8 @@ export const jobIds = {
   erasure: (erasureId: string) => `erasure.${erasureId}`,
   /** Deduplication id (not a job id): one waiting scheduled backup per wedding and component. */
   weddingBackup: (weddingId: string, component: string) => `wedding.${weddingId}.${component}`,
+  /** Deduplication id of the coalesced mode's one whole-source backup per component. */
+  coalescedBackup: (component: string) => `cadence.${component}`,
 };
 
 /** A version-4-shaped UUID derived from `seed`: the same seed always names the same operation. */

@@ -152,6 +152,22 @@ describe('the planner', () => {
     expect(await waitingBackups()).toContain(`w-week/files@${PRIORITY.week}`);
   });
 
+  it('coalesces the due backups into one whole-source job per component when configured', async () => {
+    const queue = svc.ctx.queues.queues[QUEUES.backup];
+    await queue.drain();
+    const scheduling = { ...svc.config.scheduling, jobs: 'coalesced' as const };
+    const coalesced = { ...svc.ctx, config: { ...svc.config, scheduling } };
+    for (let i = 0; i < 2; i++) await runCadenceTick(coalesced, { clock: () => NOW });
+    const jobs = (await queue.getJobs(['prioritized', 'waiting'])).filter((j) =>
+      j.data.scheduleId?.startsWith('cadence-'),
+    );
+    expect(jobs.map((j) => [j.data.components[0], j.data.weddingId, j.opts.priority]).sort()).toEqual([
+      ['database', undefined, PRIORITY.month], // month, after and later weddings due: the nearest tier's priority
+      ['files', undefined, PRIORITY.week],
+    ]);
+    await queue.drain();
+  });
+
   it('moves a wedding to the next tier as days pass', async () => {
     await svc.ctx.queues.queues[QUEUES.backup].drain();
     // 23:59 CDT on 7 June: 13 days after the ceremony in Chicago → still `after`
