@@ -4,7 +4,7 @@ import { indexNewest, newestPoints } from '../catalog/cadence.js';
 import { listSchedules } from '../catalog/schedules.js';
 import type { AppContext } from '../context.js';
 import { NotFoundError } from '../errors.js';
-import { cadenceCache, cadenceFor, components, nextDue, type Cadence } from '../policy/cadence.js';
+import { cadenceCache, cadenceFor, components, nextDue, rpoMissAt, type Cadence } from '../policy/cadence.js';
 import { heavyKindOf, mayRunHeavy } from '../policy/windows.js';
 import { QUEUES, jobIds } from '../queues/names.js';
 import { WEDDING_TIERS, type WeddingTier } from '../queues/priority.js';
@@ -216,4 +216,23 @@ export async function measureSla(
     if (age > t.rpoSeconds) t.breached++;
   }
   return [...out.values()];
+}
+
+/**
+ * The first moment a wedding's database RPO is missed if no new database point is taken (its newest
+ * point, whole-source points included, plus its tier's RPO), and whose; undefined without weddings.
+ */
+export async function earliestDatabaseRpoMiss(
+  ctx: AppContext,
+  now = new Date(),
+): Promise<{ at: Date; weddingId: string } | undefined> {
+  const cfg = await effectiveScheduling(ctx);
+  const newest = indexNewest(await newestPoints(ctx.db));
+  const cadence = cadenceCache(now, cfg);
+  let first: { at: Date; weddingId: string } | undefined;
+  for (const w of await sourceWeddings(ctx)) {
+    const at = rpoMissAt(cadence(w), newest(w.id, 'database')?.newest, now);
+    if (!first || at < first.at) first = { at, weddingId: w.id };
+  }
+  return first;
 }

@@ -5,6 +5,8 @@
 import type { Job } from 'bullmq';
 import { newestPoints } from '../catalog/cadence.js';
 import type { AppContext } from '../context.js';
+import { errorMessage } from '../errors.js';
+import { earliestDatabaseRpoMiss } from '../producers/protection.js';
 import { heavyKindOf, mayRunHeavy, type HeavyKind, type HeavyVerdict } from '../policy/windows.js';
 
 /**
@@ -28,7 +30,7 @@ export const HEAVY_SOURCE = 'database';
 
 /**
  * Whether to hold the job (with the moment to try again). A full backup runs outside the window
- * when the whole source's newest database point would pass the `later` tier's RPO before it opens.
+ * when some wedding's database RPO would be missed before the window opens.
  */
 export async function heavyVerdict(
   ctx: AppContext,
@@ -39,14 +41,24 @@ export async function heavyVerdict(
   const kind = heavyJobKind(job);
   if (!kind) return undefined;
   const cfg = ctx.config.scheduling;
-  let rpoMissAt: Date | undefined;
+  // a full backup saves the database RPO of the wedding that would miss it first (the whole
+  // source's, by the later tier, when the source has no weddings table)
+  let miss: { at: Date; weddingId?: string } | undefined;
   if (kind === 'full-backup') {
-    const whole = (await newestPoints(ctx.db, [])).find(
-      (p) => p.weddingId === null && p.component === 'database',
-    );
-    rpoMissAt = new Date((whole?.newest.getTime() ?? 0) + cfg.tiers.later.rpoMinutes * 60_000);
+    // an unreadable source falls back to the whole source's rule below rather than failing the job
+    miss = await earliestDatabaseRpoMiss(ctx, now).catch((err: unknown) => {
+      ctx.log.warn({ err: errorMessage(err) }, 'heavy-work gate: weddings unreadable; whole-source RPO used');
+      return undefined;
+    });
+    if (!miss) {
+      const whole = (await newestPoints(ctx.db, [])).find(
+        (p) => p.weddingId === null && p.component === 'database',
+      );
+      miss = { at: new Date((whole?.newest.getTime() ?? 0) + cfg.tiers.later.rpoMinutes * 60_000) };
+    }
   }
-  const verdict = { ...mayRunHeavy({ kind, source: HEAVY_SOURCE, now, rpoMissAt }, cfg), kind };
+  const question = { kind, source: HEAVY_SOURCE, now, rpoMissAt: miss?.at, weddingId: miss?.weddingId };
+  const verdict = { ...mayRunHeavy(question, cfg), kind };
   if (!verdict.run) return verdict;
   const held = await guard?.(kind, job);
   return held ? { run: false, kind, reason: held.reason, retryAt: held.retryAt } : verdict;
