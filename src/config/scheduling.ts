@@ -43,6 +43,14 @@ export const tierCadenceSchema = z.strictObject({
 });
 export type TierCadence = z.infer<typeof tierCadenceSchema>;
 
+/** A tier as the config file and PUT /api/schedules/wedding-cadence write it: any fields, the rest from the defaults. */
+export const tierEditSchema = z.strictObject({
+  rpoMinutes: minutes.optional(),
+  filesEveryMinutes: minutes.optional(),
+  databaseEveryMinutes: minutes.optional(),
+  databaseContinuous: z.boolean().optional(),
+});
+
 export const DEFAULT_TIERS: Record<(typeof TIERS)[number], TierCadence> = {
   week: { rpoMinutes: 60, filesEveryMinutes: 15, databaseEveryMinutes: 60, databaseContinuous: true },
   month: { rpoMinutes: 360, filesEveryMinutes: 60, databaseEveryMinutes: 240, databaseContinuous: false },
@@ -99,11 +107,11 @@ export const schedulingSchema = z
   .strictObject({
     tiers: z
       .strictObject({
-        week: tierCadenceSchema.optional(),
-        month: tierCadenceSchema.optional(),
-        quarter: tierCadenceSchema.optional(),
-        later: tierCadenceSchema.optional(),
-        after: tierCadenceSchema.optional(),
+        week: tierEditSchema.optional(),
+        month: tierEditSchema.optional(),
+        quarter: tierEditSchema.optional(),
+        later: tierEditSchema.optional(),
+        after: tierEditSchema.optional(),
       })
       .default({}),
     /** The region of a wedding without one (`sources.postgres.weddingRegion` unset or NULL). */
@@ -157,6 +165,11 @@ export interface SchedulingConfig {
 /** The file's section with every tier filled in from the defaults. */
 export function resolveScheduling(file: SchedulingFile): SchedulingConfig {
   const tiers = { ...DEFAULT_TIERS };
-  for (const t of TIERS) tiers[t] = file.tiers[t] ?? DEFAULT_TIERS[t];
+  for (const t of TIERS) tiers[t] = { ...DEFAULT_TIERS[t], ...definedOnly(file.tiers[t] ?? {}) };
   return { ...file, tiers };
+}
+
+/** Drops keys whose value is undefined, so a spread keeps the default underneath. */
+export function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

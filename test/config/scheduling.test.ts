@@ -32,13 +32,14 @@ function refusal(file: unknown): string {
 describe('scheduling config', () => {
   it('fills every tier from the defaults and keeps overrides', () => {
     const c = load({
-      scheduling: { tiers: { week: { rpoMinutes: 30, filesEveryMinutes: 10, databaseEveryMinutes: 30 } } },
+      scheduling: { tiers: { week: { rpoMinutes: 30, filesEveryMinutes: 10 } } },
     });
+    // the fields not given keep the tier's defaults
     expect(c.scheduling.tiers.week).toEqual({
       rpoMinutes: 30,
       filesEveryMinutes: 10,
-      databaseEveryMinutes: 30,
-      databaseContinuous: false,
+      databaseEveryMinutes: 60,
+      databaseContinuous: true,
     });
     expect(c.scheduling.tiers.later.filesEveryMinutes).toBe(1440);
     expect(c.scheduling.peakWeekdays).toEqual({ days: ['fri', 'sat', 'sun'], factor: 1.5 });

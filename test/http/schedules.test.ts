@@ -127,6 +127,7 @@ describe('GET and PUT /api/schedules', () => {
       .expect(200);
     const res = await request(app).get('/api/weddings/w-week/protection').set(auth(reader)).expect(200);
     expect(res.body.cadence.filesEverySeconds).toBe(Math.round(600 / res.body.cadence.factor));
+    expect(res.body.cadence.databaseContinuous).toBe(true); // the week default, untouched by the edit
   });
 });
 

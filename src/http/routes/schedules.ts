@@ -8,7 +8,7 @@ import {
   setScheduleTemplateKey,
   type ScheduleListing,
 } from '../../catalog/schedules.js';
-import { cronPatternSchema, tierCadenceSchema, timeZoneSchema } from '../../config/scheduling.js';
+import { cronPatternSchema, tierEditSchema, timeZoneSchema } from '../../config/scheduling.js';
 import type { AppContext } from '../../context.js';
 import { NotFoundError, ValidationError } from '../../errors.js';
 import { CADENCE_SCHEDULE } from '../../producers/cadence.js';
@@ -23,7 +23,7 @@ export const scheduleParams = z.object({ id: z.string().regex(/^[A-Za-z0-9._-]{1
 export const weddingParams = z.object({ id: idSchema });
 export const previewQuery = z.object({ days: z.coerce.number().int().min(1).max(31).default(7) });
 
-const tierEdit = tierCadenceSchema.partial();
+const tierEdit = tierEditSchema;
 export const scheduleBody = z
   .strictObject({
     pattern: cronPatternSchema.optional().describe('cron pattern (5 or 6 fields); replaces every'),
