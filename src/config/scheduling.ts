@@ -134,9 +134,10 @@ export const schedulingSchema = z
     /**
      * `per-wedding`: one job per due wedding and component. `coalesced`: one whole-source job per
      * component whenever any wedding is due (at the nearest due tier's priority), for as long as a
-     * backup reads the whole source whatever wedding it names.
+     * backup reads the whole source whatever wedding it names. The default: a backup of one wedding
+     * would read everyone's rows and files, so per-wedding jobs multiply the load by the due weddings.
      */
-    jobs: z.enum(['per-wedding', 'coalesced']).default('per-wedding'),
+    jobs: z.enum(['per-wedding', 'coalesced']).default('coalesced'),
     /** Fixed schedules' cron patterns and zones, by schedule id (nightly-full, weekly-drill, …). */
     schedules: z
       .record(

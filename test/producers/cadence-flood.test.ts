@@ -41,6 +41,7 @@ beforeAll(async () => {
     JSON.stringify({
       sources: { postgres: { pitr: { enabled: true } } },
       scheduling: {
+        jobs: 'per-wedding',
         tiers: { week: tier(120, 180), later: tier(1_440, LATER_RPO_MIN) },
         seasons: { default: { months: [], factor: 1 } },
         peakWeekdays: { days: [], factor: 1 },

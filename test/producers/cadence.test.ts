@@ -35,6 +35,7 @@ beforeAll(async () => {
     JSON.stringify({
       sources: { postgres: { weddingRegion: 'weddings.region' } },
       scheduling: {
+        jobs: 'per-wedding',
         seasons: { default: { months: [12], factor: 2 } },
         offPeak: {
           database: {
