@@ -46,6 +46,16 @@ import {
   type SnapshotSummary,
 } from './snapshot.js';
 import { RepoWriter, type RepoContext, type WriterOptions } from './writer.js';
+import { openInline, sealInline } from './inline.js';
+import {
+  decodeSegment,
+  encodeSegment,
+  segmentKey,
+  segmentRange,
+  segmentsPrefix,
+  type SegmentManifest,
+  type SegmentSummary,
+} from './segments.js';
 
 export { CONFIG_OBJECT, FORMAT_VERSION, type RepoConfig } from './config.js';
 export { checkMasterKey } from './keys.js';
@@ -403,6 +413,72 @@ export class Repository {
     return checkRepository(this.storage, { keys: this.keys, repoId: this.id }, opts, () =>
       Promise.resolve(self),
     );
+  }
+
+  /**
+   * Stores a change segment: each scope's part sealed under its key (new scopes' keys stored first,
+   * in one bundle), then the manifest. Returns what it wrote, in that order, so the capture can put
+   * the same objects on the other copies.
+   */
+  async saveSegment(
+    manifest: Omit<SegmentManifest, 'parts' | 'version'>,
+    parts: Map<string, Buffer>,
+  ): Promise<{ key: string; bytes: Buffer }[]> {
+    const sealed: SegmentManifest['parts'] = {};
+    for (const [scope, plain] of parts) {
+      const keys = await this.ctx.scopes.forScope(scope);
+      sealed[scope] = { sealed: sealInline(keys, plain, true), size: plain.length };
+    }
+    const written: { key: string; bytes: Buffer }[] = [];
+    const bundle = await this.ctx.scopes.persist();
+    if (bundle) written.push({ key: bundle.key, bytes: await getBuffer(this.storage, bundle.key) });
+    const key = segmentKey(manifest.source, manifest.startLsn, manifest.endLsn);
+    const bytes = encodeSegment(this.keys, key, { version: 1, ...manifest, parts: sealed });
+    await this.storage.sync?.();
+    await this.storage.put(key, bytes, { size: bytes.length });
+    await this.storage.sync?.();
+    written.push({ key, bytes });
+    return written;
+  }
+
+  /** The source's segment object names in LSN order (by end). */
+  async listSegmentKeys(source: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const o of this.storage.list(segmentsPrefix(source))) {
+      if (segmentRange(o.key)) keys.push(o.key);
+    }
+    return keys.sort();
+  }
+
+  /** A segment's manifest, checked (MAC, name); its parts still sealed. */
+  async loadSegment(key: string): Promise<SegmentManifest> {
+    return decodeSegment(this.keys, key, await getBuffer(this.storage, key));
+  }
+
+  /** The manifest without its parts: what a window or a listing needs. */
+  async segmentSummary(key: string): Promise<SegmentSummary> {
+    const { parts, ...rest } = await this.loadSegment(key);
+    return { ...rest, key, scopes: Object.keys(parts) };
+  }
+
+  /** One scope's part of a segment, opened; NotFoundError when the scope's keys were erased. */
+  async openSegmentPart(manifest: SegmentManifest, scope: string): Promise<Buffer> {
+    const part = manifest.parts[scope];
+    if (!part) throw new NotFoundError(`segment has no part for ${scope}`);
+    const hash = this.scopeHash(scope);
+    return openInline({ scope, blobs: [], size: part.size, inline: part.sealed }, (keyId) =>
+      this.ctx.scopes.byRef(hash, keyId),
+    );
+  }
+
+  /** Deletes the source's segments that end before `lsn` (retention: no kept base point needs them). */
+  async dropSegmentsBefore(source: string, lsn: string): Promise<string[]> {
+    const limit = segmentKey(source, lsn, lsn).slice(0, segmentsPrefix(source).length + 16);
+    const old = (await this.listSegmentKeys(source)).filter(
+      (k) => k.slice(0, segmentsPrefix(source).length + 16) < limit,
+    );
+    for (const k of old) await this.storage.delete(k);
+    return old;
   }
 
   private async uncachedSnapshot(id: string): Promise<Snapshot> {
