@@ -1,0 +1,298 @@
+/**
+ * Replays a stream of committed transactions (pitr/types.ts) into a target database, each in one
+ * database transaction, as the source committed them. `session_replication_role = replica`: no
+ * user trigger fires and no foreign key is checked (the stream is consistent already; cascades
+ * arrive as their own changes). Transactions without DDL go many to a round trip, as one
+ * multi-statement query; a transaction with DDL runs statement by statement, the catalog read
+ * again after each DDL so the statements after it see the new shape.
+ */
+import pg from 'pg';
+import { TransientError } from '../../errors.js';
+import { weddingScope } from '../api.js';
+import { DDL_MESSAGE_PREFIX, type RowValues, type Txn, type TxnChange } from '../pitr/types.js';
+import { pinOutputSettings } from './catalog.js';
+import {
+  deleteRow,
+  insertRows,
+  insertShape,
+  keyOfRow,
+  readTargetTables,
+  truncateTables,
+  updateRow,
+  upsertRow,
+  type TargetTable,
+} from './replay-sql.js';
+
+export interface ReplayOptions {
+  /** One wedding (tenant id): UPDATEs become upserts and touches are applied for that wedding. */
+  wedding?: string | undefined;
+  /** SQL text per round trip, about (default 1 MiB): bigger batches, fewer round trips. */
+  batchBytes?: number;
+  /** Told after each round trip: the newest transaction now committed in the target. */
+  onCommitted?: ((last: Txn, count: number) => void) | undefined;
+}
+
+export interface ReplayResult {
+  txns: number;
+  changes: number;
+  /** Bytes of row values and messages replayed (the change stream's payload, for MB/s). */
+  bytes: number;
+  last?: { commitLsn: string; commitTime: string } | undefined;
+  /** Whole database only: UPDATEs and DELETEs that found no row (the target and stream disagree). */
+  missed: { table: string; op: string; key: string }[];
+  /** Sequence positions the stream recorded (the newest seen), for `settleSequences`. */
+  sequences: Record<string, string>;
+  ms: number;
+}
+
+interface Statement {
+  sql: string;
+  /** A row the statement must find (whole database): reported when it finds none. */
+  expect?: { table: string; op: string; key: string };
+}
+
+const tableId = (schema: string, name: string) => `${schema}\u0000${name}`;
+const valueBytes = (r: RowValues | undefined) =>
+  r ? Object.values(r).reduce((n, v) => n + (v?.length ?? 0), 0) : 0;
+
+/** Bytes a change carries: what its segment stores, near enough, for throughput figures. */
+export function changeBytes(c: TxnChange): number {
+  if (c.kind === 'row') return valueBytes(c.new) + valueBytes(c.old);
+  if (c.kind === 'touch') return valueBytes(c.key);
+  if (c.kind === 'message') return c.content.length;
+  return 0;
+}
+
+/** Does a touch's `scope` (a tenant id or a key scope, a class scope too) name this wedding? */
+const ownScope = (scope: string | undefined, wedding: string) =>
+  scope !== undefined &&
+  (scope === wedding || scope === weddingScope(wedding) || scope.startsWith(`${weddingScope(wedding)}/`));
+
+export class Replayer {
+  private tables = new Map<string, TargetTable>();
+  private pending: Statement[] = [];
+  private pendingBytes = 0;
+  private pendingTxns: Txn[] = [];
+  readonly result: ReplayResult = { txns: 0, changes: 0, bytes: 0, missed: [], sequences: {}, ms: 0 };
+
+  constructor(
+    private readonly c: pg.ClientBase,
+    private readonly opts: ReplayOptions = {},
+  ) {}
+
+  /** Session settings (values parse as the slot printed them) and the target's catalog. */
+  async start(): Promise<void> {
+    await pinOutputSettings(this.c);
+    await this.c.query(`SET session_replication_role = replica; SET synchronous_commit = off`);
+    this.tables = await readTargetTables(this.c);
+  }
+
+  private table(schema: string, name: string): TargetTable {
+    const t = this.tables.get(tableId(schema, name));
+    if (!t)
+      throw new TransientError(`replay: table ${schema}.${name} is not in the target database`, {
+        details: { table: `${schema}.${name}` },
+      });
+    return t;
+  }
+
+  /** The statements of one transaction without DDL, consecutive INSERTs of a table merged. */
+  private statements(txn: Txn): Statement[] {
+    const out: Statement[] = [];
+    let run: { t: TargetTable; shape: string; rows: RowValues[] } | undefined;
+    const flush = () => {
+      if (run) out.push({ sql: insertRows(run.t, run.rows) });
+      run = undefined;
+    };
+    for (const ch of txn.changes) {
+      if (ch.kind === 'row' && ch.op === 'INSERT' && ch.new) {
+        const t = this.table(ch.schema, ch.table);
+        const shape = insertShape(t, ch.new);
+        if (run && run.t === t && run.shape === shape && run.rows.length < 1000) run.rows.push(ch.new);
+        else {
+          flush();
+          run = { t, shape, rows: [ch.new] };
+        }
+        continue;
+      }
+      flush();
+      out.push(...this.change(ch));
+    }
+    flush();
+    return out;
+  }
+
+  /** Any change but an INSERT run and DDL. */
+  private change(ch: TxnChange): Statement[] {
+    const w = this.opts.wedding;
+    switch (ch.kind) {
+      case 'message':
+        return []; // restore points (DDL is taken apart before)
+      case 'truncate':
+        return [{ sql: truncateTables(ch.tables, ch.cascade, ch.restartSeqs) }];
+      case 'touch': {
+        const t = this.table(ch.schema, ch.table);
+        // whole database: only a touch without scope is a change of its own (a DELETE)
+        if (w === undefined ? ch.scope === undefined : !ownScope(ch.scope, w))
+          return [{ sql: deleteRow(t, ch.key) }];
+        return [];
+      }
+      case 'row': {
+        const t = this.table(ch.schema, ch.table);
+        const label = `${ch.schema}.${ch.table}`;
+        const expect = (row: RowValues) =>
+          w === undefined ? { table: label, op: ch.op, key: JSON.stringify(keyOfRow(t, row)) } : undefined;
+        if (ch.op === 'INSERT') return ch.new ? [{ sql: insertRows(t, [ch.new]) }] : [];
+        if (ch.op === 'DELETE') return ch.old ? [{ sql: deleteRow(t, ch.old), expect: expect(ch.old) }] : [];
+        if (!ch.new) return [];
+        if (w !== undefined) return upsertRow(t, ch.new, ch.old).map((sql) => ({ sql }));
+        const sql = updateRow(t, ch.new, ch.old);
+        return sql ? [{ sql, expect: expect(ch.old ?? ch.new) }] : [];
+      }
+    }
+  }
+
+  /** Applies one transaction: queued for the next round trip, or at once when it holds DDL. */
+  async apply(txn: Txn): Promise<void> {
+    this.result.changes += txn.changes.length;
+    this.result.bytes += txn.changes.reduce((n, c) => n + changeBytes(c), 0);
+    if (txn.sequences) Object.assign(this.result.sequences, txn.sequences);
+    if (txn.changes.some((c) => c.kind === 'message' && c.prefix === DDL_MESSAGE_PREFIX)) {
+      await this.flush();
+      await this.applyWithDdl(txn);
+      this.committed([txn]);
+      return;
+    }
+    const statements = this.statements(txn);
+    this.pending.push({ sql: 'BEGIN' }, ...statements, { sql: 'COMMIT' });
+    this.pendingBytes += statements.reduce((n, s) => n + s.sql.length, 0);
+    this.pendingTxns.push(txn);
+    if (this.pendingBytes >= (this.opts.batchBytes ?? 1 << 20)) await this.flush();
+  }
+
+  /** Sends what is queued, in one round trip. */
+  async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    const txns = this.pendingTxns;
+    this.pending = [];
+    this.pendingTxns = [];
+    this.pendingBytes = 0;
+    try {
+      const res = (await this.c.query(batch.map((s) => s.sql).join(';\n'))) as unknown as
+        pg.QueryResult | pg.QueryResult[];
+      const results = Array.isArray(res) ? res : [res];
+      batch.forEach((s, i) => {
+        if (s.expect && (results[i]?.rowCount ?? 0) === 0) this.result.missed.push(s.expect);
+      });
+    } catch (err) {
+      // the failed transaction is rolled back; those before it in the batch are committed
+      await this.c.query('ROLLBACK').catch(() => undefined);
+      throw replayError(err, txns);
+    }
+    this.committed(txns);
+  }
+
+  private committed(txns: Txn[]) {
+    this.result.txns += txns.length;
+    const last = txns.at(-1)!;
+    this.result.last = { commitLsn: last.commitLsn, commitTime: last.commitTime };
+    this.opts.onCommitted?.(last, this.result.txns);
+  }
+
+  /** A transaction with DDL: one statement at a time, the catalog read again after each DDL. */
+  private async applyWithDdl(txn: Txn): Promise<void> {
+    await this.c.query('BEGIN');
+    try {
+      let lastDdl: string | undefined;
+      for (const ch of txn.changes) {
+        if (ch.kind === 'message' && ch.prefix === DDL_MESSAGE_PREFIX) {
+          // the event trigger emits the client's whole query once per command it holds
+          if (ch.content === lastDdl) continue;
+          lastDdl = ch.content;
+          await this.c.query(ch.content);
+          this.tables = await readTargetTables(this.c);
+          continue;
+        }
+        for (const s of this.statements({ ...txn, changes: [ch] })) {
+          const r = await this.c.query(s.sql);
+          if (s.expect && (r.rowCount ?? 0) === 0) this.result.missed.push(s.expect);
+        }
+      }
+      await this.c.query('COMMIT');
+    } catch (err) {
+      await this.c.query('ROLLBACK').catch(() => undefined);
+      this.tables = await readTargetTables(this.c).catch(() => this.tables);
+      throw replayError(err, [txn]);
+    }
+  }
+}
+
+function replayError(err: unknown, txns: Txn[]): unknown {
+  if (!(err instanceof pg.DatabaseError)) return err;
+  const span =
+    txns.length === 1 ? `transaction ${txns[0]!.xid}` : `transactions ${txns[0]!.xid}…${txns.at(-1)!.xid}`;
+  return new TransientError(`replay failed in ${span} (commit ${txns.at(-1)!.commitLsn}): ${err.message}`, {
+    cause: err,
+    details: { xid: txns.at(-1)!.xid, commitLsn: txns.at(-1)!.commitLsn, code: err.code },
+  });
+}
+
+/** Replays every transaction of `txns` into the database at url; the connection is its own. */
+export async function replayTransactions(
+  url: string,
+  txns: AsyncIterable<Txn> | Iterable<Txn>,
+  opts: ReplayOptions = {},
+): Promise<ReplayResult> {
+  const started = Date.now();
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const r = new Replayer(c, opts);
+    await r.start();
+    for await (const t of txns) await r.apply(t);
+    await r.flush();
+    r.result.ms = Date.now() - started;
+    return r.result;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Sequences after a replay (logical decoding carries none): each set to at least the position
+ * the stream recorded (by any name `::regclass` reads), and to at least the largest value in the
+ * column that owns it. The number of sequences moved.
+ */
+export async function settleSequences(url: string, recorded: Record<string, string>): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const raise = async (seq: string, value: string) => {
+    const { rows } = await c.query<{ moved: boolean }>(
+      `SELECT pg_catalog.setval(s.oid, $2::bigint, true) IS NOT NULL AS moved
+         FROM (SELECT to_regclass($1) AS oid) s, pg_sequences p
+        WHERE s.oid IS NOT NULL AND format('%I.%I', p.schemaname, p.sequencename)::regclass = s.oid
+          AND (p.last_value IS NULL OR p.last_value < $2::bigint)`,
+      [seq, value],
+    );
+    return rows.length > 0;
+  };
+  try {
+    let moved = 0;
+    for (const [seq, value] of Object.entries(recorded)) if (await raise(seq, value)) moved++;
+    const { rows } = await c.query<{ seq: string; tbl: string; col: string }>(
+      `SELECT d.objid::regclass::text AS seq, d.refobjid::regclass::text AS tbl, quote_ident(a.attname) AS col
+         FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')`,
+    );
+    for (const r of rows) {
+      const max = (await c.query<{ m: string | null }>(`SELECT max(${r.col})::text AS m FROM ${r.tbl}`))
+        .rows[0]!.m;
+      if (max !== null && /^-?\d+$/.test(max) && (await raise(r.seq, max))) moved++;
+    }
+    return moved;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
