@@ -106,7 +106,7 @@ async function payments(
   if (!t) return undefined;
   const from =
     opts.wedding === undefined
-      ? `SELECT ${q(column)} AS v FROM ${qualified(t)}`
+      ? `SELECT ${q(column)} FROM ${qualified(t)}`
       : weddingRowsQuery(t, [column], opts.wedding);
   const { rows } = await c.query<{ s: string | null }>(
     `SELECT coalesce(sum(x.${q(column)}), 0)::text AS s FROM (${from}) x`,
