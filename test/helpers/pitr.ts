@@ -119,3 +119,44 @@ export async function allRows(url: string): Promise<Record<string, string[]>> {
     await c.end();
   }
 }
+
+/**
+ * What capture's one-wedding feed gives, made from a whole stream for tests: the wedding's rows
+ * (`owner` names a row's wedding, undefined for a platform table's row), platform rows, messages,
+ * truncates, and a touch for every UPDATE or DELETE of a tenant table (scope: the owner after an
+ * UPDATE, none after a DELETE), each transaction's changes in their order.
+ */
+export function oneWeddingFeed(
+  feed: PitrFixture['feed'],
+  wedding: string,
+  owner: (table: string, row: Record<string, string | null>) => string | undefined | 'platform',
+): PitrFixture['feed'] {
+  return (repo, opts) =>
+    (async function* () {
+      for await (const t of feed(repo, opts)) {
+        const changes: Txn['changes'] = [];
+        for (const c of t.changes) {
+          if (c.kind !== 'row') {
+            changes.push(c);
+            continue;
+          }
+          const row = (c.new ?? c.old)!;
+          const who = c.new ? owner(c.table, c.new) : undefined;
+          if (owner(c.table, row) === 'platform') {
+            changes.push(c);
+            continue;
+          }
+          if (c.op !== 'INSERT')
+            changes.push({
+              kind: 'touch',
+              schema: c.schema,
+              table: c.table,
+              key: c.old ?? { id: c.new!.id! },
+              ...(who ? { scope: `wedding:${who}` } : {}),
+            });
+          if (c.op !== 'DELETE' && who === wedding) changes.push(c);
+        }
+        yield { ...t, changes };
+      }
+    })();
+}
