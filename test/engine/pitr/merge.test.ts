@@ -13,7 +13,8 @@ const SCHEMA = `
   CREATE TABLE rsvp_answers (id serial PRIMARY KEY, guest_id int NOT NULL REFERENCES guests ON DELETE CASCADE, answer jsonb);
   CREATE TABLE payments (id serial PRIMARY KEY, wedding_id int NOT NULL REFERENCES weddings ON DELETE CASCADE,
     supplier_id int REFERENCES suppliers, amount numeric(12,2) NOT NULL, receipt bytea);
-  INSERT INTO weddings VALUES (41, '2027-05-01', 'forty-one'), (42, '2027-06-01', 'forty-two'), (43, '2027-07-01', 'x');
+  INSERT INTO weddings VALUES (41, '2027-05-01', 'forty-one'), (42, '2027-06-01', 'forty-two'), (43, '2027-07-01', 'x'),
+    (44, '2027-08-01', 'quiet');
   INSERT INTO suppliers VALUES (7, 'florist'), (8, 'band'), (9, 'cake');
   INSERT INTO guests (wedding_id, name, tags, born) SELECT 41 + g % 3, 'g' || g, '{a,"b c"}', '1990-01-01 10:00+02'
     FROM generate_series(1, 30) g;
@@ -103,6 +104,11 @@ describe('recoverToTarget merge: one wedding back into the live database', () =>
       live.url,
       `DELETE FROM payments WHERE id = (SELECT max(id) FROM payments WHERE wedding_id = 42 AND supplier_id <> 9)`,
     );
+    // a guest (with an answer) moves to wedding 44: the stream names the guest, not its answer
+    await query(
+      live.url,
+      `UPDATE guests SET wedding_id = 44 WHERE id = (SELECT min(id) FROM guests WHERE wedding_id = 42)`,
+    );
     await sleep(100);
     w42 = await query(live.url, W42);
     await sleep(1100);
@@ -183,6 +189,19 @@ describe('recoverToTarget merge: one wedding back into the live database', () =>
     const dry = await recoverToTarget(options({ dryRun: true }));
     expect(dry.merge!.conflicts.length).toBeGreaterThan(0);
     expect(await allRows(live.url)).toEqual(before);
+  });
+
+  it('recovers the wedding alone into a new database: its rows and the platform rows', async () => {
+    const db = await createTempDatabase('pitr_merge_one', { create: false });
+    try {
+      const r = await recoverToTarget(options({ mode: 'new', targetDatabase: db.url }));
+      expect(r.validation).toMatchObject({ ok: true, problems: [], checks: { pruned: 1 } });
+      expect(await query(db.url, W42)).toEqual(w42);
+      expect(await query(db.url, 'SELECT DISTINCT wedding_id FROM guests')).toEqual([{ wedding_id: 42 }]);
+      expect(await query(db.url, 'SELECT supplier_id FROM suppliers ORDER BY 1')).toHaveLength(3);
+    } finally {
+      await db.drop();
+    }
   });
 
   it('needs a wedding, and leaves no scratch database behind', async () => {
