@@ -3,7 +3,7 @@
  * database transaction, as the source committed them. `session_replication_role = replica`: no
  * user trigger fires and no foreign key is checked (the stream is consistent already; cascades
  * arrive as their own changes). Transactions without DDL go many to a round trip, as one
- * multi-statement query; a transaction with DDL runs statement by statement, the catalog read
+ * multi-statement query committed at its last source commit; a transaction with DDL runs statement by statement, the catalog read
  * again after each DDL so the statements after it see the new shape.
  */
 import pg from 'pg';
@@ -28,6 +28,12 @@ export interface ReplayOptions {
   wedding?: string | undefined;
   /** SQL text per round trip, about (default 1 MiB): bigger batches, fewer round trips. */
   batchBytes?: number;
+  /**
+   * Commit every source transaction on its own. Default false: a round trip's transactions share
+   * one database transaction, which still holds each of them whole and commits only at a source
+   * commit (the target is never between two of a transaction's changes), at half the cost.
+   */
+  commitEach?: boolean;
   /** Told after each round trip: the newest transaction now committed in the target. */
   onCommitted?: ((last: Txn, count: number) => void) | undefined;
 }
@@ -164,7 +170,8 @@ export class Replayer {
       return;
     }
     const statements = this.statements(txn);
-    this.pending.push({ sql: 'BEGIN' }, ...statements, { sql: 'COMMIT' });
+    if (this.opts.commitEach) this.pending.push({ sql: 'BEGIN' }, ...statements, { sql: 'COMMIT' });
+    else this.pending.push(...statements);
     this.pendingBytes += statements.reduce((n, s) => n + s.sql.length, 0);
     this.pendingTxns.push(txn);
     if (this.pendingBytes >= (this.opts.batchBytes ?? 1 << 20)) await this.flush();
@@ -173,7 +180,9 @@ export class Replayer {
   /** Sends what is queued, in one round trip. */
   async flush(): Promise<void> {
     if (this.pending.length === 0) return;
-    const batch = this.pending;
+    const batch = this.opts.commitEach
+      ? this.pending
+      : [{ sql: 'BEGIN' }, ...this.pending, { sql: 'COMMIT' }];
     const txns = this.pendingTxns;
     this.pending = [];
     this.pendingTxns = [];
@@ -186,7 +195,7 @@ export class Replayer {
         if (s.expect && (results[i]?.rowCount ?? 0) === 0) this.result.missed.push(s.expect);
       });
     } catch (err) {
-      // the failed transaction is rolled back; those before it in the batch are committed
+      // the failed transaction is rolled back (with commitEach, those before it stay committed)
       await this.c.query('ROLLBACK').catch(() => undefined);
       throw replayError(err, txns);
     }
