@@ -12,7 +12,7 @@ import { checkRecovered, type RecoveryChecks } from '../postgres/recovery-checks
 import { replayTransactions, settleSequences, type ReplayResult } from '../postgres/replay.js';
 import { restorePostgres } from '../postgres/restore.js';
 import { databaseName, dropCreated, prepareDatabase } from '../postgres/restore-target.js';
-import { settleWedding } from '../postgres/settle-wedding.js';
+import { deleteWeddings, settleWedding } from '../postgres/settle-wedding.js';
 import { NotInPointError } from '../../errors.js';
 import type { Repository } from '../repo/repository.js';
 import type { PgTree } from '../tree.js';
@@ -36,6 +36,10 @@ type Built = Pick<
   merge?: MergeReport;
 };
 
+/** Tenant ids of the ledger's whole-wedding scopes (`wedding:<id>`; class scopes are the feed's to leave out). */
+const erasedWeddings = (erased: ReadonlySet<string>) =>
+  [...erased].filter((s) => /^wedding:[^/]+$/.test(s)).map((s) => s.slice('wedding:'.length));
+
 /** Restore, replay, settle: the database at url as of the target. */
 async function build(repo: Repository, tree: PgTree, url: string, opts: RecoverOptions, ctx: Context) {
   const wedding = opts.wedding;
@@ -53,6 +57,8 @@ async function build(repo: Repository, tree: PgTree, url: string, opts: RecoverO
       : [];
   ctx.progress(0.4, 'base point checked');
   const replay = await replayTransactions(url, ctx.stream, { wedding });
+  // the ledger again: an erased wedding's rows never come back, whatever the stream carried
+  const erasedRows = await deleteWeddings(url, tree, erasedWeddings(ctx.erased));
   const sequences = ctx.merge ? 0 : await settleSequences(url, replay.sequences);
   const settled = wedding !== undefined ? await settleWedding(url, tree, !ctx.merge) : undefined;
   ctx.progress(0.9, 'replayed');
@@ -67,7 +73,7 @@ async function build(repo: Repository, tree: PgTree, url: string, opts: RecoverO
     ...replay.missed.map((m) => `replay: ${m.op} of ${m.table} ${m.key} found no row`),
     ...checks.problems,
   ];
-  return { replay, checks, problems, sequences, settled };
+  return { replay, checks, problems, sequences, settled, erasedRows };
 }
 
 function summary(replay: ReplayResult) {
@@ -100,7 +106,11 @@ async function rebuildNew(
   try {
     const b = await build(repo, tree, url, opts, ctx);
     ctx.progress(1, 'validated');
-    const checks: Record<string, unknown> = { ...b.checks.checks, sequencesMoved: b.sequences };
+    const checks: Record<string, unknown> = {
+      ...b.checks.checks,
+      sequencesMoved: b.sequences,
+      erasedRows: b.erasedRows,
+    };
     if (b.settled) Object.assign(checks, { pruned: b.settled.pruned, nulledReferences: b.settled.nulled });
     return {
       ...summary(b.replay),

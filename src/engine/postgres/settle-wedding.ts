@@ -9,6 +9,8 @@ import { foreignKeyOrder, qualified, readTenancyFacts } from './catalog.js';
 import { foreignKeysOf, settleReferences, type ReferenceReport } from './references.js';
 import { readTargetTables } from './replay-sql.js';
 import { withClient } from './restore-target.js';
+import { weddingRowsQuery } from './merge.js';
+import { rowsOf } from './tenant-rows.js';
 
 const q = pg.escapeIdentifier;
 
@@ -64,6 +66,39 @@ export async function settleWedding(
       );
       await c.query('COMMIT');
       return { pruned, nulled };
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  });
+}
+
+/**
+ * Deletes these weddings' rows from every wedding table, children first (an FK-reached table by
+ * its path while the rows it passes through are there): the erasure ledger re-applied after a
+ * replay, whatever the stream held. The rows deleted.
+ */
+export async function deleteWeddings(url: string, tree: PgTree, weddings: string[]): Promise<number> {
+  if (weddings.length === 0) return 0;
+  return withClient(url, async (c) => {
+    const have = await readTargetTables(c);
+    const tables = tree.tables.filter(
+      (t) => t.scopeKind === 'wedding' && have.has(`${t.schema}\u0000${t.name}`),
+    );
+    let deleted = 0;
+    await c.query('BEGIN');
+    try {
+      await c.query('SET LOCAL session_replication_role = replica');
+      for (const t of (await foreignKeyOrder(c, tables)).reverse()) {
+        for (const w of weddings) {
+          const r = await c.query(
+            `DELETE FROM ${rowsOf(t)} d WHERE (d.tableoid, d.ctid) IN (${weddingRowsQuery(t, ['tableoid', 'ctid'], w)})`,
+          );
+          deleted += r.rowCount ?? 0;
+        }
+      }
+      await c.query('COMMIT');
+      return deleted;
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
       throw err;

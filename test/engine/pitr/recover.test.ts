@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConflictError, TransientError } from '../../../src/errors.js';
+import { ConflictError, NotInPointError, TransientError } from '../../../src/errors.js';
+import { eraseOnTarget } from '../../../src/engine/erase.js';
 import { recoverToTarget, type RecoverOptions } from '../../../src/engine/pitr/recover.js';
 import { createTempDatabase, query, tableDigests, type TempDatabase } from '../../helpers/pg.js';
 import { pitrFixture, sleep, type PitrFixture } from '../../helpers/pitr.js';
@@ -131,5 +132,30 @@ describe('recoverToTarget: the whole database as of a time', () => {
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransientError);
     expect((err as Error).message).toMatch(/target database unreachable/);
+  });
+
+  // last: it erases wedding 2 in the fixture's repository
+  it('re-applies the erasure ledger: an erased wedding stays out, whatever the stream carries', async () => {
+    await eraseOnTarget('local', fx.copies[0]!.storage, fx.masterKey, {
+      erasureId: 'e-1',
+      scope: 'wedding:2',
+      reason: 'test',
+      requestedBy: 'test',
+      requestedAt: new Date().toISOString(),
+    });
+    const db = await target('pitr_recover_erased');
+    const r = await recoverToTarget(options({ target: { time: between }, targetDatabase: db.url }));
+    expect(r.validation.checks.erasedRows).toBeGreaterThan(0); // the test feed does not leave them out
+    const left = await query(
+      db.url,
+      `SELECT (SELECT count(*) FROM guests WHERE wedding_id = 2)::int AS g,
+      (SELECT count(*) FROM payments WHERE wedding_id = 2)::int AS p, (SELECT count(*) FROM weddings WHERE id = 2)::int AS w,
+      (SELECT count(*) FROM guests)::int AS others`,
+    );
+    expect(left).toEqual([{ g: 0, p: 0, w: 0, others: 1 }]);
+    const again = await target('pitr_recover_erased_one');
+    await expect(
+      recoverToTarget(options({ target: { time: between }, targetDatabase: again.url, wedding: '2' })),
+    ).rejects.toThrow(NotInPointError);
   });
 });
