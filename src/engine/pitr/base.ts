@@ -4,10 +4,11 @@
  * catalog may be the thing that was lost).
  */
 import pg from 'pg';
-import { ConfigError, NotFoundError, TransientError, ValidationError } from '../../errors.js';
+import { ConfigError, ConflictError, NotFoundError, TransientError, ValidationError } from '../../errors.js';
 import type { Repository } from '../repo/repository.js';
 import { snapshotTree } from '../tree.js';
 import { compareLsn, lsnValue, type Txn } from './types.js';
+import type { BasePoint, SchemaBreak } from './window.js';
 
 export interface Target {
   /** Microseconds since the epoch (commit times carry microseconds). */
@@ -54,39 +55,53 @@ export function withinTarget(t: Target, commit: { commitTime: string; commitLsn:
   return t.inclusive ? at <= t.time! : at < t.time!;
 }
 
-export interface BaseChoice {
-  id: string;
-  time: string;
-  lsn: string;
+/** Every database point of the repository with a change slot's consistent point: the bases, oldest first. */
+export async function basePoints(repo: Repository): Promise<BasePoint[]> {
+  const out: BasePoint[] = [];
+  for (const s of await repo.listSnapshots()) {
+    if (s.type !== 'full' && s.type !== 'incremental') continue;
+    const lsn = snapshotTree((await repo.loadSnapshot(s.id)).tree).postgres?.changes?.lsn;
+    if (lsn) out.push({ id: s.id, lsn, time: s.consistentPoint?.time ?? s.time });
+  }
+  return out;
 }
 
 /**
  * The base point: the one asked for (it must be a database point with a change slot's consistent
  * point at or before the target), else the newest such point.
  */
-export async function chooseBase(
-  repo: Repository,
-  asked: string | undefined,
-  t: Target,
-): Promise<BaseChoice> {
-  const fits = (time: string, lsn: string) =>
-    t.lsn !== undefined ? compareLsn(lsn, t.lsn) <= 0 : micros(time) <= t.time!;
-  const summaries = (await repo.listSnapshots()).filter((s) => s.type === 'full' || s.type === 'incremental');
-  const candidates = asked !== undefined ? summaries.filter((s) => s.id === asked) : summaries.reverse();
-  if (asked !== undefined && candidates.length === 0)
-    throw new NotFoundError(`recovery point ${asked} is not in this repository`);
-  for (const s of candidates) {
-    const time = s.consistentPoint?.time ?? s.time;
-    if (t.time !== undefined && micros(time) > t.time) continue;
-    const pgTree = snapshotTree((await repo.loadSnapshot(s.id)).tree).postgres;
-    const lsn = pgTree?.changes?.lsn;
-    if (lsn && fits(time, lsn)) return { id: s.id, time, lsn };
-  }
-  if (asked !== undefined)
+export function chooseBase(bases: BasePoint[], asked: string | undefined, t: Target): BasePoint {
+  const fits = (b: BasePoint) =>
+    t.lsn !== undefined ? compareLsn(b.lsn, t.lsn) <= 0 : micros(b.time) <= t.time!;
+  if (asked !== undefined) {
+    const b = bases.find((x) => x.id === asked);
+    if (b && fits(b)) return b;
     throw new ValidationError(
-      `recovery point ${asked} cannot be a base for this target: it holds no database with a change slot's consistent point at or before the target`,
+      `recovery point ${asked} cannot be a base for this target: it is not a database point with a change slot's consistent point at or before the target`,
+      { details: { recoveryPointId: asked } },
     );
-  throw new NotFoundError('no database recovery point with a change slot at or before the recovery target');
+  }
+  const newest = bases.filter(fits).at(-1);
+  if (!newest)
+    throw new NotFoundError('no database recovery point with a change slot at or before the recovery target');
+  return newest;
+}
+
+/**
+ * A schema changed without the DDL trigger between the base and the target: the stream cannot
+ * carry the recovery across it. ConflictError naming the change and the next base point.
+ */
+export function refuseSchemaBreak(breaks: SchemaBreak[], base: BasePoint, t: Target): void {
+  if (t.time === undefined) return; // an LSN target: the breaks are dated, not placed; the feed refuses
+  const hit = breaks.find((b) => micros(b.at) > micros(base.time) && micros(b.at) <= t.time!);
+  if (!hit) return;
+  const after = hit.baseTime
+    ? `the next base point (${hit.basePointId}) is at ${hit.baseTime}`
+    : 'no base point has been taken since';
+  throw new ConflictError(
+    `the schema changed at ${hit.at} without the DDL trigger, and ${after}: recover to a time before ${hit.at}${hit.baseTime ? ` or from ${hit.baseTime} on` : ''}`,
+    { details: { schemaChangedAt: hit.at, nextBasePointId: hit.basePointId, nextBaseTime: hit.baseTime } },
+  );
 }
 
 /**
@@ -124,7 +139,7 @@ export interface Bounded extends AsyncIterable<Txn> {
 
 export function bounded(
   feed: AsyncIterable<Txn>,
-  base: BaseChoice,
+  base: BasePoint,
   t: Target,
   progress: (fraction: number) => void,
 ): Bounded {

@@ -11,7 +11,17 @@ import { Repository } from '../repo/repository.js';
 import { scopesLeftOut } from '../restore.js';
 import { snapshotTree } from '../tree.js';
 import { changeFeed, type FeedOptions } from './feed.js';
-import { bounded, chooseBase, checkTarget, micros, parseTarget, type Bounded } from './base.js';
+import {
+  basePoints,
+  bounded,
+  chooseBase,
+  checkTarget,
+  micros,
+  parseTarget,
+  refuseSchemaBreak,
+  type Bounded,
+} from './base.js';
+import { pitrWindow, type PitrWindow, type BasePoint } from './window.js';
 import type { Txn } from './types.js';
 
 export interface RecoverTarget {
@@ -49,6 +59,8 @@ export interface RecoverOptions {
    * repository's change segments). Tests and tools hand in a stream of their own.
    */
   feed?: ((repo: Repository, opts: FeedOptions) => AsyncIterable<Txn>) | undefined;
+  /** Optional (recovery work): the recoverable window (default `pitrWindow`; not asked when `feed` is given). */
+  window?: ((repo: Repository, source: string, bases: BasePoint[]) => Promise<PitrWindow>) | undefined;
   /** Optional: the payment column checked after the recovery (`table.column`, default payments.amount). */
   paymentColumn?: string | undefined;
 }
@@ -126,7 +138,11 @@ async function recoverFrom(
   target: ReturnType<typeof parseTarget>,
 ): Promise<Recovered> {
   const progress = opts.onProgress ?? (() => undefined);
-  const base = await chooseBase(repo, opts.basePointId, target);
+  const bases = await basePoints(repo);
+  const base = chooseBase(bases, opts.basePointId, target);
+  // the window says where the segments end and where the schema broke; a hand-made feed has none
+  const window = await (opts.window ?? (opts.feed ? undefined : pitrWindow))?.(repo, opts.source, bases);
+  refuseSchemaBreak(window?.schemaBreaks ?? [], base, target);
   const snap = await repo.loadSnapshot(base.id);
   const tree = snapshotTree(snap.tree).postgres!;
   const erased = await scopesLeftOut(
@@ -147,18 +163,31 @@ async function recoverFrom(
   const stream = bounded(feed, base, target, (t) => progress(0.4 + 0.5 * t, 'replay'));
   const { rebuild } = await import('./rebuild.js');
   const built = await rebuild(repo, tree, opts, { erased, stream, progress, merge: opts.mode === 'merge' });
+  // Staging is not built: the replay cannot take several weddings' parts apart from the rest yet,
+  // so the first weddings are usable when everything is, and `onStage` is told so once.
+  if (opts.firstWeddings?.length && opts.mode === 'new')
+    opts.onStage?.({ name: 'all', weddings: opts.firstWeddings, usableAt: new Date().toISOString() });
   return {
     ...built,
     basePoint: base,
-    achievedRpoS: rpo(stream, target, base),
+    achievedRpoS: rpo(stream, target, base, window?.latest),
     mode: opts.mode,
     dryRun: opts.dryRun ?? false,
   };
 }
 
-/** 0 when the stream reached the target; else the seconds from its newest commit (or the base) to it. */
-function rpo(s: Bounded, target: ReturnType<typeof parseTarget>, base: { time: string }): number {
+/**
+ * 0 when the stream reached the target (it went past it, or the segments reach it); else the
+ * seconds from the newest commit applied (or the base) to the target.
+ */
+function rpo(
+  s: Bounded,
+  target: ReturnType<typeof parseTarget>,
+  base: { time: string },
+  latest?: string,
+): number {
   if (s.reached || target.time === undefined) return 0;
+  if (latest !== undefined && micros(latest) >= target.time) return 0;
   const newest = micros(s.last?.commitTime ?? base.time);
   return Math.max(0, Math.round((target.time - newest) / 1000) / 1000);
 }

@@ -134,6 +134,29 @@ describe('recoverToTarget: the whole database as of a time', () => {
     expect((err as Error).message).toMatch(/target database unreachable/);
   });
 
+  it('refuses a target past a schema change the DDL trigger did not see, naming both times', async () => {
+    const at = new Date(Date.parse(fx.points[0]!.time) + 1).toISOString();
+    const db = await target('pitr_recover_break');
+    const window = async () => ({
+      segments: 1,
+      gaps: [],
+      schemaBreaks: [{ at, basePointId: 'p2', baseTime: '2099-01-01T00:00:00Z' }],
+    });
+    const err = await recoverToTarget(
+      options({ target: { time: between }, targetDatabase: db.url, window }),
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect((err as Error).message).toContain(at);
+    expect((err as Error).message).toContain('2099-01-01T00:00:00Z');
+    expect(await query(src.url, 'SELECT 1 FROM pg_database WHERE datname = $1', [db.name])).toEqual([]);
+    // a base point after the target cannot serve
+    await expect(
+      recoverToTarget(
+        options({ target: { time: fx.points[0]!.time.replace(/^\d{4}/, '2000') }, targetDatabase: db.url }),
+      ),
+    ).rejects.toThrow(/no database recovery point/);
+  });
+
   // last: it erases wedding 2 in the fixture's repository
   it('re-applies the erasure ledger: an erased wedding stays out, whatever the stream carries', async () => {
     await eraseOnTarget('local', fx.copies[0]!.storage, fx.masterKey, {
