@@ -7,7 +7,7 @@
  * again after each DDL so the statements after it see the new shape.
  */
 import pg from 'pg';
-import { TransientError } from '../../errors.js';
+import { FatalError } from '../../errors.js';
 import { weddingScope } from '../api.js';
 import { DDL_MESSAGE_PREFIX, type RowValues, type Txn, type TxnChange } from '../pitr/types.js';
 import { pinOutputSettings } from './catalog.js';
@@ -96,7 +96,7 @@ export class Replayer {
   private table(schema: string, name: string): TargetTable {
     const t = this.tables.get(tableId(schema, name));
     if (!t)
-      throw new TransientError(`replay: table ${schema}.${name} is not in the target database`, {
+      throw new FatalError(`replay: table ${schema}.${name} is not in the target database`, {
         details: { table: `${schema}.${name}` },
       });
     return t;
@@ -237,11 +237,12 @@ export class Replayer {
   }
 }
 
+/** A statement the target refused: the stream and the target disagree, and will again. */
 function replayError(err: unknown, txns: Txn[]): unknown {
   if (!(err instanceof pg.DatabaseError)) return err;
   const span =
     txns.length === 1 ? `transaction ${txns[0]!.xid}` : `transactions ${txns[0]!.xid}…${txns.at(-1)!.xid}`;
-  return new TransientError(`replay failed in ${span} (commit ${txns.at(-1)!.commitLsn}): ${err.message}`, {
+  return new FatalError(`replay failed in ${span} (commit ${txns.at(-1)!.commitLsn}): ${err.message}`, {
     cause: err,
     details: { xid: txns.at(-1)!.xid, commitLsn: txns.at(-1)!.commitLsn, code: err.code },
   });
