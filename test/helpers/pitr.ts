@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { pinOutputSettings } from '../../src/engine/postgres/catalog.js';
-import { backupPostgres } from '../../src/engine/postgres/backup.js';
+import { backupPostgres, type PostgresBackupOptions } from '../../src/engine/postgres/backup.js';
 import { peekTransactions } from '../../src/engine/pitr/decode.js';
 import type { FeedOptions } from '../../src/engine/pitr/feed.js';
 import type { Txn } from '../../src/engine/pitr/types.js';
@@ -35,7 +35,11 @@ export interface PitrFixture {
   cleanup(): Promise<void>;
 }
 
-export async function pitrFixture(url: string, label: string): Promise<PitrFixture> {
+export async function pitrFixture(
+  url: string,
+  label: string,
+  settings: Omit<PostgresBackupOptions, 'url'> = WEDDING_SETTINGS,
+): Promise<PitrFixture> {
   const dir = mkdtempSync(path.join(tmpdir(), `wv-${label}-`));
   const storage = new LocalStorage('local', dir);
   const masterKey = randomBytes(32);
@@ -56,7 +60,7 @@ export async function pitrFixture(url: string, label: string): Promise<PitrFixtu
       const w = repo.writer();
       const tree = await backupPostgres(w, {
         url,
-        ...WEDDING_SETTINGS,
+        ...settings,
         changeSlot: true,
         slotPrefix: `wvt_${label}_`,
       });

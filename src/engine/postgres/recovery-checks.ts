@@ -78,6 +78,7 @@ async function orphans(c: pg.ClientBase, tree: PgTree, names: Set<string>): Prom
     (t) =>
       t.scopeKind === 'wedding' &&
       t.tenantColumn &&
+      t.primaryKey.length === 1 &&
       t.primaryKey[0] === t.tenantColumn &&
       t.columns.length > 1,
   );
