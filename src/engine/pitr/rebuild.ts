@@ -166,6 +166,7 @@ async function rebuildMerged(
     }
     ctx.progress(1, 'validated');
     const checks = {
+      scratchDatabase: databaseName(scratchUrl),
       recovered: b.checks.checks,
       ...(live ? { live: live.checks } : {}),
       nulledReferences: b.settled?.nulled,

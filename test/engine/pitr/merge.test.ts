@@ -206,7 +206,9 @@ describe('recoverToTarget merge: one wedding back into the live database', () =>
 
   it('needs a wedding, and leaves no scratch database behind', async () => {
     await expect(recoverToTarget(options({ wedding: undefined }))).rejects.toThrow(ValidationError);
-    const scratch = await query(live.url, `SELECT datname FROM pg_database WHERE datname LIKE 'wv_pitr_%'`);
-    expect(scratch).toEqual([]);
+    const r = await recoverToTarget(options({ dryRun: true }));
+    const scratch = r.validation.checks.scratchDatabase as string;
+    expect(scratch).toMatch(/^wv_pitr_/);
+    expect(await query(live.url, 'SELECT 1 FROM pg_database WHERE datname = $1', [scratch])).toEqual([]);
   });
 });
