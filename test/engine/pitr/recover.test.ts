@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, NotInPointError, TransientError } from '../../../src/errors.js';
 import { eraseOnTarget } from '../../../src/engine/erase.js';
 import { recoverToTarget, type RecoverOptions } from '../../../src/engine/pitr/recover.js';
+import { compareLsn, type Txn } from '../../../src/engine/pitr/types.js';
 import { createTempDatabase, query, tableDigests, type TempDatabase } from '../../helpers/pg.js';
 import { pitrFixture, sleep, type PitrFixture } from '../../helpers/pitr.js';
 
@@ -93,6 +94,32 @@ describe('recoverToTarget: the whole database as of a time', () => {
     expect(Object.keys(atBetween)).toContain('public.vendors');
     // sequences: a new guest on the recovered database takes a fresh id
     await query(db.url, `INSERT INTO guests (wedding_id, name) VALUES (1, 'new')`);
+  });
+
+  it('recovers to an LSN: the transactions committed at or before it, exclusive leaves it out', async () => {
+    const seen: Txn[] = [];
+    for await (const t of fx.feed(undefined as never, fx.asked[0]!)) seen.push(t);
+    // the third after the base: the DDL adding guests.diet, alone in its transaction
+    const third = seen.filter((t) => compareLsn(t.commitLsn, fx.points[0]!.lsn) > 0)[2]!;
+    const steps: string[] = [];
+    const db = await target('pitr_recover_lsn');
+    const r = await recoverToTarget(
+      options({
+        target: { lsn: third.commitLsn },
+        targetDatabase: db.url,
+        onProgress: (_f, step) => steps.push(step),
+      }),
+    );
+    expect(r).toMatchObject({ appliedTxns: 3, lastCommitLsn: third.commitLsn, achievedRpoS: 0 });
+    expect(steps.at(-1)).toBe('validated');
+    const diet = `SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'diet'`;
+    expect(await query(db.url, diet)).toEqual([{ n: 1 }]);
+    const before = await target('pitr_recover_lsn_excl');
+    const x = await recoverToTarget(
+      options({ target: { lsn: third.commitLsn, inclusive: false }, targetDatabase: before.url }),
+    );
+    expect(x.appliedTxns).toBe(2);
+    expect(await query(before.url, diet)).toEqual([{ n: 0 }]);
   });
 
   it('recovers to the latest time and reports the shortfall when the stream ends before the target', async () => {
