@@ -19,17 +19,18 @@ import type { PgTree } from '../tree.js';
 import type { Bounded } from './base.js';
 import { type MergeReport, type RecoverOptions, type RecoverResult } from './recover.js';
 
-interface Context {
+export interface Context {
   erased: ReadonlySet<string>;
-  stream: Bounded;
+  /** The feed cut to the target, for one wedding or (undefined) the whole database. */
+  streamFor: (wedding: string | undefined) => Bounded;
   progress: (fraction: number, step: string) => void;
   merge: boolean;
 }
 
 /** The scratch database a merge builds the wedding in: random, on the live database's server. */
-const scratchName = () => `wv_pitr_${randomBytes(6).toString('hex')}`;
+export const scratchName = () => `wv_pitr_${randomBytes(6).toString('hex')}`;
 
-type Built = Pick<
+export type Built = Pick<
   RecoverResult,
   'appliedTxns' | 'lastCommitTime' | 'lastCommitLsn' | 'validation' | 'replay'
 > & {
@@ -41,7 +42,7 @@ const erasedWeddings = (erased: ReadonlySet<string>) =>
   [...erased].filter((s) => /^wedding:[^/]+$/.test(s)).map((s) => s.slice('wedding:'.length));
 
 /** Restore, replay, settle: the database at url as of the target. */
-async function build(repo: Repository, tree: PgTree, url: string, opts: RecoverOptions, ctx: Context) {
+export async function build(repo: Repository, tree: PgTree, url: string, opts: RecoverOptions, ctx: Context) {
   const wedding = opts.wedding;
   await restorePostgres(repo.reader({ wholePacks: wedding === undefined }), tree, {
     targetUrl: url,
@@ -56,7 +57,7 @@ async function build(repo: Repository, tree: PgTree, url: string, opts: RecoverO
       ? await checkDatabase(repo.reader(), tree, url, opts.paymentColumn, ctx.erased)
       : [];
   ctx.progress(0.4, 'base point checked');
-  const replay = await replayTransactions(url, ctx.stream, { wedding });
+  const replay = await replayTransactions(url, ctx.streamFor(wedding), { wedding });
   // the ledger again: an erased wedding's rows never come back, whatever the stream carried
   const erasedRows = await deleteWeddings(url, tree, erasedWeddings(ctx.erased));
   const sequences = ctx.merge ? 0 : await settleSequences(url, replay.sequences);
@@ -76,7 +77,7 @@ async function build(repo: Repository, tree: PgTree, url: string, opts: RecoverO
   return { replay, checks, problems, sequences, settled, erasedRows };
 }
 
-function summary(replay: ReplayResult) {
+export function summary(replay: ReplayResult) {
   const mbPerS = replay.ms > 0 ? replay.bytes / 1e6 / (replay.ms / 1000) : 0;
   return {
     appliedTxns: replay.txns,
@@ -92,7 +93,21 @@ export async function rebuild(
   opts: RecoverOptions,
   ctx: Context,
 ): Promise<Built> {
-  return ctx.merge ? rebuildMerged(repo, tree, opts, ctx) : rebuildNew(repo, tree, opts, ctx);
+  if (ctx.merge) return rebuildMerged(repo, tree, opts, ctx);
+  if (opts.wedding === undefined && opts.firstWeddings?.length) {
+    const { rebuildStaged } = await import('./staged.js');
+    return rebuildStaged(repo, tree, opts, ctx, opts.firstWeddings);
+  }
+  return rebuildNew(repo, tree, opts, ctx);
+}
+
+/** Nothing partial: the database goes, and one that was there empty comes back empty. */
+export async function undoNew(url: string, state: 'empty' | 'created' | 'live'): Promise<void> {
+  await dropCreated(url).catch(() => undefined);
+  if (state === 'empty')
+    await prepareDatabase(url, { overwrite: false, create: true, keepExisting: false }).catch(
+      () => undefined,
+    );
 }
 
 async function rebuildNew(
@@ -117,17 +132,12 @@ async function rebuildNew(
       validation: { ok: b.problems.length === 0, problems: b.problems, checks },
     };
   } catch (err) {
-    // nothing partial: the database goes, and one that was there empty comes back empty
-    await dropCreated(url).catch(() => undefined);
-    if (state === 'empty')
-      await prepareDatabase(url, { overwrite: false, create: true, keepExisting: false }).catch(
-        () => undefined,
-      );
+    await undoNew(url, state);
     throw err;
   }
 }
 
-async function rebuildMerged(
+export async function rebuildMerged(
   repo: Repository,
   tree: PgTree,
   opts: RecoverOptions,

@@ -53,7 +53,9 @@ export interface RecoverOptions {
   onProgress?: ((fraction: number, step: string) => void) | undefined;
   /** Staged whole-database recovery: these weddings (and the platform tables) first; `onStage` is told when they are usable. */
   firstWeddings?: string[] | undefined;
-  onStage?: ((stage: { name: string; weddings: string[]; usableAt: string }) => void) | undefined;
+  /** Stages `first` then `rest`; a returned promise is awaited before the next stage (widened from `void`). */
+  onStage?:
+    ((stage: { name: string; weddings: string[]; usableAt: string }) => void | Promise<void>) | undefined;
   /**
    * Optional (recovery work): where the transactions come from; default `changeFeed` (the
    * repository's change segments). Tests and tools hand in a stream of their own.
@@ -153,24 +155,31 @@ async function recoverFrom(
   if (opts.wedding !== undefined && erased.has(weddingScope(opts.wedding)))
     throw new NotInPointError(`wedding ${opts.wedding} was erased`, { details: { wedding: opts.wedding } });
   progress(0.05, `base point ${base.id} (${base.time})`);
-  const feed = (opts.feed ?? changeFeed)(repo, {
-    source: opts.source,
-    afterLsn: base.lsn,
-    until: { time: opts.target.time, lsn: opts.target.lsn, inclusive: target.inclusive },
-    wedding: opts.wedding,
-    erased,
-  });
-  const stream = bounded(feed, base, target, (t) => progress(0.4 + 0.5 * t, 'replay'));
+  // a stream per build: one, or (staged) one per first wedding and one for the whole database
+  const streams: Bounded[] = [];
+  const streamFor = (wedding: string | undefined) => {
+    const feed = (opts.feed ?? changeFeed)(repo, {
+      source: opts.source,
+      afterLsn: base.lsn,
+      until: { time: opts.target.time, lsn: opts.target.lsn, inclusive: target.inclusive },
+      wedding,
+      erased,
+    });
+    const s = bounded(feed, base, target, (t) => progress(0.4 + 0.5 * t, 'replay'));
+    streams.push(s);
+    return s;
+  };
   const { rebuild } = await import('./rebuild.js');
-  const built = await rebuild(repo, tree, opts, { erased, stream, progress, merge: opts.mode === 'merge' });
-  // Staging is not built: the replay cannot take several weddings' parts apart from the rest yet,
-  // so the first weddings are usable when everything is, and `onStage` is told so once.
-  if (opts.firstWeddings?.length && opts.mode === 'new')
-    opts.onStage?.({ name: 'all', weddings: opts.firstWeddings, usableAt: new Date().toISOString() });
+  const built = await rebuild(repo, tree, opts, {
+    erased,
+    streamFor,
+    progress,
+    merge: opts.mode === 'merge',
+  });
   return {
     ...built,
     basePoint: base,
-    achievedRpoS: rpo(stream, target, base, window?.latest),
+    achievedRpoS: rpo(streams.at(-1)!, target, base, window?.latest),
     mode: opts.mode,
     dryRun: opts.dryRun ?? false,
   };

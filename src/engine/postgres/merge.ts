@@ -25,13 +25,19 @@ const q = pg.escapeIdentifier;
 const SAMPLE = 10;
 const label = (t: { schema: string; name: string }) => `${t.schema}.${t.name}`;
 
-/** The wedding's own rows of a table (a mixed table's platform rows are not the wedding's). */
-export function weddingRowsQuery(t: PgTable, columns: string[], wedding: string): string {
+/** Which weddings' rows: one, or every wedding but these (a staged recovery's rest). */
+export type Weddings = string | { except: string[] };
+
+/** The weddings' own rows of a table (a mixed table's platform rows are no wedding's). */
+export function weddingRowsQuery(t: PgTable, columns: string[], weddings: Weddings): string {
   const list = columns.map((c) => `r.${q(c)}`).join(', ');
-  const lit = pg.escapeLiteral(wedding);
-  if (t.tenantColumn) return `SELECT ${list} FROM ${rowsOf(t)} r WHERE r.${q(t.tenantColumn)}::text = ${lit}`;
-  const via = tenantJoins(t.tenantVia!);
-  return `SELECT ${list} FROM ${rowsOf(t)} r${via.joins} WHERE (${via.expr})::text = ${lit}`;
+  const via = t.tenantColumn ? undefined : tenantJoins(t.tenantVia!);
+  const tenant = via ? `(${via.expr})` : `r.${q(t.tenantColumn!)}`;
+  const where =
+    typeof weddings === 'string'
+      ? `${tenant}::text = ${pg.escapeLiteral(weddings)}`
+      : `${tenant} IS NOT NULL AND ${tenant}::text <> ALL (ARRAY[${weddings.except.map((w) => pg.escapeLiteral(w)).join(', ')}]::text[])`;
+  return `SELECT ${list} FROM ${rowsOf(t)} r${via?.joins ?? ''} WHERE ${where}`;
 }
 
 /**
@@ -43,7 +49,7 @@ export async function mergeWedding(
   scratchUrl: string,
   liveUrl: string,
   tree: PgTree,
-  wedding: string,
+  wedding: Weddings,
   dryRun: boolean,
 ): Promise<MergeReport> {
   const report: MergeReport = { inserted: {}, conflicts: [], missingReferences: [] };
@@ -140,7 +146,9 @@ async function missingReferences(live: pg.ClientBase, stage: Map<string, string>
   }
 }
 
-function refusal(wedding: string, r: MergeReport): ConflictError {
+function refusal(weddings: Weddings, r: MergeReport): ConflictError {
+  const what =
+    typeof weddings === 'string' ? `wedding ${weddings}` : `every wedding but ${weddings.except.join(', ')}`;
   const parts = [
     ...r.conflicts.map((c) => `${c.table}: ${c.count} keys already live (${c.keys.join('; ')})`),
     ...r.missingReferences.map(
@@ -148,7 +156,7 @@ function refusal(wedding: string, r: MergeReport): ConflictError {
         `${m.table} ${m.constraint}: ${m.count} rows name rows the live database lacks (${m.rows.join('; ')})`,
     ),
   ];
-  return new ConflictError(`merge of wedding ${wedding} refused, nothing changed: ${parts.join(' | ')}`, {
+  return new ConflictError(`merge of ${what} refused, nothing changed: ${parts.join(' | ')}`, {
     details: { merge: r },
   });
 }

@@ -5,7 +5,7 @@ import { eraseOnTarget } from '../../../src/engine/erase.js';
 import { recoverToTarget, type RecoverOptions } from '../../../src/engine/pitr/recover.js';
 import { compareLsn, type Txn } from '../../../src/engine/pitr/types.js';
 import { createTempDatabase, query, tableDigests, type TempDatabase } from '../../helpers/pg.js';
-import { pitrFixture, sleep, type PitrFixture } from '../../helpers/pitr.js';
+import { oneWeddingFeed, pitrFixture, sleep, type PitrFixture } from '../../helpers/pitr.js';
 
 const SCHEMA = `
   CREATE TABLE weddings (id int PRIMARY KEY, ceremony_date date NOT NULL, title text);
@@ -182,6 +182,40 @@ describe('recoverToTarget: the whole database as of a time', () => {
         options({ target: { time: fx.points[0]!.time.replace(/^\d{4}/, '2000') }, targetDatabase: db.url }),
       ),
     ).rejects.toThrow(/no database recovery point/);
+  });
+
+  it('stages a whole recovery: the shared tables and the first weddings usable first, then the rest', async () => {
+    const db = await target('pitr_recover_staged');
+    const stages: { name: string; weddings: string[]; guests: { wedding_id: number; name: string }[] }[] = [];
+    const r = await recoverToTarget(
+      options({
+        target: { time: between },
+        targetDatabase: db.url,
+        firstWeddings: ['1'],
+        // a one-wedding build reads that wedding's feed, as the capture's segments give it
+        feed: (repo, o) =>
+          o.wedding === undefined
+            ? fx.feed(repo, o)
+            : oneWeddingFeed(fx.feed, o.wedding, (table, row) =>
+                table === 'weddings' ? row.id! : (row.wedding_id ?? 'platform'),
+              )(repo, o),
+        onStage: async (s: { name: string; weddings: string[] }) => {
+          const guests = await query<{ wedding_id: number; name: string }>(
+            db.url,
+            'SELECT wedding_id, name FROM guests ORDER BY name',
+          );
+          stages.push({ ...s, guests });
+        },
+      }),
+    );
+    expect(stages.map((s) => [s.name, s.weddings])).toEqual([
+      ['first', ['1']],
+      ['rest', ['2']],
+    ]);
+    expect(stages[0]!.guests).toEqual([{ wedding_id: 1, name: 'ann' }]); // wedding 2 not there yet
+    expect(stages[1]!.guests.map((g) => g.name)).toEqual(['ann', 'cy', 'dee']);
+    expect(r.validation).toMatchObject({ ok: true, problems: [] });
+    expect(await tableDigests(db.url)).toEqual(atBetween);
   });
 
   // last: it erases wedding 2 in the fixture's repository
