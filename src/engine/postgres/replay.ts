@@ -44,7 +44,10 @@ export interface ReplayResult {
   /** Bytes of row values and messages replayed (the change stream's payload, for MB/s). */
   bytes: number;
   last?: { commitLsn: string; commitTime: string } | undefined;
-  /** Whole database only: UPDATEs and DELETEs that found no row (the target and stream disagree). */
+  /**
+   * UPDATEs and DELETEs that found no row (whole database only: the target and stream disagree),
+   * or whose row the stream cannot name (a table without key or REPLICA IDENTITY FULL).
+   */
   missed: { table: string; op: string; key: string }[];
   /** Sequence positions the stream recorded (the newest seen), for `settleSequences`. */
   sequences: Record<string, string>;
@@ -149,7 +152,13 @@ export class Replayer {
         const expect = (row: RowValues) =>
           w === undefined ? { table: label, op: ch.op, key: JSON.stringify(keyOfRow(t, row)) } : undefined;
         if (ch.op === 'INSERT') return ch.new ? [{ sql: insertRows(t, [ch.new]) }] : [];
-        if (ch.op === 'DELETE') return ch.old ? [{ sql: deleteRow(t, ch.old), expect: expect(ch.old) }] : [];
+        // a table whose replica identity names no key: the stream cannot say which row (pitr check tells)
+        const key = ch.old ?? (t.key.length > 0 ? ch.new : undefined);
+        if (!key || (ch.op === 'UPDATE' && !ch.new)) {
+          this.result.missed.push({ table: label, op: ch.op, key: '(the stream names no key)' });
+          return [];
+        }
+        if (ch.op === 'DELETE') return [{ sql: deleteRow(t, key), expect: expect(key) }];
         if (!ch.new) return [];
         if (w !== undefined) return upsertRow(t, ch.new, ch.old).map((sql) => ({ sql }));
         const sql = updateRow(t, ch.new, ch.old);

@@ -128,7 +128,18 @@ describe('replay of a decoded stream', () => {
       commitTime: '2026-01-01T00:00:00Z',
       changes: [{ kind: 'row', op: 'DELETE', schema: 'public', table: 'parent', old: { id: '999' } }],
     };
-    const r = await replayTransactions(dst.url, [stray]);
-    expect(r.missed).toEqual([{ table: 'public.parent', op: 'DELETE', key: '{"id":"999"}' }]);
+    const unkeyed: Txn = {
+      ...stray,
+      changes: [{ kind: 'row', op: 'DELETE', schema: 'public', table: 'keyless' }],
+    };
+    const r = await replayTransactions(dst.url, [stray, unkeyed]);
+    // what the stream cannot place is known as it is read, what found no row once it ran
+    expect(r.missed).toHaveLength(2);
+    expect(r.missed).toEqual(
+      expect.arrayContaining([
+        { table: 'public.parent', op: 'DELETE', key: '{"id":"999"}' },
+        { table: 'public.keyless', op: 'DELETE', key: '(the stream names no key)' },
+      ]),
+    );
   });
 });
