@@ -152,6 +152,16 @@ export function upsertRow(t: TargetTable, row: RowValues, old: RowValues | undef
 export const deleteRow = (t: TargetTable, key: RowValues): string =>
   `DELETE FROM ${qualified(t)} WHERE ${whereKey(t, key)}`;
 
+/** Does `key` name every key column, none NULL (so rows can be listed in one IN)? */
+export const hasKey = (t: TargetTable, key: RowValues): boolean =>
+  t.key.length > 0 && t.key.every((k) => key[k] !== undefined && key[k] !== null);
+
+/** One DELETE for many keys (each `hasKey`). */
+export function deleteKeys(t: TargetTable, keys: RowValues[]): string {
+  const tuple = (key: RowValues) => `(${t.key.map((k) => literal(key[k]!, t.columns.get(k))).join(', ')})`;
+  return `DELETE FROM ${qualified(t)} WHERE (${t.key.map(q).join(', ')}) IN (${keys.map(tuple).join(', ')})`;
+}
+
 export function truncateTables(tables: [string, string][], cascade: boolean, restart: boolean): string {
   const names = tables.map(([schema, name]) => `ONLY ${qualified({ schema, name })}`).join(', ');
   return `TRUNCATE ${names}${restart ? ' RESTART IDENTITY' : ''}${cascade ? ' CASCADE' : ''}`;

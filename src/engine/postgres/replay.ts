@@ -12,7 +12,9 @@ import { weddingScope } from '../api.js';
 import { DDL_MESSAGE_PREFIX, type RowValues, type Txn, type TxnChange } from '../pitr/types.js';
 import { pinOutputSettings } from './catalog.js';
 import {
+  deleteKeys,
   deleteRow,
+  hasKey,
   insertRows,
   insertShape,
   keyOfRow,
@@ -58,6 +60,8 @@ interface Statement {
   sql: string;
   /** A row the statement must find (whole database): reported when it finds none. */
   expect?: { table: string; op: string; key: string };
+  /** A touch's delete by a whole key: consecutive ones of a table go as one DELETE (`flush`). */
+  gone?: { t: TargetTable; keys: RowValues[] };
 }
 
 const tableId = (schema: string, name: string) => `${schema}\u0000${name}`;
@@ -143,7 +147,9 @@ export class Replayer {
         const t = this.table(ch.schema, ch.table);
         // whole database: only a touch without scope is a change of its own (a DELETE)
         if (w === undefined ? ch.scope === undefined : !ownScope(ch.scope, w))
-          return [{ sql: deleteRow(t, ch.key) }];
+          return [
+            { sql: deleteRow(t, ch.key), ...(hasKey(t, ch.key) ? { gone: { t, keys: [ch.key] } } : {}) },
+          ];
         return [];
       }
       case 'row': {
@@ -179,8 +185,14 @@ export class Replayer {
       return;
     }
     const statements = this.statements(txn);
-    if (this.opts.commitEach) this.pending.push({ sql: 'BEGIN' }, ...statements, { sql: 'COMMIT' });
-    else this.pending.push(...statements);
+    if (this.opts.commitEach) this.pending.push({ sql: 'BEGIN' });
+    for (const st of statements) {
+      // a one-wedding feed holds a touch for every UPDATE of any wedding: one DELETE for a run of them
+      const prev = this.pending.at(-1);
+      if (st.gone && prev?.gone?.t === st.gone.t) prev.gone.keys.push(...st.gone.keys);
+      else this.pending.push(st);
+    }
+    if (this.opts.commitEach) this.pending.push({ sql: 'COMMIT' });
     this.pendingBytes += statements.reduce((n, s) => n + s.sql.length, 0);
     this.pendingTxns.push(txn);
     if (this.pendingBytes >= (this.opts.batchBytes ?? 1 << 20)) await this.flush();
@@ -197,8 +209,10 @@ export class Replayer {
     this.pendingTxns = [];
     this.pendingBytes = 0;
     try {
-      const res = (await this.c.query(batch.map((s) => s.sql).join(';\n'))) as unknown as
-        pg.QueryResult | pg.QueryResult[];
+      const sql = batch.map((s) =>
+        s.gone && s.gone.keys.length > 1 ? deleteKeys(s.gone.t, s.gone.keys) : s.sql,
+      );
+      const res = (await this.c.query(sql.join(';\n'))) as unknown as pg.QueryResult | pg.QueryResult[];
       const results = Array.isArray(res) ? res : [res];
       batch.forEach((s, i) => {
         if (s.expect && (results[i]?.rowCount ?? 0) === 0) this.result.missed.push(s.expect);
