@@ -200,7 +200,11 @@ export class Replayer {
 
   /** Sends what is queued, in one round trip. */
   async flush(): Promise<void> {
-    if (this.pending.length === 0) return;
+    if (this.pending.length === 0) {
+      // transactions that change nothing here (a restore point, another wedding's touches) still count
+      if (this.pendingTxns.length > 0) this.committed(this.pendingTxns.splice(0));
+      return;
+    }
     const batch = this.opts.commitEach
       ? this.pending
       : [{ sql: 'BEGIN' }, ...this.pending, { sql: 'COMMIT' }];

@@ -132,6 +132,14 @@ describe('replay of a decoded stream', () => {
       ...stray,
       changes: [{ kind: 'row', op: 'DELETE', schema: 'public', table: 'keyless' }],
     };
+    const point: Txn = {
+      xid: '2',
+      commitLsn: '0/2',
+      commitTime: '2026-01-01T00:00:01Z',
+      changes: [{ kind: 'message', prefix: 'wedvault_restore_point', content: 'before the migration' }],
+    };
+    // a transaction with nothing to apply still counts
+    expect(await replayTransactions(dst.url, [point])).toMatchObject({ txns: 1, last: { commitLsn: '0/2' } });
     const r = await replayTransactions(dst.url, [stray, unkeyed]);
     // what the stream cannot place is known as it is read, what found no row once it ran
     expect(r.missed).toHaveLength(2);
