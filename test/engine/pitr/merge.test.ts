@@ -54,7 +54,7 @@ describe('recoverToTarget merge: one wedding back into the live database', () =>
     wedding: '42',
     targetDatabase: live.url,
     mode: 'merge',
-    feed: oneWeddingFeed(fx.feed, '42', owner),
+    feed: (repo, o) => oneWeddingFeed(fx.feed, o.wedding!, owner)(repo, o),
     ...o,
   });
 
@@ -103,6 +103,11 @@ describe('recoverToTarget merge: one wedding back into the live database', () =>
     await query(
       live.url,
       `DELETE FROM payments WHERE id = (SELECT max(id) FROM payments WHERE wedding_id = 42 AND supplier_id <> 9)`,
+    );
+    // a wedding the base point does not hold
+    await query(
+      live.url,
+      `INSERT INTO weddings VALUES (45, '2027-09-01', 'new'); INSERT INTO guests (wedding_id, name) VALUES (45, 'newly wed')`,
     );
     // a guest (with an answer) moves to wedding 44: the stream names the guest, not its answer
     await query(
@@ -199,6 +204,20 @@ describe('recoverToTarget merge: one wedding back into the live database', () =>
       expect(await query(db.url, W42)).toEqual(w42);
       expect(await query(db.url, 'SELECT DISTINCT wedding_id FROM guests')).toEqual([{ wedding_id: 42 }]);
       expect(await query(db.url, 'SELECT supplier_id FROM suppliers ORDER BY 1')).toHaveLength(3);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('recovers a wedding created after the base point', async () => {
+    const db = await createTempDatabase('pitr_merge_new', { create: false });
+    try {
+      const r = await recoverToTarget(options({ mode: 'new', targetDatabase: db.url, wedding: '45' }));
+      expect(r.validation).toMatchObject({ ok: true, problems: [] });
+      expect(await query(db.url, 'SELECT wedding_id, name FROM guests')).toEqual([
+        { wedding_id: 45, name: 'newly wed' },
+      ]);
+      expect(await query(db.url, 'SELECT id FROM weddings')).toEqual([{ id: 45 }]);
     } finally {
       await db.drop();
     }
