@@ -24,6 +24,42 @@ const SCHEMA = `
   INSERT INTO payments (wedding_id, supplier_id, amount) VALUES (42, 9, 0.01);
 `;
 
+/** Writes to weddings 41 and 43 (guests added and deleted, payments changed) until stopped. */
+function startLoad(url: string): () => Promise<void> {
+  let stop = false;
+  const load = (async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    for (let i = 0; !stop; i++) {
+      const w = i % 2 ? 41 : 43;
+      await c.query('BEGIN');
+      await c.query(`INSERT INTO guests (wedding_id, name) VALUES ($1, $2)`, [w, `load${i}`]);
+      await c.query(
+        `UPDATE payments SET amount = amount + 1 WHERE id = (SELECT min(id) FROM payments WHERE wedding_id = $1)`,
+        [w],
+      );
+      await c.query('COMMIT');
+      if (i % 5 === 0)
+        await c.query(`DELETE FROM guests WHERE id = (SELECT min(id) FROM guests WHERE wedding_id = $1)`, [
+          w,
+        ]);
+      await sleep(5);
+    }
+    await c.end();
+  })();
+  return async () => {
+    stop = true;
+    await load;
+  };
+}
+
+/** Every row the load does not write (weddings 41 and 43's guests, answers and payments are its). */
+const UNLOADED = `SELECT 'weddings' t, x::text r FROM weddings x
+  UNION ALL SELECT 'suppliers', x::text FROM suppliers x
+  UNION ALL SELECT 'guests', x::text FROM guests x WHERE wedding_id NOT IN (41, 43)
+  UNION ALL SELECT 'rsvp_answers', a::text FROM rsvp_answers a JOIN guests g ON g.id = a.guest_id WHERE g.wedding_id NOT IN (41, 43)
+  UNION ALL SELECT 'payments', x::text FROM payments x WHERE wedding_id NOT IN (41, 43) ORDER BY 1, 2`;
+
 /** Rows of wedding 42, every table, as text: what the merge must bring back. */
 const W42 = `SELECT 'weddings' t, x::text r FROM weddings x WHERE id = 42
   UNION ALL SELECT 'guests', x::text FROM guests x WHERE wedding_id = 42
@@ -69,27 +105,7 @@ describe('recoverToTarget merge: one wedding back into the live database', () =>
     fx = await pitrFixture(live.url, 'merge');
     await fx.base();
     // a steady write load on the other weddings while wedding 42 changes, is deleted and comes back
-    let stop = false;
-    const load = (async () => {
-      const c = new pg.Client({ connectionString: live.url });
-      await c.connect();
-      for (let i = 0; !stop; i++) {
-        const w = i % 2 ? 41 : 43;
-        await c.query('BEGIN');
-        await c.query(`INSERT INTO guests (wedding_id, name) VALUES ($1, $2)`, [w, `load${i}`]);
-        await c.query(
-          `UPDATE payments SET amount = amount + 1 WHERE id = (SELECT min(id) FROM payments WHERE wedding_id = $1)`,
-          [w],
-        );
-        await c.query('COMMIT');
-        if (i % 5 === 0)
-          await c.query(`DELETE FROM guests WHERE id = (SELECT min(id) FROM guests WHERE wedding_id = $1)`, [
-            w,
-          ]);
-        await sleep(5);
-      }
-      await c.end();
-    })();
+    const stopLoad = startLoad(live.url);
     // wedding 42 after the base point: a guest with an answer, a payment changed, one deleted
     await query(
       live.url,
@@ -124,8 +140,7 @@ describe('recoverToTarget merge: one wedding back into the live database', () =>
     )) as [{ now: Date }];
     beforeDelete = new Date(now.getTime() - 1000).toISOString();
     await sleep(300);
-    stop = true;
-    await load;
+    await stopLoad();
     afterLoad = await allRows(live.url);
   });
   afterAll(async () => {
@@ -194,6 +209,22 @@ describe('recoverToTarget merge: one wedding back into the live database', () =>
     const dry = await recoverToTarget(options({ dryRun: true }));
     expect(dry.merge!.conflicts.length).toBeGreaterThan(0);
     expect(await allRows(live.url)).toEqual(before);
+  });
+
+  it('merges while the load goes on: the wedding back, every row the load does not write unchanged', async () => {
+    const stopLoad = startLoad(live.url);
+    try {
+      await query(live.url, 'DELETE FROM weddings WHERE id = 42');
+      const before = await query<{ t: string; r: string }>(live.url, UNLOADED);
+      const r = await recoverToTarget(options());
+      expect(r.validation.problems).toEqual([]);
+      const after = await query<{ t: string; r: string }>(live.url, UNLOADED);
+      const key = (x: { t: string; r: string }) => `${x.t}\t${x.r}`;
+      expect(after.map(key).sort()).toEqual([...before, ...w42].map(key).sort());
+    } finally {
+      await stopLoad();
+    }
+    expect(await query(live.url, W42)).toEqual(w42);
   });
 
   it('recovers the wedding alone into a new database: its rows and the platform rows', async () => {
