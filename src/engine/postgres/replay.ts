@@ -7,7 +7,7 @@
  * again after each DDL so the statements after it see the new shape.
  */
 import pg from 'pg';
-import { FatalError } from '../../errors.js';
+import { ConfigError, FatalError } from '../../errors.js';
 import { weddingScope } from '../api.js';
 import { DDL_MESSAGE_PREFIX, type RowValues, type Txn, type TxnChange } from '../pitr/types.js';
 import { pinOutputSettings } from './catalog.js';
@@ -96,7 +96,17 @@ export class Replayer {
   /** Session settings (values parse as the slot printed them) and the target's catalog. */
   async start(): Promise<void> {
     await pinOutputSettings(this.c);
-    await this.c.query(`SET session_replication_role = replica; SET synchronous_commit = off`);
+    try {
+      await this.c.query(`SET session_replication_role = replica; SET synchronous_commit = off`);
+    } catch (err) {
+      // without it, triggers would fire a second time for what the stream already holds (audit rows, cascades)
+      if (err instanceof pg.DatabaseError && err.code === '42501')
+        throw new ConfigError(
+          `replay needs to set session_replication_role on the target (a superuser; rds_superuser on RDS): ${err.message}`,
+          { cause: err },
+        );
+      throw err;
+    }
     this.tables = await readTargetTables(this.c);
   }
 

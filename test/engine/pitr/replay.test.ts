@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../../src/errors.js';
 import { pinOutputSettings } from '../../../src/engine/postgres/catalog.js';
 import { replayTransactions, settleSequences } from '../../../src/engine/postgres/replay.js';
 import { peekTransactions } from '../../../src/engine/pitr/decode.js';
@@ -149,5 +150,18 @@ describe('replay of a decoded stream', () => {
         { table: 'public.keyless', op: 'DELETE', key: '(the stream names no key)' },
       ]),
     );
+  });
+
+  it('asks for the privilege replica mode needs instead of replaying with triggers on', async () => {
+    const role = `wv_replay_${process.pid}`;
+    await query(dst.url, `CREATE ROLE ${role} LOGIN`);
+    try {
+      const u = new URL(dst.url);
+      u.username = role;
+      await expect(replayTransactions(u.toString(), txns)).rejects.toThrow(ConfigError);
+      await expect(replayTransactions(u.toString(), txns)).rejects.toThrow(/session_replication_role/);
+    } finally {
+      await query(dst.url, `DROP ROLE ${role}`);
+    }
   });
 });
