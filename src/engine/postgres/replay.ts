@@ -11,6 +11,7 @@ import { ConfigError, FatalError } from '../../errors.js';
 import { weddingScope } from '../api.js';
 import { DDL_MESSAGE_PREFIX, type RowValues, type Txn, type TxnChange } from '../pitr/types.js';
 import { pinOutputSettings } from './catalog.js';
+import { UNCHANGED_TOAST } from './changes.js';
 import {
   deleteKeys,
   deleteRow,
@@ -165,8 +166,13 @@ export class Replayer {
       case 'row': {
         const t = this.table(ch.schema, ch.table);
         const label = `${ch.schema}.${ch.table}`;
-        const expect = (row: RowValues) =>
-          w === undefined ? { table: label, op: ch.op, key: JSON.stringify(keyOfRow(t, row)) } : undefined;
+        const found = (row: RowValues) => ({
+          table: label,
+          op: ch.op,
+          key: JSON.stringify(keyOfRow(t, row)),
+        });
+        // whole database: every UPDATE and DELETE must find its row
+        const expect = (row: RowValues) => (w === undefined ? found(row) : undefined);
         if (ch.op === 'INSERT') return ch.new ? [{ sql: insertRows(t, [ch.new]) }] : [];
         // a table whose replica identity names no key: the stream cannot say which row (pitr check tells)
         const key = ch.old ?? (t.key.length > 0 ? ch.new : undefined);
@@ -176,9 +182,11 @@ export class Replayer {
         }
         if (ch.op === 'DELETE') return [{ sql: deleteRow(t, key), expect: expect(key) }];
         if (!ch.new) return [];
-        if (w !== undefined) return upsertRow(t, ch.new, ch.old).map((sql) => ({ sql }));
+        // one wedding: an upsert, unless a toasted value is not in the stream (the row must be there)
+        const toasted = Object.values(ch.new).includes(UNCHANGED_TOAST);
+        if (w !== undefined && !toasted) return upsertRow(t, ch.new, ch.old).map((sql) => ({ sql }));
         const sql = updateRow(t, ch.new, ch.old);
-        return sql ? [{ sql, expect: expect(ch.old ?? ch.new) }] : [];
+        return sql ? [{ sql, expect: found(ch.old ?? ch.new) }] : [];
       }
     }
   }

@@ -152,6 +152,25 @@ describe('replay of a decoded stream', () => {
     );
   });
 
+  it('one wedding: an UPDATE inserts the row that moved in, unless a toasted value is missing', async () => {
+    const moved = (table: string, row: Record<string, string>): Txn => ({
+      xid: '3',
+      commitLsn: '0/3',
+      commitTime: '2026-01-01T00:00:02Z',
+      changes: [{ kind: 'row', op: 'UPDATE', schema: 'public', table, new: row }],
+    });
+    const r = await replayTransactions(
+      dst.url,
+      [
+        moved('parent', { id: '500' }),
+        moved('big_toast', { id: '77', doc: 'unchanged-toast-datum', n: '3' }),
+      ],
+      { wedding: '1' },
+    );
+    expect(await query(dst.url, 'SELECT id FROM parent WHERE id = 500')).toEqual([{ id: 500 }]);
+    expect(r.missed).toEqual([{ table: 'public.big_toast', op: 'UPDATE', key: '{"id":"77"}' }]);
+  });
+
   it('asks for the privilege replica mode needs instead of replaying with triggers on', async () => {
     const role = `wv_replay_${process.pid}`;
     await query(dst.url, `CREATE ROLE ${role} LOGIN`);
