@@ -8,7 +8,7 @@
 import { dropScratchDatabase } from '../postgres/drill-checks.js';
 import { mergeWedding } from '../postgres/merge.js';
 import { checkRecovered } from '../postgres/recovery-checks.js';
-import { settleSequences } from '../postgres/replay.js';
+import { settleSequences } from '../postgres/sequences.js';
 import { databaseName, prepareDatabase } from '../postgres/restore-target.js';
 import type { Repository } from '../repo/repository.js';
 import type { PgTree } from '../tree.js';
