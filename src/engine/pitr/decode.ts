@@ -68,7 +68,7 @@ export async function* peekTransactions(
   const source = client.query(
     copyOut(
       `COPY (SELECT lsn, data FROM pg_logical_slot_peek_changes(${pg.escapeLiteral(slot)}, ${upto}, ${n},
-         'include-xids', '1', 'include-timestamp', '1', 'skip-empty-xacts', '1')) TO STDOUT`,
+         'include-xids', '1', 'include-timestamp', '1', 'skip-empty-xacts', '0')) TO STDOUT`,
     ),
   );
   const text = new StringDecoder('utf8');
@@ -89,7 +89,15 @@ export async function* peekTransactions(
       if (commit) {
         if (!open || open.xid !== commit[1])
           throw new TransientError(`change stream: COMMIT ${commit[1]} without its BEGIN`);
-        yield { xid: open.xid, commitLsn: lsn, commitTime: commitTimeIso(commit[2]!), changes: open.changes };
+        // empty ones skipped here: with skip-empty-xacts, PostgreSQL 15 prints a transaction's
+        // leading logical message before its BEGIN, and a DDL-only transaction without BEGIN or COMMIT
+        if (open.changes.length > 0)
+          yield {
+            xid: open.xid,
+            commitLsn: lsn,
+            commitTime: commitTimeIso(commit[2]!),
+            changes: open.changes,
+          };
         open = undefined;
         continue;
       }

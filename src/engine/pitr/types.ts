@@ -39,6 +39,12 @@ export interface Txn {
   /** Commit time, ISO 8601 in UTC with microseconds. */
   commitTime: string;
   changes: TxnChange[];
+  /**
+   * Optional (added by the recovery work): sequences' positions (a name `::regclass` reads →
+   * last_value) recorded by the segment this transaction ends; a feed sets it on a segment's last
+   * transaction. Recovery sets each sequence to at least the newest position it saw.
+   */
+  sequences?: Record<string, string> | undefined;
 }
 
 /** Logical message prefixes wedvault writes into the stream. */

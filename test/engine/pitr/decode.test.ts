@@ -75,4 +75,22 @@ two lines', '\\x00ff', '{"a": [1, "x"]}')`);
     for await (const t of peekTransactions(c, slot, { uptoLsn: a.commitLsn })) upto.push(t);
     expect(upto.map((t) => t.xid)).toEqual([a.xid]);
   });
+
+  it('keeps a message that opens a transaction, and a transaction holding only a message', async () => {
+    await c.query(`SELECT pg_drop_replication_slot($1)`, [slot]);
+    await c.query(`SELECT pg_create_logical_replication_slot($1, 'test_decoding')`, [slot]);
+    await c.query('BEGIN');
+    await c.query(`SELECT pg_logical_emit_message(true, $1, 'ALTER TABLE "Odd T" ADD x int')`, [
+      DDL_MESSAGE_PREFIX,
+    ]);
+    await c.query(`INSERT INTO "Odd T" (id) VALUES (9)`);
+    await c.query('COMMIT');
+    await c.query(`SELECT pg_logical_emit_message(true, $1, 'CREATE INDEX ON "Odd T" (note)')`, [
+      DDL_MESSAGE_PREFIX,
+    ]);
+    await c.query(`CREATE TEMP TABLE nothing_decoded (a int)`);
+    const txns: Txn[] = [];
+    for await (const t of peekTransactions(c, slot)) txns.push(t);
+    expect(txns.map((t) => t.changes.map((x) => x.kind))).toEqual([['message', 'row'], ['message']]);
+  });
 });
