@@ -23,6 +23,7 @@ export type { SchedulingConfig, TierCadence, OffPeakWindow, SourceWindows, Weekd
 import type { LoadConfig } from './load.js';
 
 export type { LoadConfig, GuardConfig, LoadTier } from './load.js';
+export { agingBoundsMs, LOAD_TIERS } from './load.js';
 export type {
   CeremonyColumn,
   DataClass,
