@@ -23,7 +23,10 @@ export const guardSchema = z.strictObject({
   maxActiveConnections: z.number().int().positive().optional(),
   /** Replay lag of the source's standbys, or of the source itself when it is a standby. */
   maxReplicationLagSeconds: z.number().positive().optional(),
-  checks: z.array(pressureCheckSchema).default([]),
+  checks: z
+    .array(pressureCheckSchema)
+    .default([])
+    .refine((cs) => new Set(cs.map((c) => c.name)).size === cs.length, 'each check needs a name of its own'),
   /** A held-back job is tried again this long after. */
   retrySeconds: seconds(86_400).default(60),
   /** A reading is reused this long (every worker of a process shares it). */
