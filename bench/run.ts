@@ -13,6 +13,7 @@ import { benchPrune } from './prune.js';
 import { benchErasure } from './erasure.js';
 import { benchSchedulePlan } from './schedule-plan.js';
 import { benchVerify } from './verify.js';
+import { benchQueueThroughput } from './queue-throughput.js';
 import { readFileSync } from 'node:fs';
 import { quoteName as quoteIdent } from '../src/config/identifier.js';
 
@@ -364,6 +365,11 @@ async function main(): Promise<void> {
   writeFileSync(path.join(RESULTS, `${v.case}.json`), JSON.stringify(v, null, 2) + '\n');
   console.log(
     `${v.case}: ours ${v.ours.mb_per_s} MB/s, restic ${v.peer.mb_per_s} MB/s; quick ${v.quick.s_per_10k_objects}s per 10k objects`,
+  );
+
+  const q = await benchQueueThroughput();
+  console.log(
+    `${q.case}: with priorities ${q.with_priorities.enqueue_per_s} enqueued/s, ${q.with_priorities.complete_per_s} completed/s; without ${q.without_priorities.enqueue_per_s}/s, ${q.without_priorities.complete_per_s}/s`,
   );
 
   const table = [
