@@ -69,6 +69,8 @@ class Shared {
   async call(script: string, keys: string[], args: (string | number)[]): Promise<string | undefined> {
     const timeout = sleep(this.opts.redisTimeoutMs ?? 2_000, 'timeout' as const, { ref: false });
     try {
+      // a connection that is down would queue the call until it is back: go ahead at once
+      if (this.opts.redis.status !== 'ready') throw new Error(`redis is ${this.opts.redis.status}`);
       const r = await Promise.race([this.opts.redis.eval(script, keys.length, ...keys, ...args), timeout]);
       if (r === 'timeout') throw new Error('redis did not answer in time');
       this.bypassing = false;
