@@ -3,30 +3,40 @@
  * bound (src/policy/aging.ts). `load-loops.ts` runs it every few seconds in one process at a time.
  */
 import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { LoadTier } from '../config/index.js';
-import { agingDecision, type Promotion } from '../policy/aging.js';
+import { agingDecision, type Promotion, type WaitingJob } from '../policy/aging.js';
 
-const PAGE = 1_000;
+const PAGE = 5_000;
 
-/** One pass over a queue; `now` is the clock the bounds are measured with. Returns what it promoted. */
+/**
+ * One pass over a queue; `now` is the clock the bounds are measured with. Returns what it
+ * promoted. Reads only three fields per prioritised job (pipelined), so a pass over 100,000
+ * waiting jobs costs a few hundred milliseconds of Redis time, not a load of every job.
+ */
 export async function sweepAging(
   queue: Queue,
+  redis: Redis,
   now: number,
   boundsMs: Readonly<Record<LoadTier, number>>,
 ): Promise<Promotion[]> {
-  const waiting = [];
-  // read everything first: promoting while paging would shift the pages
-  for (let start = 0; ; start += PAGE) {
-    const jobs = await queue.getJobs(['prioritized'], start, start + PAGE - 1, true);
-    for (const j of jobs)
-      if (j?.id) waiting.push({ id: j.id, priority: j.priority, dueAt: j.timestamp + (j.opts.delay ?? 0) });
-    if (jobs.length < PAGE) break;
+  const ids = await redis.zrange(queue.toKey('prioritized'), '0', '-1');
+  const waiting: WaitingJob[] = [];
+  for (let at = 0; at < ids.length; at += PAGE) {
+    const page = ids.slice(at, at + PAGE);
+    const pipe = redis.pipeline();
+    for (const id of page) pipe.hmget(queue.toKey(id), 'timestamp', 'delay', 'priority');
+    const rows = (await pipe.exec()) ?? [];
+    page.forEach((id, i) => {
+      const [timestamp, delay, priority] = (rows[i]?.[1] ?? []) as (string | null)[];
+      if (timestamp == null) return; // removed meanwhile
+      waiting.push({ id, priority: Number(priority ?? 0), dueAt: Number(timestamp) + Number(delay ?? 0) });
+    });
   }
   const promoted = agingDecision(waiting, now, boundsMs);
   for (const p of promoted) {
-    const job = await queue.getJob(p.id);
-    // a job that started meanwhile is not in the priority set: changePriority leaves it alone
-    await job?.changePriority({ priority: 0 });
+    // a job that started meanwhile is no longer in the priority set: changePriority leaves it there
+    await (await queue.getJob(p.id))?.changePriority({ priority: 0 });
   }
   return promoted;
 }

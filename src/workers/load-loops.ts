@@ -52,7 +52,7 @@ export function startLoadLoops(ctx: AppContext, clock: () => number = Date.now):
       everyMs: aging.sweepSeconds * 1000,
       async run() {
         for (const [name, queue] of Object.entries(ctx.queues.queues)) {
-          for (const p of await sweepAging(queue, clock(), bounds))
+          for (const p of await sweepAging(queue, ctx.queues.connection, clock(), bounds))
             ctx.log.info(
               { queue: name as QueueName, jobId: p.id, tier: p.tier, waitedMs: p.waitedMs },
               'job aged: promoted ahead of every tier',
