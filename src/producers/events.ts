@@ -1,13 +1,13 @@
 /**
- * Event triggers' backups: a wedding that changed a lot gets a backup now. One waiting backup per
- * wedding and type (BullMQ deduplication): repeated triggers collapse, and a waiting delayed one
- * (deferred, or planned for later) is brought forward to now instead of a second being added.
+ * Event triggers' backups: a wedding that changed a lot gets a backup now. They share the cadence
+ * planner's deduplication ids (src/producers/cadence.ts): per wedding and component, or in
+ * coalesced mode the one whole-source job per component. So repeated triggers and the planner's
+ * own jobs collapse into one waiting backup, and a delayed one (deferred) is brought forward to now.
  */
 import type { AppContext } from '../context.js';
 import { lookupWedding } from '../engine/postgres/ceremony.js';
 import type { EventTrigger } from '../policy/event-triggers.js';
-import { weddingBackupDedupId } from '../queues/load.js';
-import { JOBS, QUEUES } from '../queues/names.js';
+import { JOBS, QUEUES, jobIds } from '../queues/names.js';
 import type { BackupPayload } from '../queues/payloads.js';
 import { priorityFor } from '../queues/priority.js';
 
@@ -26,14 +26,18 @@ export async function enqueueEventBackups(
   for (const t of triggers) {
     const wedding = await lookupWedding(ctx.config.sources.postgres, t.weddingId).catch(() => undefined);
     const type = t.component === 'database' ? 'incremental' : 'files';
+    const coalesced = ctx.config.scheduling.jobs === 'coalesced';
     const data: BackupPayload = {
       type,
       components: [t.component],
-      weddingId: t.weddingId,
+      // a coalesced backup reads the whole source; the wedding that triggered it is in requestedBy
+      ...(coalesced ? {} : { weddingId: t.weddingId }),
       trigger: 'event',
-      requestedBy: `event: ${t.why}`,
+      requestedBy: `event: wedding ${t.weddingId}: ${t.why}`,
     };
-    const dedupId = weddingBackupDedupId(t.weddingId, type);
+    const dedupId = coalesced
+      ? jobIds.coalescedBackup(t.component)
+      : jobIds.weddingBackup(t.weddingId, t.component);
     const queue = ctx.queues.queues[QUEUES.backup];
     const waiting = await queue.getDeduplicationJobId(dedupId);
     const job = await queue.add(JOBS.backup, data, {

@@ -95,11 +95,3 @@ export async function readLoadRecords(redis: Redis, prefix: string): Promise<Loa
     guard: guard ? (JSON.parse(guard) as GuardState) : null,
   };
 }
-
-/**
- * The deduplication id of a wedding's waiting backup of one type: every producer of per-wedding
- * backups (schedules, event triggers) uses it, so at most one waits, and BullMQ releases it when
- * the job ends.
- */
-export const weddingBackupDedupId = (weddingId: string, type: string) =>
-  `backup.wedding.${weddingId}.${type}`;

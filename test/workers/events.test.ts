@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDatabase } from '../../src/catalog/db.js';
 import { closeCeremonyPools } from '../../src/engine/postgres/ceremony.js';
 import { eventTriggers } from '../../src/policy/event-triggers.js';
-import { weddingBackupDedupId } from '../../src/queues/load.js';
+import { jobIds } from '../../src/queues/names.js';
 import { PRIORITY } from '../../src/queues/priority.js';
 import { checkEventTriggers } from '../../src/workers/events.js';
 import { createTestService, type TestService } from '../helpers/service.js';
@@ -26,6 +26,7 @@ beforeAll(async () => {
       files: [{ name: 'media', path: files, scopes: [{ pattern: 'weddings/*/**', scope: 'wedding:{1}' }] }],
     },
     load: { events: { rows: 20, megabytes: 1, slot: `wv_events_${randomBytes(4).toString('hex')}` } },
+    scheduling: { jobs: 'per-wedding' },
   };
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
   svc = await createTestService({ WEDVAULT_CONFIG: path.join(dir, 'config.json') });
@@ -94,14 +95,14 @@ it('brings a wedding’s backup forward on many changed rows, once, and tallies 
 
 it('brings a wedding’s backup forward on a big upload, and pulls a delayed one forward', async () => {
   const queue = svc.ctx.queues.queues.backup;
-  // a files backup for w3 already planned for an hour from now (as a schedule would)
+  // the planner's files backup for w3, deferred for an hour
   const planned = await queue.add(
     'backup',
-    { type: 'files', weddingId: 'w3', trigger: 'schedule' },
+    { type: 'files', components: ['files'], weddingId: 'w3', scheduleId: 'cadence-month' },
     {
       delay: 3_600_000,
       priority: PRIORITY.month,
-      deduplication: { id: weddingBackupDedupId('w3', 'files') },
+      deduplication: { id: jobIds.weddingBackup('w3', 'files') },
     },
   );
   writeFileSync(path.join(files, 'weddings', 'w2', 'small.jpg'), randomBytes(200_000));
@@ -115,4 +116,26 @@ it('brings a wedding’s backup forward on a big upload, and pulls a delayed one
   expect((await queue.getJob(planned.id!))!.delay).toBe(0);
   // the same files are not counted twice
   expect(await checkEventTriggers(svc.ctx)).toEqual([]);
+});
+
+it('in coalesced mode, brings the whole-source backup forward instead', async () => {
+  const queue = svc.ctx.queues.queues.backup;
+  await queue.obliterate({ force: true });
+  const config = svc.ctx.config;
+  svc.ctx.config = { ...config, scheduling: { ...config.scheduling, jobs: 'coalesced' } };
+  try {
+    await guests('w1', 25);
+    await guests('w3', 25);
+    const done = await checkEventTriggers(svc.ctx);
+    expect(done.map((t) => [t.weddingId, t.added])).toEqual([
+      ['w1', true],
+      ['w3', false], // the same whole-source database backup
+    ]);
+    expect(await queue.count()).toBe(1);
+    const job = (await queue.getJob(done[0]!.jobId))!;
+    expect(job.data.weddingId).toBeUndefined();
+    expect(job.data.requestedBy).toBe('event: wedding w1: 25 rows changed');
+  } finally {
+    svc.ctx.config = config;
+  }
 });
