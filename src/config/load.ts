@@ -1,8 +1,9 @@
 /** The `load` section of the config file: source guard, aging, backpressure and event triggers (README, "Load management"). */
 import { z } from 'zod';
+import type { TierCadence } from './scheduling.js';
 
 /** The tiers jobs are prioritised by (src/queues/priority.ts), each with its aging bound. */
-export const LOAD_TIERS = ['week', 'month', 'quarter', 'later', 'maintenance'] as const;
+export const LOAD_TIERS = ['week', 'month', 'quarter', 'later', 'after', 'maintenance'] as const;
 export type LoadTier = (typeof LOAD_TIERS)[number];
 
 const minutes = z.number().positive().max(525_600);
@@ -73,18 +74,33 @@ export const loadSchema = z
 export type LoadConfig = z.infer<typeof loadSchema>;
 export type GuardConfig = LoadConfig['guard'];
 
-/** Default aging bounds in minutes: about each tier's RPO, so an aged job still lands inside it. */
+/** Aging bounds without scheduling tiers to derive them from (minutes). */
 export const DEFAULT_AGING_MINUTES: Record<LoadTier, number> = {
   week: 15,
   month: 60,
   quarter: 240,
-  later: 1_440,
+  later: 60,
+  after: 60,
   maintenance: 1_440,
 };
 
-export function agingBoundsMs(cfg: LoadConfig['aging']): Record<LoadTier, number> {
-  const b = cfg.boundMinutes as Partial<Record<LoadTier, number>>;
-  return Object.fromEntries(
-    LOAD_TIERS.map((t) => [t, (b[t] ?? DEFAULT_AGING_MINUTES[t]) * 60_000]),
-  ) as Record<LoadTier, number>;
+/**
+ * Each tier's bound: configured, else half the slack between the tier's RPO and its shortest
+ * cadence (a backup due every 24 h with an RPO of 26 h may wait 2 h; it ages after 1 h), at least
+ * 5 minutes, so an aged job still lands inside the RPO. Maintenance: a day.
+ */
+export function agingBoundsMs(
+  cfg: LoadConfig['aging'],
+  tiers?: Readonly<Partial<Record<LoadTier, TierCadence>>>,
+): Record<LoadTier, number> {
+  const configured = cfg.boundMinutes as Partial<Record<LoadTier, number>>;
+  const derived = (t: LoadTier): number => {
+    const c = tiers?.[t];
+    if (!c) return DEFAULT_AGING_MINUTES[t];
+    return Math.max(5, (c.rpoMinutes - Math.min(c.filesEveryMinutes, c.databaseEveryMinutes)) / 2);
+  };
+  return Object.fromEntries(LOAD_TIERS.map((t) => [t, (configured[t] ?? derived(t)) * 60_000])) as Record<
+    LoadTier,
+    number
+  >;
 }

@@ -42,8 +42,11 @@ export interface DeferRecord {
   queue: string;
   reason: DeferReason;
   detail: string;
+  /** The job held, or `plan` for due backups the planner left for its next tick. */
   jobId: string;
   until: number;
+  /** How many were deferred at once (the planner's); default 1. */
+  count?: number;
 }
 
 const keys = (prefix: string) => ({
@@ -57,7 +60,7 @@ export async function recordDefer(redis: Redis, prefix: string, d: DeferRecord):
   const k = keys(prefix);
   await redis
     .multi()
-    .hincrby(k.counts, `${d.reason}:${d.queue}`, 1)
+    .hincrby(k.counts, `${d.reason}:${d.queue}`, d.count ?? 1)
     .hset(k.last, `${d.reason}:${d.queue}`, JSON.stringify({ ...d, at: Date.now() }))
     .exec();
 }

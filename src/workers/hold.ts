@@ -6,9 +6,10 @@
  */
 import { DelayedError, type Job } from 'bullmq';
 import type { AppContext } from '../context.js';
-import type { GuardConfig, LoadTier } from '../config/index.js';
+import { agingBoundsMs, type GuardConfig, type LoadTier } from '../config/index.js';
 import { judgePressure, readPressure, type PressureVerdict } from '../engine/postgres/pressure.js';
 import { errorMessage } from '../errors.js';
+import type { AdmitScheduled } from '../producers/cadence.js';
 import {
   isHeavy,
   isScheduledWork,
@@ -113,4 +114,39 @@ export async function deferJob(ctx: AppContext, job: Job, token: string, hold: H
   await recordDefer(ctx.queues.connection, ctx.queues.prefix, record).catch(() => undefined);
   ctx.log.info({ ...record, until: new Date(until).toISOString() }, 'scheduled job held back');
   return new DelayedError();
+}
+
+/**
+ * Backpressure at the cadence planner (its `admit` hook): while the backup queue is deeper than
+ * the bound, due backups of low tiers are left for a later tick (still due, so never dropped),
+ * unless they have been due longer than their tier's aging bound: backpressure must not starve them.
+ */
+export function admitUnderBackpressure(ctx: AppContext, clock: () => number = Date.now): AdmitScheduled {
+  const { backpressure, aging } = ctx.config.load;
+  const bounds = agingBoundsMs(aging, ctx.config.scheduling.tiers);
+  return async (due) => {
+    if (backpressure.maxDepth <= 0 || due.length === 0) return due;
+    const counts = await ctx.queues.queues.backup.getJobCounts('wait', 'prioritized');
+    const depth = (counts.wait ?? 0) + (counts.prioritized ?? 0);
+    const now = clock();
+    const facts = { depth, maxDepth: backpressure.maxDepth, deferTiers: backpressure.tiers };
+    const admitted = due.filter(
+      (d) => !backpressureDefers({ ...facts, tier: d.tier }) || now - d.dueAt.getTime() > bounds[d.tier],
+    );
+    const deferred = due.length - admitted.length;
+    if (deferred > 0) {
+      const detail = `queue backup holds ${depth} waiting jobs > ${backpressure.maxDepth}: ${deferred} due backups of tiers ${backpressure.tiers.join(', ')} left for the next tick`;
+      const record = {
+        queue: 'backup',
+        reason: 'backpressure' as const,
+        detail,
+        jobId: 'plan',
+        until: now,
+        count: deferred,
+      };
+      await recordDefer(ctx.queues.connection, ctx.queues.prefix, record).catch(() => undefined);
+      ctx.log.info({ depth, deferred }, 'backpressure: low-tier due backups deferred');
+    }
+    return admitted;
+  };
 }

@@ -45,7 +45,7 @@ function every(ctx: AppContext, loop: Loop): LoadLoops {
 
 export function startLoadLoops(ctx: AppContext, clock: () => number = Date.now): LoadLoops {
   const { aging, events } = ctx.config.load;
-  const bounds = agingBoundsMs(aging);
+  const bounds = agingBoundsMs(aging, ctx.config.scheduling.tiers);
   const loops = [
     every(ctx, {
       name: 'aging',

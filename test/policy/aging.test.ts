@@ -1,21 +1,29 @@
 // The aging decision with a fixed clock: who is past its tier's bound, in what order.
 import { expect, it } from 'vitest';
 import { agingBoundsMs, type LoadTier } from '../../src/config/index.js';
+import { DEFAULT_TIERS } from '../../src/config/scheduling.js';
 import { agingDecision } from '../../src/policy/aging.js';
 import { PRIORITY } from '../../src/queues/priority.js';
 
 const MIN = 60_000;
 const now = Date.parse('2026-06-12T19:00:00Z');
-const bounds: Record<LoadTier, number> = agingBoundsMs({ boundMinutes: { later: 120 }, sweepSeconds: 30 });
+const bounds: Record<LoadTier, number> = agingBoundsMs(
+  { boundMinutes: { later: 120 }, sweepSeconds: 30 },
+  undefined,
+);
 
-it('takes the configured bound per tier and the defaults for the rest', () => {
-  expect(bounds).toEqual({
-    week: 15 * MIN,
-    month: 60 * MIN,
-    quarter: 240 * MIN,
-    later: 120 * MIN,
-    maintenance: 1440 * MIN,
-  });
+it('takes the configured bound per tier, else half the slack between the tier’s RPO and cadence', () => {
+  expect(bounds).toMatchObject({ later: 120 * MIN, maintenance: 1440 * MIN });
+  const derived = agingBoundsMs({ boundMinutes: {}, sweepSeconds: 30 }, DEFAULT_TIERS);
+  const { week, month, quarter, later, after } = DEFAULT_TIERS;
+  expect(derived.week).toBe(((week.rpoMinutes - week.filesEveryMinutes) / 2) * MIN);
+  expect(derived.later).toBe(((later.rpoMinutes - later.databaseEveryMinutes) / 2) * MIN);
+  for (const [tier, c] of Object.entries({ week, month, quarter, later, after })) {
+    // an aged job still has room inside the RPO after its shortest cadence
+    expect(derived[tier as LoadTier]).toBeLessThan(
+      (c.rpoMinutes - Math.min(c.filesEveryMinutes, c.databaseEveryMinutes)) * MIN,
+    );
+  }
 });
 
 it('promotes jobs past their tier’s bound, most overdue first, and leaves the rest', () => {

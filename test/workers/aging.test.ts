@@ -26,7 +26,14 @@ const SPEED = 60;
 const MIN = 60_000;
 const start = Date.now();
 const clock = () => start + (Date.now() - start) * SPEED;
-const bounds = { week: 15 * MIN, month: 60 * MIN, quarter: 240 * MIN, later: 2 * MIN, maintenance: 60 * MIN };
+const bounds = {
+  week: 15 * MIN,
+  month: 60 * MIN,
+  quarter: 240 * MIN,
+  later: 2 * MIN,
+  after: 60 * MIN,
+  maintenance: 60 * MIN,
+};
 
 const week = (n: number) =>
   Array.from({ length: n }, (_, i) => ({

@@ -12,7 +12,8 @@ import { ensureAdminKey } from '../../src/bootstrap.js';
 import { createApp } from '../../src/http/app.js';
 import { createRedis } from '../../src/queues/connection.js';
 import { PRIORITY } from '../../src/queues/priority.js';
-import { backpressureDefers, createHolds, deferJob } from '../../src/workers/hold.js';
+import { readLoadRecords } from '../../src/queues/load.js';
+import { admitUnderBackpressure, backpressureDefers, createHolds, deferJob } from '../../src/workers/hold.js';
 import { createTestService, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -94,4 +95,32 @@ it('defers a low-tier scheduled job while the queue is deep, visibly, and takes 
   const again = (await manual.getNextJob('tok2'))!;
   expect(again.id).toBe('far');
   expect(await createHolds(svc.ctx)(again)).toBeUndefined();
+});
+
+it('the planner leaves low-tier due backups for a later tick while the queue is deep, unless overdue', async () => {
+  const queue = svc.ctx.queues.queues.backup;
+  await queue.obliterate({ force: true });
+  await queue.addBulk(
+    Array.from({ length: 6 }, (_, i) => ({
+      name: 'backup',
+      data: {},
+      opts: { jobId: `deep-${i}`, priority: 9 },
+    })),
+  );
+  const now = Date.now();
+  const due = (weddingId: string, tier: 'week' | 'later', dueMinutesAgo: number) => ({
+    weddingId,
+    component: 'files' as const,
+    tier,
+    dueAt: new Date(now - dueMinutesAgo * 60_000),
+  });
+  const admit = admitUnderBackpressure(svc.ctx, () => now);
+  // later's aging bound by default: half of (RPO 1560 − cadence 1440) = 60 minutes
+  const plan = [due('near', 'week', 0), due('far', 'later', 5), due('far-overdue', 'later', 61)];
+  expect((await admit(plan)).map((d) => d.weddingId)).toEqual(['near', 'far-overdue']);
+  const records = await readLoadRecords(svc.ctx.queues.connection, svc.ctx.queues.prefix);
+  expect(records.deferred).toEqual([{ reason: 'backpressure', queue: 'backup', count: 2 }]);
+  // shallow: everything is admitted
+  await queue.obliterate({ force: true });
+  expect(await admit(plan)).toHaveLength(3);
 });
