@@ -88,6 +88,8 @@ it('defers a low-tier scheduled job while the queue is deep, visibly, and takes 
   expect(body.load.backpressure.queues).toContainEqual({ queue: 'backup', depth: 8, deferring: true });
   expect(body.load.lastDeferred[0]).toMatchObject({ jobId: 'far', reason: 'backpressure' });
   expect(body.targets[0].limits).toEqual({ concurrency: 8, requestsPerSecond: 0, mbPerSecond: 0 });
+  const schedules = (await request(app).get('/api/schedules').set(auth).expect(200)).body;
+  expect(schedules.load.deferred).toEqual([{ reason: 'backpressure', queue: 'backup', count: 1 }]);
 
   // shallow again: the deferred job comes back and is taken
   for (let i = 0; i < 8; i++) await queue.remove(`filler-${i}`);
