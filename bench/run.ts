@@ -13,6 +13,7 @@ import { benchPrune } from './prune.js';
 import { benchErasure } from './erasure.js';
 import { benchSchedulePlan } from './schedule-plan.js';
 import { benchVerify } from './verify.js';
+import { benchQueueThroughput } from './queue-throughput.js';
 import { readFileSync } from 'node:fs';
 import { quoteName as quoteIdent } from '../src/config/identifier.js';
 
@@ -365,6 +366,16 @@ async function main(): Promise<void> {
   console.log(
     `${v.case}: ours ${v.ours.mb_per_s} MB/s, restic ${v.peer.mb_per_s} MB/s; quick ${v.quick.s_per_10k_objects}s per 10k objects`,
   );
+
+  // BullMQ throughput with priorities beside without (writes its own JSON).
+  try {
+    const q = await benchQueueThroughput();
+    console.log(
+      `${q.case}: with priorities ${q.with_priorities.enqueue_per_s} enqueued/s, ${q.with_priorities.complete_per_s} completed/s; without ${q.without_priorities.enqueue_per_s}/s, ${q.without_priorities.complete_per_s}/s`,
+    );
+  } catch (err) {
+    console.error(`queue-throughput case failed: ${(err as Error).message}`);
+  }
 
   const table = [
     '| case | ours wall s | ours CPU s | ours peak RSS MB | ours stored B | peer | peer wall s | peer CPU s | peer stored B | ratio | goal |',

@@ -31,11 +31,6 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
     log.warn({ err }, 'catalog connection closed by the server while idle; the pool opens a new one'),
   );
   if (opts.migrate !== false) await migrate(db);
-  const storages = new Map<string, Storage>();
-  for (const t of config.targets) {
-    storages.set(t.name, createStorage(t, config.credentialsEnv));
-    await registerTarget(db, t.name, t.type, t.labels);
-  }
   // Redis errors repeat every reconnect attempt while it is away: one line a second at most.
   let lastRedisLog = 0;
   const queues = createQueues(
@@ -48,6 +43,18 @@ export async function createContext(config: Config, opts: ContextOptions = {}): 
       log.warn({ err: err.message, source }, 'Redis unavailable; reconnecting');
     },
   );
+  // Every process shares each target's limits through Redis (src/storage/shared-limit.ts).
+  const shared = {
+    redis: queues.connection,
+    prefix: queues.prefix,
+    onBypass: (err: unknown) =>
+      log.warn({ err }, 'Redis did not answer: target limits are this process’s own until it does'),
+  };
+  const storages = new Map<string, Storage>();
+  for (const t of config.targets) {
+    storages.set(t.name, createStorage(t, config.credentialsEnv, { shared }));
+    await registerTarget(db, t.name, t.type, t.labels);
+  }
   return {
     config,
     log,

@@ -14,6 +14,7 @@ import { installSchedules } from './producers/schedules.js';
 import { EXIT_SOFTWARE, installProcessHandlers, untilReady } from './process.js';
 import { startReconciler, type Reconciler } from './workers/reconciler.js';
 import { startSlaMonitor } from './workers/sla-monitor.js';
+import { startLoadLoops, type LoadLoops } from './workers/load-loops.js';
 import { superviseWorkers, type Supervisor } from './workers/supervisor.js';
 
 boundHeapGrowth();
@@ -61,6 +62,7 @@ warnAboutKeys(ctx);
 let server: Server | undefined;
 let workers: Supervisor | undefined;
 let reconciler: Reconciler | undefined;
+let loadLoops: LoadLoops | undefined;
 
 if (role === 'all' || role === 'api') {
   await ensureAdminKey(ctx);
@@ -82,6 +84,7 @@ const sla =
 // a scheduler alone also reconciles: it is what puts back the schedules an emptied Redis lost
 if (role !== 'api') {
   reconciler = startReconciler(ctx, { everyMs: config.reconcileMs, staleMs: config.jobLockMs });
+  loadLoops = startLoadLoops(ctx); // aging sweep and event triggers, one process at a time
 }
 
 let stopping = false;
@@ -92,6 +95,7 @@ async function shutdown(signal: string): Promise<void> {
   server?.close();
   sla?.stop();
   await reconciler?.stop();
+  await loadLoops?.stop();
   await workers?.stop();
   await closeCeremonyPools();
   await ctx.close();

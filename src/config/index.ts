@@ -20,6 +20,10 @@ import {
 import { resolveScheduling, type SchedulingConfig } from './scheduling.js';
 
 export type { SchedulingConfig, TierCadence, OffPeakWindow, SourceWindows, Weekday } from './scheduling.js';
+import type { LoadConfig } from './load.js';
+
+export type { LoadConfig, GuardConfig, LoadTier } from './load.js';
+export { agingBoundsMs, LOAD_TIERS } from './load.js';
 export type {
   CeremonyColumn,
   DataClass,
@@ -92,6 +96,8 @@ export interface Config {
   retention: RetentionConfig;
   /** Wedding-aware schedules: tier cadences and RPOs, seasons, peak weekdays, off-peak windows. */
   scheduling: SchedulingConfig;
+  /** Source guard, aging, backpressure, event triggers (`load` in the config file). */
+  load: LoadConfig;
   /** The environment this was loaded from: targets look up credentials in it by the names they configure. */
   credentialsEnv: NodeJS.ProcessEnv;
 }
@@ -260,6 +266,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     retention: file.retention,
     scheduling: resolveScheduling(file.scheduling),
+    load: file.load,
     credentialsEnv: env,
   };
 }

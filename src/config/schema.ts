@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { splitQualifiedName } from './identifier.js';
 import { schedulingSchema } from './scheduling.js';
+import { loadSchema } from './load.js';
 
 export const targetLabelsSchema = z.object({
   media: z.string().min(1).default('disk'),
@@ -21,6 +22,8 @@ const targetCommon = {
   concurrency: z.number().int().positive().max(256).default(8),
   /** Requests per second to this target, 0 for no limit. */
   rateLimit: z.number().nonnegative().default(0),
+  /** Megabytes per second read from and written to this target; absent or 0 for no limit. */
+  mbPerSecond: z.number().nonnegative().optional(),
 };
 
 export const targetSchema = z.discriminatedUnion('type', [
@@ -327,6 +330,8 @@ export const fileConfigSchema = z.object({
   retention: retentionSchema,
   /** Wedding-aware schedules (README, "Wedding-aware schedules"): tiers, seasons, off-peak windows. */
   scheduling: schedulingSchema,
+  /** Shared rate limits aside: the source guard, aging, backpressure and event triggers. */
+  load: loadSchema,
 });
 export type FileConfig = z.infer<typeof fileConfigSchema>;
 

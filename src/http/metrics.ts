@@ -7,6 +7,7 @@ import { dependency } from '../deadline.js';
 import { onRequestPath } from '../queues/connection.js';
 import type { QueueName } from '../queues/names.js';
 import { measureSla, type TierSla } from '../producers/protection.js';
+import { registerLoadMetrics } from './load-status.js';
 
 export function createMetrics(ctx: AppContext): { registry: Registry; httpRequests: Counter } {
   const registry = new Registry();
@@ -59,6 +60,7 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
     },
   });
   slaGauges(ctx, registry);
+  registerLoadMetrics(registry, ctx);
   return { registry, httpRequests };
 }
 

@@ -286,7 +286,8 @@ export function openApiDocument(): Record<string, unknown> {
       ),
       '/api/targets': {
         get: {
-          summary: 'Targets, health and 3-2-1 (scope targets:read)',
+          summary:
+            'Targets, health, shared limits and 3-2-1, and load management: backpressure, deferrals, the source guard (scope targets:read)',
           responses: { '200': { description: 'targets' } },
         },
       },

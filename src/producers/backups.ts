@@ -86,6 +86,7 @@ export async function requestBackup(
     });
     const payload: BackupPayload = {
       operationId,
+      trigger: 'demand',
       type: req.type,
       components,
       weddingId: req.weddingId,

@@ -21,7 +21,13 @@ export async function requestValidation(ctx: AppContext, req: ValidationRequest)
   const point = await getRecoveryPoint(ctx.db, req.recoveryPointId);
   if (!point) throw new NotFoundError(`recovery point ${req.recoveryPointId} not found`);
   const testId = randomUUID();
-  const data: VerifyPayload = { recoveryPointId: point.id, testId, mode: req.mode, sample: req.sample };
+  const data: VerifyPayload = {
+    recoveryPointId: point.id,
+    testId,
+    mode: req.mode,
+    sample: req.sample,
+    trigger: 'demand',
+  };
   // The row commits only once Redis took the job (the verify worker upserts it if it starts first).
   await transaction(ctx.db, async (client) => {
     await createTest(client, { id: testId, recoveryPointId: point.id, mode: req.mode });

@@ -1,5 +1,6 @@
 /** Job payload schemas; producers build them, workers parse them. */
 import { z } from 'zod';
+import { triggerSchema } from './load.js';
 
 export const idSchema = z
   .string()
@@ -12,6 +13,8 @@ export const backupPayload = z.object({
   /** Absent on scheduled runs: the worker derives one from the job id. */
   operationId: z.uuid().optional(),
   scheduleId: z.string().optional(),
+  /** `demand` runs at once; scheduled and event-triggered work may be held back (src/workers/hold.ts). */
+  trigger: triggerSchema.optional(),
   /** Who asked (an API key's name): the worker records it if it creates the operation's row itself. */
   requestedBy: z.string().optional(),
   type: backupTypeSchema,
@@ -32,6 +35,7 @@ export const verifyPayload = z.object({
   /** Absent on scheduled runs: the newest recovery point. */
   recoveryPointId: idSchema.optional(),
   scheduleId: z.string().optional(),
+  trigger: triggerSchema.optional(),
   operationId: z.uuid().optional(),
   testId: z.uuid().optional(),
   mode: z.enum(['quick', 'full', 'drill']).default('quick'),

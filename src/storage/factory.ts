@@ -3,9 +3,9 @@ import path from 'node:path';
 import type { TargetConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import type { Readable } from 'node:stream';
-import { withLimit } from './limit.js';
 import { LocalStorage } from './local.js';
 import { withRetry, type RetryOptions } from './retry.js';
+import { withSharedLimit, type SharedLimitOptions } from './shared-limit.js';
 import type { Body, ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
 
 /**
@@ -52,6 +52,8 @@ export interface StorageFactoryOptions {
   timeoutMs?: number;
   /** Retry settings, or false for none (tests of raw provider behaviour). */
   retry?: RetryOptions | false;
+  /** Limits held in Redis and shared by every process (the service); absent: this process's own. */
+  shared?: SharedLimitOptions;
 }
 
 /** Reads a credential from the env variable the config names; the value is never logged. */
@@ -125,9 +127,10 @@ export function createStorage(
   env: NodeJS.ProcessEnv = process.env,
   opts: StorageFactoryOptions = {},
 ): Storage {
-  const limited = withLimit(createProvider(target, env, opts), {
-    concurrency: target.concurrency,
-    ratePerSecond: target.rateLimit,
-  });
+  const limited = withSharedLimit(
+    createProvider(target, env, opts),
+    { concurrency: target.concurrency, ratePerSecond: target.rateLimit, mbPerSecond: target.mbPerSecond },
+    opts.shared,
+  );
   return opts.retry === false ? limited : withRetry(limited, opts.retry);
 }

@@ -8,6 +8,7 @@ import { processBackup, onBackupFailed } from './backup.js';
 import { processErasure } from './erasure.js';
 import { heavyVerdict } from './heavy-gate.js';
 import { processPlan } from './plan.js';
+import { createHolds, deferJob } from './hold.js';
 import { processPurge } from './purge.js';
 import { processReplicate } from './replicate.js';
 import { processRestore } from './restore.js';
@@ -33,8 +34,13 @@ export interface WorkerOptions {
   stalledIntervalMs?: number;
 }
 
-/** Typed errors that cannot heal are surfaced to BullMQ as unrecoverable: no retry. */
+/**
+ * Scheduled work may first be held back, moved to delayed (not failed): heavy work outside its
+ * window (heavy-gate.ts), or by the source guard or backpressure (hold.ts).
+ * Typed errors that cannot heal are surfaced to BullMQ as unrecoverable: no retry.
+ */
 function wrap(processor: JobProcessor, ctx: AppContext): Processor {
+  const holds = createHolds(ctx);
   return async (job, token) => {
     // scheduled heavy work waits for the off-peak window (or runs, saying why, to save an RPO)
     const heavy = await heavyVerdict(ctx, job);
@@ -53,9 +59,13 @@ function wrap(processor: JobProcessor, ctx: AppContext): Processor {
       );
       await job.log(heavy.reason);
     }
+    // then the source guard and backpressure (windows aside, they hold back scheduled work too)
+    const hold = token ? await holds(job) : undefined;
+    if (hold && token) throw await deferJob(ctx, job, token, hold);
     try {
       return await processor(job, ctx);
     } catch (err) {
+      if (err instanceof DelayedError) throw err;
       const log = ctx.log.child({ queue: job.queueName, jobId: job.id });
       if (err instanceof WedvaultError && !isRetryable(err)) {
         log.error({ err }, 'job failed; not retryable');

@@ -18,6 +18,7 @@ import { idSchema } from '../../queues/payloads.js';
 import { requireScope } from '../auth.js';
 import { methodNotAllowed } from '../errors.js';
 import { rateLimit } from '../limits.js';
+import { loadStatus } from '../load-status.js';
 
 export const scheduleParams = z.object({ id: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/) });
 export const weddingParams = z.object({ id: idSchema });
@@ -59,7 +60,8 @@ const scheduleJson = (s: ScheduleListing) => ({
 export function schedulesRouter(ctx: AppContext): Router {
   const r = Router();
   r.get('/', requireScope('backups:read'), async (_req, res) => {
-    res.json({ schedules: (await listSchedules(ctx.db)).map(scheduleJson) });
+    // what load management holds back now (backpressure, source guard), beside what is scheduled
+    res.json({ schedules: (await listSchedules(ctx.db)).map(scheduleJson), load: await loadStatus(ctx) });
   });
 
   r.get('/preview', requireScope('backups:read'), async (req, res) => {

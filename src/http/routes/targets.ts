@@ -6,6 +6,7 @@ import type { AppContext } from '../../context.js';
 import { evaluate321 } from '../../policy/rule321.js';
 import { requireScope } from '../auth.js';
 import { methodNotAllowed } from '../errors.js';
+import { loadStatus } from '../load-status.js';
 
 export function targetsRouter(ctx: AppContext): Router {
   const r = Router();
@@ -45,10 +46,16 @@ export function targetsRouter(ctx: AppContext): Router {
           errorCount: h?.errorCount ?? 0,
           usedBytes: usage?.usedBytes ?? null,
           freeBytes: usage?.freeBytes ?? null,
+          // shared by every worker process (src/storage/shared-limit.ts); 0: no limit
+          limits: {
+            concurrency: t.concurrency,
+            requestsPerSecond: t.rateLimit,
+            mbPerSecond: t.mbPerSecond ?? 0,
+          },
         };
       }),
     );
-    res.json({ targets, rule321: { recoveryPoints: points.length, meeting } });
+    res.json({ targets, rule321: { recoveryPoints: points.length, meeting }, load: await loadStatus(ctx) });
   });
   methodNotAllowed(r);
   return r;
