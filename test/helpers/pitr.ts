@@ -1,17 +1,16 @@
 /**
  * Point-in-time recovery fixtures: a base point (a database backup with a change slot) in a real
- * repository on disk, and the source's change stream read from a test slot, handed to
- * recoverToTarget as its feed (the segments' reader is the capture work's).
+ * repository on disk, and the source's change stream captured into change segments there by a real
+ * `Capture`, read back through `changeFeed` when recovery asks (after the capture has caught up).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { pinOutputSettings } from '../../src/engine/postgres/catalog.js';
 import { backupPostgres, type PostgresBackupOptions } from '../../src/engine/postgres/backup.js';
-import { peekTransactions } from '../../src/engine/pitr/decode.js';
-import type { FeedOptions } from '../../src/engine/pitr/feed.js';
+import { Capture } from '../../src/engine/pitr/capture.js';
+import { changeFeed, type FeedOptions } from '../../src/engine/pitr/feed.js';
 import type { Txn } from '../../src/engine/pitr/types.js';
 import { Repository } from '../../src/engine/repo/repository.js';
 import { LocalStorage } from '../../src/storage/local.js';
@@ -28,7 +27,7 @@ export interface PitrFixture {
   points: { id: string; lsn: string; time: string }[];
   /** A base point of the source now. */
   base(): Promise<{ id: string; lsn: string; time: string }>;
-  /** The test slot's transactions as a feed (the slot was created before the first base). */
+  /** The captured transactions as a feed (the capture's slot was created before the first base). */
   feed: (repo: Repository, opts: FeedOptions) => AsyncIterable<Txn>;
   /** Every feed call's options, to check what recovery asked for. */
   asked: FeedOptions[];
@@ -47,7 +46,16 @@ export async function pitrFixture(
   const slot = `wv_${label}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
-  await admin.query(`SELECT pg_create_logical_replication_slot($1, 'test_decoding')`, [slot]);
+  const capture = new Capture({
+    url,
+    source: 'postgres',
+    slot,
+    segmentBytes: 1 << 20,
+    schema: settings,
+    repo: await Repository.open(storage, masterKey),
+    copies: [],
+  });
+  await capture.step(); // the slot: its stream starts before any base point
   const points: PitrFixture['points'] = [];
   const asked: FeedOptions[] = [];
   return {
@@ -77,20 +85,16 @@ export async function pitrFixture(
       points.push(p);
       return p;
     },
-    feed(_repo, opts) {
+    feed(repo, opts) {
       asked.push(opts);
       return (async function* () {
-        const c = new pg.Client({ connectionString: url });
-        await c.connect();
-        try {
-          await pinOutputSettings(c);
-          yield* peekTransactions(c, slot);
-        } finally {
-          await c.end();
-        }
+        // everything committed so far into segments, then read back as recovery would
+        while ((await capture.step()).txns > 0);
+        yield* changeFeed(repo, opts);
       })();
     },
     async cleanup() {
+      await capture.close();
       await admin.query(
         `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 OR slot_name LIKE $2`,
         [slot, `wvt_${label}_%`],
@@ -122,45 +126,4 @@ export async function allRows(url: string): Promise<Record<string, string[]>> {
   } finally {
     await c.end();
   }
-}
-
-/**
- * What capture's one-wedding feed gives, made from a whole stream for tests: the wedding's rows
- * (`owner` names a row's wedding, undefined for a platform table's row), platform rows, messages,
- * truncates, and a touch for every UPDATE or DELETE of a tenant table (scope: the owner after an
- * UPDATE, none after a DELETE), each transaction's changes in their order.
- */
-export function oneWeddingFeed(
-  feed: PitrFixture['feed'],
-  wedding: string,
-  owner: (table: string, row: Record<string, string | null>) => string | undefined | 'platform',
-): PitrFixture['feed'] {
-  return (repo, opts) =>
-    (async function* () {
-      for await (const t of feed(repo, opts)) {
-        const changes: Txn['changes'] = [];
-        for (const c of t.changes) {
-          if (c.kind !== 'row') {
-            changes.push(c);
-            continue;
-          }
-          const row = (c.new ?? c.old)!;
-          const who = c.new ? owner(c.table, c.new) : undefined;
-          if (owner(c.table, row) === 'platform') {
-            changes.push(c);
-            continue;
-          }
-          if (c.op !== 'INSERT')
-            changes.push({
-              kind: 'touch',
-              schema: c.schema,
-              table: c.table,
-              key: c.old ?? { id: c.new!.id! },
-              ...(who ? { scope: `wedding:${who}` } : {}),
-            });
-          if (c.op !== 'DELETE' && who === wedding) changes.push(c);
-        }
-        yield { ...t, changes };
-      }
-    })();
 }

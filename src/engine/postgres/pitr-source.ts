@@ -8,6 +8,7 @@ import pg from 'pg';
 import { ConfigError } from '../../errors.js';
 import { rowsOf, tenantJoins, ROW } from './tenant-rows.js';
 import type { PgTableInfo } from './catalog.js';
+import { tableLabel } from './tenancy.js';
 
 export interface SlotState {
   /** `missing`: no such slot; `lost`: the server removed the WAL it needed (max_slot_wal_keep_size). */
@@ -99,15 +100,22 @@ export async function installDdlTrigger(client: pg.ClientBase, prefix: string): 
     await client.query(`CREATE OR REPLACE FUNCTION public.${fn}() RETURNS event_trigger LANGUAGE plpgsql AS $f$
       BEGIN PERFORM pg_logical_emit_message(true, ${pg.escapeLiteral(prefix)}, current_query()); END $f$`);
     await client.query(`DROP EVENT TRIGGER IF EXISTS ${DDL_TRIGGER}`);
-    await client.query(`CREATE EVENT TRIGGER ${DDL_TRIGGER} ON ddl_command_end EXECUTE FUNCTION public.${fn}()`);
+    await client.query(
+      `CREATE EVENT TRIGGER ${DDL_TRIGGER} ON ddl_command_end EXECUTE FUNCTION public.${fn}()`,
+    );
     await client.query(`DROP EVENT TRIGGER IF EXISTS ${DDL_TRIGGER}_drop`);
-    await client.query(`CREATE EVENT TRIGGER ${DDL_TRIGGER}_drop ON sql_drop EXECUTE FUNCTION public.${fn}()`);
+    await client.query(
+      `CREATE EVENT TRIGGER ${DDL_TRIGGER}_drop ON sql_drop EXECUTE FUNCTION public.${fn}()`,
+    );
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
-    throw new ConfigError(`the DDL event trigger could not be installed (needs a superuser): ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new ConfigError(
+      `the DDL event trigger could not be installed (needs a superuser): ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -134,7 +142,9 @@ export async function lookupTenant(
   const via = t.tenantVia ? tenantJoins(t.tenantVia) : undefined;
   const expr = via ? via.expr : t.tenantColumn ? `${ROW}.${pg.escapeIdentifier(t.tenantColumn)}` : 'NULL';
   const type = (c: string) => t.columns.find((x) => x.name === c)?.type ?? 'text';
-  const where = columns.map((c, i) => `${ROW}.${pg.escapeIdentifier(c)} = $${i + 1}::${type(c)}`).join(' AND ');
+  const where = columns
+    .map((c, i) => `${ROW}.${pg.escapeIdentifier(c)} = $${i + 1}::${type(c)}`)
+    .join(' AND ');
   const { rows } = await client.query<{ tenant: string | null }>(
     `SELECT (${expr})::text AS tenant FROM ${rowsOf(t)} ${ROW}${via?.joins ?? ''} WHERE ${where} LIMIT 1`,
     values,
@@ -153,4 +163,23 @@ export async function tablesWithoutIdentity(client: pg.ClientBase): Promise<stri
       ORDER BY 1`,
   );
   return rows.map((r) => r.name);
+}
+
+/** The WAL flushed to disk: every transaction committed at or before it can be decoded now. */
+export async function flushedWalLsn(client: pg.ClientBase): Promise<string> {
+  const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_flush_lsn()::text AS lsn');
+  return rows[0]!.lsn;
+}
+
+/** Each partition's root table, by label (the stream names the partition a row is in). */
+export async function partitionRoots(client: pg.ClientBase): Promise<Map<string, string>> {
+  const { rows } = await client.query<{ ps: string; pn: string; rs: string; rn: string }>(
+    `SELECT n.nspname AS ps, c.relname AS pn, rn.nspname AS rs, r.relname AS rn
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_class r ON r.oid = pg_partition_root(c.oid) JOIN pg_namespace rn ON rn.oid = r.relnamespace
+      WHERE c.relispartition`,
+  );
+  return new Map(
+    rows.map((r) => [tableLabel({ schema: r.ps, name: r.pn }), tableLabel({ schema: r.rs, name: r.rn })]),
+  );
 }

@@ -466,9 +466,15 @@ export class Repository {
     const part = manifest.parts[scope];
     if (!part) throw new NotFoundError(`segment has no part for ${scope}`);
     const hash = this.scopeHash(scope);
-    return openInline({ scope, blobs: [], size: part.size, inline: part.sealed }, (keyId) =>
-      this.ctx.scopes.byRef(hash, keyId),
-    );
+    const ref = { scope, blobs: [], size: part.size, inline: part.sealed };
+    try {
+      return await openInline(ref, (keyId) => this.ctx.scopes.byRef(hash, keyId));
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      // a scope new since the keys were listed (the capture keeps writing): list them again, once
+      await this.ctx.scopes.reload();
+      return openInline(ref, (keyId) => this.ctx.scopes.byRef(hash, keyId));
+    }
   }
 
   /** Deletes the source's segments that end before `lsn` (retention: no kept base point needs them). */

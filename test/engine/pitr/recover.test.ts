@@ -2,10 +2,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, NotInPointError, TransientError } from '../../../src/errors.js';
 import { eraseOnTarget } from '../../../src/engine/erase.js';
+import { Repository } from '../../../src/engine/repo/repository.js';
 import { recoverToTarget, type RecoverOptions } from '../../../src/engine/pitr/recover.js';
 import { compareLsn, type Txn } from '../../../src/engine/pitr/types.js';
 import { createTempDatabase, query, tableDigests, type TempDatabase } from '../../helpers/pg.js';
-import { oneWeddingFeed, pitrFixture, sleep, type PitrFixture } from '../../helpers/pitr.js';
+import { pitrFixture, sleep, type PitrFixture } from '../../helpers/pitr.js';
 
 const SCHEMA = `
   CREATE TABLE weddings (id int PRIMARY KEY, ceremony_date date NOT NULL, title text);
@@ -98,7 +99,8 @@ describe('recoverToTarget: the whole database as of a time', () => {
 
   it('recovers to an LSN: the transactions committed at or before it, exclusive leaves it out', async () => {
     const seen: Txn[] = [];
-    for await (const t of fx.feed(undefined as never, fx.asked[0]!)) seen.push(t);
+    const repo = await Repository.open(fx.copies[0]!.storage, fx.masterKey);
+    for await (const t of fx.feed(repo, fx.asked[0]!)) seen.push(t);
     // the third after the base: the DDL adding guests.diet, alone in its transaction
     const third = seen.filter((t) => compareLsn(t.commitLsn, fx.points[0]!.lsn) > 0)[2]!;
     const steps: string[] = [];
@@ -192,13 +194,6 @@ describe('recoverToTarget: the whole database as of a time', () => {
         target: { time: between },
         targetDatabase: db.url,
         firstWeddings: ['1'],
-        // a one-wedding build reads that wedding's feed, as the capture's segments give it
-        feed: (repo, o) =>
-          o.wedding === undefined
-            ? fx.feed(repo, o)
-            : oneWeddingFeed(fx.feed, o.wedding, (table, row) =>
-                table === 'weddings' ? row.id! : (row.wedding_id ?? 'platform'),
-              )(repo, o),
         onStage: async (s: { name: string; weddings: string[] }) => {
           const guests = await query<{ wedding_id: number; name: string }>(
             db.url,
@@ -229,7 +224,8 @@ describe('recoverToTarget: the whole database as of a time', () => {
     });
     const db = await target('pitr_recover_erased');
     const r = await recoverToTarget(options({ target: { time: between }, targetDatabase: db.url }));
-    expect(r.validation.checks.erasedRows).toBeGreaterThan(0); // the test feed does not leave them out
+    // the segments' parts of the erased wedding are never read (its key is gone): nothing to take out after
+    expect(r.validation.checks.erasedRows ?? 0).toBe(0);
     const left = await query(
       db.url,
       `SELECT (SELECT count(*) FROM guests WHERE wedding_id = 2)::int AS g,
