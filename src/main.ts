@@ -15,6 +15,7 @@ import { EXIT_SOFTWARE, installProcessHandlers, untilReady } from './process.js'
 import { startReconciler, type Reconciler } from './workers/reconciler.js';
 import { startSlaMonitor } from './workers/sla-monitor.js';
 import { startLoadLoops, type LoadLoops } from './workers/load-loops.js';
+import { startCapture, type CaptureLoop } from './workers/capture.js';
 import { superviseWorkers, type Supervisor } from './workers/supervisor.js';
 
 boundHeapGrowth();
@@ -63,6 +64,7 @@ let server: Server | undefined;
 let workers: Supervisor | undefined;
 let reconciler: Reconciler | undefined;
 let loadLoops: LoadLoops | undefined;
+let capture: CaptureLoop | undefined;
 
 if (role === 'all' || role === 'api') {
   await ensureAdminKey(ctx);
@@ -74,6 +76,8 @@ if (role === 'all' || role === 'api') {
 if (role === 'all' || role === 'worker') {
   workers = superviseWorkers(ctx, { queues, concurrency, lockDurationMs: config.jobLockMs });
   log.info({ queues, concurrency }, 'workers started');
+  // continuous capture for point-in-time recovery: one worker process per source holds its lease
+  if (config.sources.postgres.pitr.enabled) capture = startCapture(ctx);
 }
 if (role === 'all' || role === 'scheduler') await installSchedules(ctx);
 // the SLA monitor alerts once per breach across scheduler processes (its state is in Redis)
@@ -96,6 +100,7 @@ async function shutdown(signal: string): Promise<void> {
   sla?.stop();
   await reconciler?.stop();
   await loadLoops?.stop();
+  await capture?.stop();
   await workers?.stop();
   await closeCeremonyPools();
   await ctx.close();

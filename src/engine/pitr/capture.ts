@@ -153,6 +153,8 @@ export class Capture {
       state = { status: 'ok', confirmedLsn: created };
     }
     const confirmed = state.confirmedLsn!;
+    // another capture (a standby that held the lease meanwhile) may have written since: read again
+    if (this.last && !gap && compareLsn(confirmed, this.last.endLsn) > 0) this.last = await this.newest();
     if (this.last && !gap) {
       const cmp = compareLsn(confirmed, this.last.endLsn);
       // killed after a segment was stored and before the slot moved: move it now
