@@ -28,7 +28,7 @@ const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
 export function startCapture(ctx: AppContext, opts: { leaseMs?: number } = {}): CaptureLoop {
   const pitr = ctx.config.sources.postgres.pitr;
   const everyMs = Math.round(pitr.segmentSeconds * 1000);
-  const leaseMs = opts.leaseMs ?? Math.max(15_000, 3 * everyMs);
+  const leaseMs = opts.leaseMs ?? Math.max(2_000, 3 * everyMs);
   const redis = ctx.queues.connection;
   const lease = `${ctx.queues.prefix}:pitr:${PITR_SOURCE}:lease`;
   const status = captureStatusKey(ctx.queues.prefix);
