@@ -268,6 +268,48 @@ program
     await printTenancy(config.sources.postgres, !!opts.json);
   });
 
+const pitr = program.command('pitr').description('continuous capture for point-in-time recovery');
+pitr
+  .command('enable')
+  .description(
+    "create the capture's logical slot on the source (and, with --ddl-trigger --yes, the DDL event trigger)",
+  )
+  .option('--ddl-trigger', 'install an event trigger that writes each DDL statement into the change stream')
+  .option('--yes', 'consent to changing the source database (the DDL trigger)')
+  .option('--json', 'print JSON')
+  .action(async (opts: { ddlTrigger?: boolean; yes?: boolean; json?: boolean }) => {
+    const { enablePitr } = await import('./pitr.js');
+    const r = await enablePitr(loadConfig(), opts);
+    const text = [
+      `slot ${r.slot}: ${r.created ? `created at ${r.lsn}` : 'already there'}`,
+      `DDL trigger: ${r.ddlTrigger}`,
+      ...r.notes.map((n) => `note: ${n}`),
+    ].join('\n');
+    print(!!opts.json, r, text);
+  });
+pitr
+  .command('check')
+  .description(
+    'what capture needs of the source (wal_level, REPLICATION, slot WAL limit, replica identity), each with its fix',
+  )
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const { checkPitr } = await import('./pitr.js');
+    const findings = await checkPitr(loadConfig());
+    const text = findings
+      .map((f) => `${f.ok ? 'ok  ' : 'FIX '} ${f.what}${f.ok || !f.fix ? '' : `\n     ${f.fix}`}`)
+      .join('\n');
+    print(!!opts.json, findings, text);
+    if (findings.some((f) => !f.ok && !f.what.startsWith('DDL'))) process.exitCode = 1;
+  });
+pitr
+  .command('status')
+  .description('the recoverable window on every target, gaps, schema breaks and the capture lag')
+  .action(async () => {
+    const { pitrStatus } = await import('./pitr.js');
+    console.log(JSON.stringify(await pitrStatus(loadConfig()), null, 2));
+  });
+
 program
   .command('erase')
   .description(

@@ -183,3 +183,44 @@ export async function partitionRoots(client: pg.ClientBase): Promise<Map<string,
     rows.map((r) => [tableLabel({ schema: r.ps, name: r.pn }), tableLabel({ schema: r.rs, name: r.rn })]),
   );
 }
+
+export interface PitrReadiness {
+  walLevel: string;
+  /** The connecting role may create and read logical slots (REPLICATION, or a superuser). */
+  replication: boolean;
+  superuser: boolean;
+  /** -1: slots may hold WAL without limit; else megabytes. */
+  maxSlotWalKeepSizeMb: number;
+  freeSlots: number;
+}
+
+export async function pitrReadiness(client: pg.ClientBase): Promise<PitrReadiness> {
+  const { rows } = await client.query<{
+    wal: string;
+    repl: boolean;
+    su: boolean;
+    keep: string;
+    free: number;
+  }>(
+    `SELECT current_setting('wal_level') AS wal, r.rolreplication AS repl, r.rolsuper AS su,
+            current_setting('max_slot_wal_keep_size') AS keep,
+            (current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots))::int AS free
+       FROM pg_roles r WHERE r.rolname = current_user`,
+  );
+  const r = rows[0]!;
+  const keep = r.keep === '-1' ? -1 : parseKeepSize(r.keep);
+  return {
+    walLevel: r.wal,
+    replication: r.repl || r.su,
+    superuser: r.su,
+    maxSlotWalKeepSizeMb: keep,
+    freeSlots: r.free,
+  };
+}
+
+function parseKeepSize(text: string): number {
+  const m = /^(\d+)\s*(kB|MB|GB|TB)?$/.exec(text);
+  if (!m) return -1;
+  const n = Number(m[1]);
+  return m[2] === 'kB' ? n / 1024 : m[2] === 'GB' ? n * 1024 : m[2] === 'TB' ? n * 1024 * 1024 : n;
+}
