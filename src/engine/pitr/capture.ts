@@ -82,9 +82,12 @@ export class Capture {
   private fingerprint = '';
   private erased: { at: number; scopes: ReadonlySet<string> } | undefined;
   private readonly memo = new Map<string, string | null>();
-  private readonly behind = new Set<string>();
+  /** Copies that may lack segments: every one at start (a crash may have cut a put short). */
+  private readonly behind: Set<string>;
 
-  constructor(private readonly o: CaptureOptions) {}
+  constructor(private readonly o: CaptureOptions) {
+    this.behind = new Set(o.copies.map((c) => c.target));
+  }
 
   private now = () => (this.o.clock ?? (() => new Date()))();
 
