@@ -2,6 +2,7 @@
 import { getNextMillis } from 'bullmq';
 import { indexNewest, newestPoints } from '../catalog/cadence.js';
 import { listSchedules } from '../catalog/schedules.js';
+import { newestSegmentAt } from '../queues/capture-status.js';
 import type { AppContext } from '../context.js';
 import { NotFoundError } from '../errors.js';
 import { cadenceCache, cadenceFor, components, nextDue, rpoMissAt, type Cadence } from '../policy/cadence.js';
@@ -51,7 +52,8 @@ export async function weddingProtection(
   const newest = indexNewest(await newestPoints(ctx.db, [weddingId]));
   const capture = ctx.config.sources.postgres.pitr.enabled;
   const wanted = components(c, capture);
-  const segment = capture ? await newestSegment?.(weddingId) : undefined;
+  const segmentOf = newestSegment ?? (() => newestSegmentAt(ctx.queues.connection, ctx.queues.prefix));
+  const segment = capture ? await segmentOf(weddingId) : undefined;
   const good = {
     database: newest(weddingId, 'database')?.newestVerified ?? null,
     files: newest(weddingId, 'files')?.newestVerified ?? null,
@@ -180,6 +182,10 @@ export async function measureSla(
   const newest = indexNewest(await newestPoints(ctx.db));
   const capture = ctx.config.sources.postgres.pitr.enabled;
   const cadence = cadenceCache(now, cfg);
+  // the capture's newest segment covers every wedding: read once
+  const sealed =
+    capture && !newestSegment ? await newestSegmentAt(ctx.queues.connection, ctx.queues.prefix) : undefined;
+  newestSegment ??= () => Promise.resolve(sealed);
   const out = new Map<WeddingTier, TierSla>(
     WEDDING_TIERS.map((tier) => [
       tier,

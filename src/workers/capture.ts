@@ -10,6 +10,7 @@ import { errorMessage } from '../errors.js';
 import { Capture } from '../engine/pitr/capture.js';
 import { Repository } from '../engine/repo/repository.js';
 import { requestBackup } from '../producers/backups.js';
+import { captureStatusKey } from '../queues/capture-status.js';
 
 export const PITR_SOURCE = 'postgres';
 
@@ -18,9 +19,6 @@ export interface CaptureLoop {
   active(): boolean;
   stop(): Promise<void>;
 }
-
-/** The Redis key of the capture's state, which /metrics and GET /api/pitr read. */
-export const captureStatusKey = (prefix: string, source = PITR_SOURCE) => `${prefix}:pitr:${source}:status`;
 
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;

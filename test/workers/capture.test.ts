@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeFeed } from '../../src/engine/pitr/feed.js';
 import { pitrWindow } from '../../src/engine/pitr/window.js';
 import { Repository } from '../../src/engine/repo/repository.js';
-import { captureStatusKey } from '../../src/workers/capture.js';
+import { captureStatusKey } from '../../src/queues/capture-status.js';
 import { query } from '../helpers/pg.js';
 import { exited, spawnWedvault } from '../helpers/processes.js';
 import { createTestService, type TestService } from '../helpers/service.js';

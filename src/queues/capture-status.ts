@@ -1,0 +1,11 @@
+/** Where the capture worker keeps its state in Redis (holder, newest segment, alerts), read by the API and the SLA monitor. */
+import type { Redis } from 'ioredis';
+
+export const captureStatusKey = (prefix: string, source = 'postgres'): string =>
+  `${prefix}:pitr:${source}:status`;
+
+/** When the newest change segment was sealed (it covers every wedding); undefined before the first. */
+export async function newestSegmentAt(redis: Redis, prefix: string): Promise<Date | undefined> {
+  const at = await redis.hget(captureStatusKey(prefix), 'segmentAt');
+  return at ? new Date(at) : undefined;
+}
