@@ -77,3 +77,28 @@ export async function weddingsOfPoints(
   }
   return out;
 }
+
+/**
+ * Change segments no base point needs any more go with the points: on each copy, those ending
+ * before the oldest database point's consistent point (from the copy's own snapshots). Nothing goes
+ * while a copy has no base point, or when it cannot be opened (its error is returned).
+ */
+export async function dropOldSegments(
+  copies: readonly Copy[],
+  masterKey: Buffer,
+  source: string,
+): Promise<{ target: string; dropped: number; error?: string }[]> {
+  const { basePoints } = await import('./pitr/base.js');
+  return Promise.all(
+    copies.map(async ({ target, storage }) => {
+      try {
+        const repo = await Repository.open(storage, masterKey);
+        const oldest = (await basePoints(repo))[0];
+        if (!oldest) return { target, dropped: 0 };
+        return { target, dropped: (await repo.dropSegmentsBefore(source, oldest.lsn)).length };
+      } catch (err) {
+        return { target, dropped: 0, error: errorMessage(err) };
+      }
+    }),
+  );
+}

@@ -13,7 +13,7 @@ import {
 } from '../catalog/forget.js';
 import type { Db } from '../catalog/db.js';
 import type { Config } from '../config/index.js';
-import { removeSnapshot, weddingsOfPoints, type Copy } from '../engine/forget.js';
+import { dropOldSegments, removeSnapshot, weddingsOfPoints, type Copy } from '../engine/forget.js';
 import { TransientError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
 import {
@@ -155,6 +155,11 @@ export async function runForget(
       await markSnapshotsRemoved(ctx.db, point.id);
       snapshotsRemoved.push(point.id);
     } else failures.push(...failed.map((f) => `${point.id} on ${f.target}: ${f.error}`));
+  }
+  // change segments older than every base point still kept can no longer be replayed onto anything
+  if (snapshotsRemoved.length > 0) {
+    for (const r of await dropOldSegments(copiesOf(ctx), ctx.config.masterKey, 'postgres'))
+      if (r.error) failures.push(`change segments on ${r.target}: ${r.error}`);
   }
   if (failures.length > 0) {
     throw new TransientError(`forget left snapshots behind: ${failures.join('; ')}`, {

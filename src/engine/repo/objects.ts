@@ -16,6 +16,7 @@ import {
 import { DATA_PREFIX, packKey, verifyPackBytes } from './pack.js';
 import { decodeSnapshot, SNAPSHOTS_PREFIX } from './snapshot.js';
 import { decodeLedgerEntry, LEDGER_PREFIX } from './ledger.js';
+import { CHANGES_PREFIX } from './segments.js';
 
 /** What a copy's objects are checked against: the master key and the repository key it opens. */
 export interface Trust {
@@ -25,7 +26,7 @@ export interface Trust {
 }
 
 export type ObjectKind =
-  'config' | 'repo-key' | 'scope-key' | 'pack' | 'index' | 'snapshot' | 'ledger' | 'other';
+  'config' | 'repo-key' | 'scope-key' | 'pack' | 'index' | 'snapshot' | 'ledger' | 'segment' | 'other';
 
 export function objectKind(key: string): ObjectKind {
   if (key === CONFIG_OBJECT) return 'config';
@@ -35,6 +36,7 @@ export function objectKind(key: string): ObjectKind {
   if (key.startsWith(INDEX_PREFIX)) return 'index';
   if (key.startsWith(SNAPSHOTS_PREFIX)) return 'snapshot';
   if (key.startsWith(LEDGER_PREFIX)) return 'ledger';
+  if (key.startsWith(CHANGES_PREFIX)) return 'segment';
   return 'other';
 }
 

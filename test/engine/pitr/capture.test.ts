@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Capture } from '../../../src/engine/pitr/capture.js';
+import { dropOldSegments } from '../../../src/engine/forget.js';
+import { backupPostgres } from '../../../src/engine/postgres/backup.js';
 import { changeFeed } from '../../../src/engine/pitr/feed.js';
 import { pitrWindow } from '../../../src/engine/pitr/window.js';
 import { installDdlTrigger } from '../../../src/engine/postgres/pitr-source.js';
 import { Repository } from '../../../src/engine/repo/repository.js';
-import { DDL_MESSAGE_PREFIX, type Txn } from '../../../src/engine/pitr/types.js';
+import { compareLsn, DDL_MESSAGE_PREFIX, type Txn } from '../../../src/engine/pitr/types.js';
 import { LocalStorage } from '../../../src/storage/local.js';
 import { createTempDatabase, query, type TempDatabase } from '../../helpers/pg.js';
 import { tempDirsForFile } from '../../helpers/temp.js';
@@ -25,6 +27,7 @@ describe('Capture: the change stream into segments, and back', () => {
   let repo: Repository;
   let copy: LocalStorage;
   let capture: Capture;
+  const masterKey = randomBytes(32);
   let options: ConstructorParameters<typeof Capture>[0];
   const bases: string[] = [];
   const slot = `wv_cap_${randomBytes(4).toString('hex')}`;
@@ -49,7 +52,7 @@ describe('Capture: the change stream into segments, and back', () => {
     await query(src.url, SCHEMA);
     const storage = new LocalStorage('primary', tempDir('wv-cap-'));
     copy = new LocalStorage('second', tempDir('wv-cap2-'));
-    repo = await Repository.init(storage, randomBytes(32));
+    repo = await Repository.init(storage, masterKey);
     options = {
       url: src.url,
       source: 'postgres',
@@ -158,5 +161,71 @@ describe('Capture: the change stream into segments, and back', () => {
     expect(msg.kind === 'message' && msg.content).toContain('ADD COLUMN note');
     const newer = (await repo.listSegmentKeys('postgres')).filter((k) => k > before);
     for (const k of newer) expect((await repo.segmentSummary(k)).schemaBreak).toBeUndefined();
+  });
+
+  it('check finds a flipped byte in a segment; a dropped segment is a gap in the window', async () => {
+    expect(await repo.checkSegments(true)).toEqual([]);
+    const keys = await repo.listSegmentKeys('postgres');
+    const victim = keys[1]!;
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const file = (repo.storage as LocalStorage).localFile(victim);
+    const bytes = readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x10;
+    writeFileSync(file, bytes);
+    const problems = await repo.check();
+    expect(problems).toContainEqual(expect.objectContaining({ object: victim, kind: 'corrupt' }));
+    await repo.storage.delete(victim);
+    const w = await pitrWindow(repo, 'postgres', []);
+    expect(w.gaps).toHaveLength(1);
+    const first = (await repo.segmentSummary(keys[0]!)).startLsn;
+    const feed = changeFeed(repo, {
+      source: 'postgres',
+      afterLsn: first,
+      until: { time: new Date().toISOString() },
+    });
+    await expect(
+      (async () => {
+        for await (const _ of feed);
+      })(),
+    ).rejects.toThrow(/gap/);
+  });
+
+  it('forget drops the segments that end before the oldest base point, and no others', async () => {
+    const w = repo.writer();
+    const tree = await backupPostgres(w, {
+      url: src.url,
+      tenantKey: 'wedding_id',
+      ceremonyDate: { table: 'weddings', column: 'ceremony_date' },
+      changeSlot: true,
+      slotPrefix: `${slot}_b`,
+    });
+    await w.flush();
+    await w.close();
+    await repo.saveSnapshot({
+      type: 'full',
+      tree: { postgres: tree },
+      stats: w.stats,
+      consistentPoint: { time: tree.snapshotTime, lsn: tree.lsn },
+    });
+    await query(src.url, `INSERT INTO guests (wedding_id, name) VALUES (2, 'after base')`);
+    await drain();
+    const before = await repo.listSegmentKeys('postgres');
+    const [r] = await dropOldSegments([{ target: 'primary', storage: repo.storage }], masterKey, 'postgres');
+    expect(r).toMatchObject({ target: 'primary' });
+    expect(r!.dropped).toBeGreaterThan(0);
+    const after = await repo.listSegmentKeys('postgres');
+    expect(after.length).toBe(before.length - r!.dropped);
+    const base = tree.changes!.lsn;
+    for (const k of after)
+      expect(compareLsn((await repo.segmentSummary(k)).endLsn, base)).toBeGreaterThanOrEqual(0);
+    const names = (await read({ afterLsn: base }))
+      .flatMap((t) => t.changes)
+      .flatMap((c) => (c.kind === 'row' && c.table === 'guests' && c.new ? [c.new.name] : []));
+    expect(names).toEqual(['after base']);
+    await query(
+      src.url,
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE $1`,
+      [`${slot}_b%`],
+    );
   });
 });
