@@ -10,6 +10,7 @@ import { readiness } from './readiness.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { backupsRouter } from './routes/backups.js';
+import { pitrRouter, recoveryRouter, restorePointsRouter } from './routes/recovery.js';
 import { complianceRouter } from './routes/compliance.js';
 import { targetsRouter } from './routes/targets.js';
 import { erasureRouter } from './routes/erasure.js';
@@ -56,7 +57,10 @@ export function createApp(ctx: AppContext): Express {
   app.use('/api', audit(ctx.db), authenticate(ctx.db));
   app.use('/admin', adminRouter(ctx));
   app.use(express.json({ limit: '256kb' }));
+  app.use('/api/backups/recovery', recoveryRouter(ctx));
   app.use('/api/backups', backupsRouter(ctx));
+  app.use('/api/restore-points', restorePointsRouter(ctx));
+  app.use('/api/pitr', pitrRouter(ctx));
   app.use('/api/targets', targetsRouter(ctx));
   app.use('/api/compliance/erasure', erasureRouter(ctx));
   app.use('/api/compliance', complianceRouter(ctx));

@@ -53,10 +53,18 @@ export type PurgePayload = z.infer<typeof purgePayload>;
 
 export const restorePayload = z.object({
   recoveryId: z.uuid(),
-  recoveryPointId: idSchema,
+  /** A point-in-time recovery may leave the base point to the engine; a plain restore names it. */
+  recoveryPointId: idSchema.optional(),
   targetDatabase: z.string().optional(),
   targetDir: z.string().optional(),
   weddingId: idSchema.optional(),
+  /** Point in time (a restore point already resolved to its LSN): replay change segments up to it. */
+  target: z
+    .object({ time: z.string().optional(), lsn: z.string().optional(), inclusive: z.boolean().optional() })
+    .optional(),
+  mode: z.enum(['new', 'merge']).default('new'),
+  dryRun: z.boolean().optional(),
+  components: z.array(componentSchema).optional(),
 });
 export type RestorePayload = z.infer<typeof restorePayload>;
 
