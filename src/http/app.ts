@@ -10,6 +10,7 @@ import { readiness } from './readiness.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { backupsRouter } from './routes/backups.js';
+import { drRouter } from './routes/dr.js';
 import { pitrRouter, recoveryRouter, restorePointsRouter } from './routes/recovery.js';
 import { complianceRouter } from './routes/compliance.js';
 import { targetsRouter } from './routes/targets.js';
@@ -61,6 +62,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/api/backups', backupsRouter(ctx));
   app.use('/api/restore-points', restorePointsRouter(ctx));
   app.use('/api/pitr', pitrRouter(ctx));
+  app.use('/api/dr', drRouter(ctx));
   app.use('/api/targets', targetsRouter(ctx));
   app.use('/api/compliance/erasure', erasureRouter(ctx));
   app.use('/api/compliance', complianceRouter(ctx));

@@ -28,6 +28,9 @@ export interface RecoveryRequest {
   recoveryPointId?: string | undefined;
   planId?: string | undefined;
   scenario?: string | undefined;
+  /** Read only from these targets (a plan's copies). */
+  targets?: string[] | undefined;
+  drillId?: string | undefined;
 }
 
 const refuse = (field: string, message: string, extra: Record<string, unknown> = {}) =>
@@ -41,7 +44,8 @@ export function checkRecoveryRequest(req: RecoveryRequest): void {
       targets[1]!,
       `give one of targetTime, targetLsn and restorePoint, not ${targets.join(' and ')}`,
     );
-  if (targets.length === 0)
+  // a recovery point alone is a plain restore (a plan's); otherwise a target is needed
+  if (targets.length === 0 && req.recoveryPointId === undefined)
     throw refuse('targetTime', 'a recovery needs targetTime, targetLsn or restorePoint');
   if ((req.mode ?? 'new') === 'merge' && req.weddingId === undefined)
     throw refuse('weddingId', 'a merge brings back one wedding: weddingId is required');
@@ -93,10 +97,14 @@ export async function requestRecovery(
     recoveryPointId: req.recoveryPointId,
     targetDatabase: req.targetDatabase,
     weddingId: req.weddingId,
-    target: { time: req.targetTime, lsn, inclusive: req.inclusive },
+    ...((req.targetTime ?? lsn) !== undefined && {
+      target: { time: req.targetTime, lsn, inclusive: req.inclusive },
+    }),
     mode,
     dryRun: req.dryRun,
     components: req.components,
+    targets: req.targets,
+    drillId: req.drillId,
   };
   // the row commits only once Redis took the job: a request that fails on Redis leaves no row
   await transaction(ctx.db, async (client) => {

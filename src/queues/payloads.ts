@@ -65,8 +65,15 @@ export const restorePayload = z.object({
   mode: z.enum(['new', 'merge']).default('new'),
   dryRun: z.boolean().optional(),
   components: z.array(componentSchema).optional(),
+  /** Read only from these targets (a disaster-recovery plan's copies), in this order. */
+  targets: z.array(z.string()).optional(),
+  /** A disaster-recovery drill: its row is finished with the measured RTO/RPO, the scratch database dropped. */
+  drillId: z.uuid().optional(),
 });
 export type RestorePayload = z.infer<typeof restorePayload>;
+
+/** A scheduled disaster-recovery drill (queue `restore`): the scenario's plan run into a scratch database. */
+export const drillPayload = z.object({ drill: z.string() });
 
 /** A cadence planner tick (queue `plan`): enqueue every wedding's due backups. */
 export const planPayload = z.object({ scheduleId: z.string().optional() });

@@ -3,13 +3,17 @@
  * directory, or (with a target) recover to a point in time: base point + change segments.
  */
 import type { Job } from 'bullmq';
-import { finishRecovery, recordRecoveryProgress, startRecovery } from '../catalog/recoveries.js';
+import { finishDrill } from '../catalog/dr.js';
+import { finishRecovery, getRecovery, recordRecoveryProgress, startRecovery } from '../catalog/recoveries.js';
+import { dropScratchDatabase } from '../engine/postgres/drill-checks.js';
+import { isScenario } from '../policy/dr-plans.js';
+import { requestDrill } from '../producers/dr.js';
 import { getRecoveryPoint, listReplicas, type RecoveryPoint } from '../catalog/recovery-points.js';
 import type { AppContext } from '../context.js';
 import { restoreFromCopies, type FailoverResult } from '../engine/failover.js';
 import { recoverToTarget, type RecoverResult } from '../engine/pitr/recover.js';
 import { NotFoundError, ValidationError, WedvaultError, errorMessage } from '../errors.js';
-import { restorePayload, type RestorePayload } from '../queues/payloads.js';
+import { drillPayload, restorePayload, type RestorePayload } from '../queues/payloads.js';
 import { probeTarget } from './freshness.js';
 import { expiredPointClasses } from '../policy/class-expiry.js';
 
@@ -38,7 +42,16 @@ export async function copiesFor(ctx: AppContext, point: RecoveryPoint | undefine
     .map((r) => ({ target: r.target, storage: ctx.storage(r.target) }));
 }
 
-export async function processRestore(job: Job, ctx: AppContext): Promise<FailoverResult | RecoverResult> {
+export async function processRestore(
+  job: Job,
+  ctx: AppContext,
+): Promise<FailoverResult | RecoverResult | { drillId: string }> {
+  // a scheduled drill: its plan becomes a recovery job of its own
+  const scheduled = drillPayload.safeParse(job.data);
+  if (scheduled.success && !('recoveryId' in job.data)) {
+    if (!isScenario(scheduled.data.drill)) throw new ValidationError(`no scenario ${scheduled.data.drill}`);
+    return requestDrill(ctx, scheduled.data.drill, 'schedule');
+  }
   const p = restorePayload.parse(job.data);
   const log = ctx.log.child({ jobId: job.id, queue: job.queueName, recoveryId: p.recoveryId });
   const point = p.recoveryPointId ? await getRecoveryPoint(ctx.db, p.recoveryPointId) : undefined;
@@ -48,17 +61,49 @@ export async function processRestore(job: Job, ctx: AppContext): Promise<Failove
     throw err;
   }
   await startRecovery(ctx.db, p.recoveryId, point?.id ?? null);
-  const copies = await copiesFor(ctx, point);
+  const all = await copiesFor(ctx, point);
+  const copies = p.targets ? all.filter((c) => p.targets!.includes(c.target)) : all;
   const what = point ? `restore of ${point.id}` : `point-in-time recovery ${p.recoveryId}`;
   try {
     const result = p.target ? await recover(ctx, p, point, copies) : await restore(ctx, p, point!, copies);
     for (const f of result.failures ?? []) await probeTarget(ctx, f.target, `${what} from it`);
     log.info({ durationMs: result.durationMs }, p.target ? 'recovered to target' : 'restored');
+    if (p.drillId) await endDrill(ctx, p, point, result);
     return result;
   } catch (err) {
     for (const c of copies) await probeTarget(ctx, c.target, `${what} from it`);
     await fail(ctx, p.recoveryId, err);
+    if (p.drillId) await endDrill(ctx, p, point, undefined, err);
     throw err;
+  }
+}
+
+/** A drill's measured RTO (the recovery's own duration) and RPO, then its scratch database dropped. */
+async function endDrill(
+  ctx: AppContext,
+  p: RestorePayload,
+  point: RecoveryPoint | undefined,
+  result?: FailoverResult | RecoverResult,
+  err?: unknown,
+): Promise<void> {
+  const rec = await getRecovery(ctx.db, p.recoveryId);
+  const base = rec?.basePoint?.time ?? point?.consistentTime?.toISOString() ?? point?.createdAt.toISOString();
+  const rpoS =
+    result && 'achievedRpoS' in result
+      ? result.achievedRpoS
+      : base && rec?.createdAt
+        ? (rec.createdAt.getTime() - Date.parse(base)) / 1000
+        : undefined;
+  await finishDrill(ctx.db, p.drillId!, {
+    state: err ? 'failed' : 'completed',
+    rtoS: result ? result.durationMs / 1000 : undefined,
+    rpoS,
+    bytes: point ? point.objects.reduce((s, o) => s + o.size, 0) : undefined,
+    result: err ? { error: errorMessage(err), recoveryId: p.recoveryId } : { recoveryId: p.recoveryId },
+  });
+  if (p.targetDatabase) {
+    const db = new URL(p.targetDatabase).pathname.slice(1);
+    await dropScratchDatabase(p.targetDatabase, db).catch(() => undefined);
   }
 }
 
