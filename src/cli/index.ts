@@ -344,6 +344,8 @@ program
     await forgetCommand(loadConfig(), { dryRun: !!opts.dryRun, json: !!opts.json });
   });
 
+(await import('./dr.js')).registerDrCommands(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

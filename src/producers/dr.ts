@@ -20,6 +20,7 @@ import {
   type PlanParams,
   type Scenario,
 } from '../policy/dr-plans.js';
+import type { RestorePayload } from '../queues/payloads.js';
 import { requestRecovery } from './recovery.js';
 
 /** The targets, points and last drill of a scenario, as the plans take them. */
@@ -73,6 +74,8 @@ export async function listAllPlans(ctx: AppContext): Promise<DrPlan[]> {
 export interface ExecuteOptions {
   targetDatabase?: string | undefined;
   drillId?: string | undefined;
+  /** Record the recovery without a job: the caller runs it (the CLI's `dr run`). */
+  inline?: boolean | undefined;
 }
 
 /**
@@ -84,7 +87,11 @@ export async function executePlan(
   ctx: AppContext,
   plan: DrPlan,
   opts: ExecuteOptions,
-): Promise<{ recoveryId?: string; rebuilt?: Awaited<ReturnType<typeof rebuildFromTargets>> }> {
+): Promise<{
+  recoveryId?: string;
+  payload?: RestorePayload;
+  rebuilt?: Awaited<ReturnType<typeof rebuildFromTargets>>;
+}> {
   if (plan.scenario === 'catalog-lost') return { rebuilt: await rebuildFromTargets(ctx, plan.copies) };
   if (plan.warnings.length && !plan.point)
     throw new ValidationError(`plan ${plan.id} cannot run: ${plan.warnings.join('; ')}`);
@@ -97,19 +104,23 @@ export async function executePlan(
     ctx.config.sources.postgres.pitr.enabled &&
     plan.scenario !== 'corruption' &&
     plan.scenario !== 'primary-target-lost';
-  const { recoveryId } = await requestRecovery(ctx, {
-    ...(weddingDeleted
-      ? { targetTime: plan.targetTime, weddingId: plan.params.weddingId, mode: drill ? 'new' : 'merge' }
-      : pitr
-        ? { targetTime: new Date().toISOString() }
-        : { recoveryPointId: plan.point!.id }),
-    targetDatabase,
-    planId: plan.id,
-    scenario: plan.scenario,
-    targets: plan.copies,
-    drillId: opts.drillId,
-  });
-  return { recoveryId };
+  return requestRecovery(
+    ctx,
+    {
+      ...(weddingDeleted
+        ? { targetTime: plan.targetTime, weddingId: plan.params.weddingId, mode: drill ? 'new' : 'merge' }
+        : pitr
+          ? { targetTime: new Date().toISOString() }
+          : { recoveryPointId: plan.point!.id }),
+      targetDatabase,
+      planId: plan.id,
+      scenario: plan.scenario,
+      targets: plan.copies,
+      drillId: opts.drillId,
+    },
+    new Date(),
+    { inline: opts.inline },
+  );
 }
 
 /** A drill: the scenario's plan run into a scratch database beside the source, measured, then dropped. */

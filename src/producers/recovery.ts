@@ -77,11 +77,16 @@ async function checkWindow(ctx: AppContext, time: string, now: Date): Promise<vo
     throw refuse('targetTime', `${time} is before the earliest recoverable point; ${named}`, { window });
 }
 
+/**
+ * `inline`: the row only, no job: the caller (the CLI) runs the payload itself, so a service's
+ * worker never picks the same recovery up.
+ */
 export async function requestRecovery(
   ctx: AppContext,
   req: RecoveryRequest,
   now = new Date(),
-): Promise<{ recoveryId: string }> {
+  opts: { inline?: boolean } = {},
+): Promise<{ recoveryId: string; payload: RestorePayload }> {
   checkRecoveryRequest(req);
   let lsn = req.targetLsn;
   if (req.restorePoint !== undefined) {
@@ -109,6 +114,7 @@ export async function requestRecovery(
   // the row commits only once Redis took the job: a request that fails on Redis leaves no row
   await transaction(ctx.db, async (client) => {
     await createRecovery(client, { id: recoveryId, ...req, targetLsn: lsn, mode });
+    if (opts.inline) return;
     await onRequestPath(ctx.queues, (q) =>
       q[QUEUES.restore].add(JOBS.restore, data, {
         jobId: `recovery.${recoveryId}`,
@@ -117,5 +123,5 @@ export async function requestRecovery(
       }),
     );
   });
-  return { recoveryId };
+  return { recoveryId, payload: data };
 }
