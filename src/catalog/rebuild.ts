@@ -3,22 +3,15 @@
  * backed up) from what the repositories hold: the catalog-lost scenario. Rows already there stay.
  */
 import type { Db } from './db.js';
+import { pointRow, type BackupRecord } from './record-backup.js';
 import { recordPointWeddings, recordRecoveryPoint } from './recovery-points.js';
 
 /** One point as read back from the repositories (engine/repo-points.ts has this shape). */
-export interface RebuiltPoint {
-  id: string;
+export interface RebuiltPoint extends BackupRecord {
   type: string;
   operationId?: string | undefined;
   weddingId?: string | undefined;
-  consistentTime?: string | undefined;
-  lsn?: string | undefined;
-  files: number;
-  stats: { bytesRead: number; bytesNew: number; bytesStored: number };
-  objects: { key: string; size: number }[];
-  checksum: string;
-  summary: Record<string, unknown>;
-  weddings: string[];
+  /** Targets holding every object of the point, and those holding its snapshot with objects missing. */
   complete: string[];
   incomplete: string[];
 }
@@ -35,23 +28,16 @@ export async function rebuildCatalog(
     const op = p.operationId
       ? (await db.query(`SELECT 1 FROM backup_operations WHERE id::text = $1`, [p.operationId])).rows[0]
       : undefined;
-    await recordRecoveryPoint(db, {
-      id: p.id,
-      operationId: op ? p.operationId! : null,
-      type: p.type,
-      weddingId: p.weddingId ?? null,
-      primaryTarget: p.complete.includes(primaryTarget) ? primaryTarget : (p.complete[0] ?? primaryTarget),
-      consistentTime: p.consistentTime ? new Date(p.consistentTime) : null,
-      lsn: p.lsn ?? null,
-      files: p.files,
-      bytesRead: p.stats.bytesRead,
-      bytesNew: p.stats.bytesNew,
-      bytesStored: p.stats.bytesStored,
-      objects: p.objects,
-      checksum: p.checksum,
-      summary: p.summary,
-    });
-    await recordPointWeddings(db, p.id, p.weddings);
+    await recordRecoveryPoint(
+      db,
+      pointRow(p, {
+        operationId: op ? p.operationId! : null,
+        type: p.type,
+        weddingId: p.weddingId ?? null,
+        primaryTarget: p.complete.includes(primaryTarget) ? primaryTarget : (p.complete[0] ?? primaryTarget),
+      }),
+    );
+    await recordPointWeddings(db, p.snapshotId, p.weddings);
     const size = p.objects.reduce((s, o) => s + o.size, 0);
     for (const [targets, state] of [
       [p.complete, 'replicated'],
@@ -61,7 +47,7 @@ export async function rebuildCatalog(
         await db.query(
           `INSERT INTO replicas (recovery_point_id, target, state, objects, bytes, checksum)
            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (recovery_point_id, target) DO NOTHING`,
-          [p.id, target, state, p.objects.length, size, p.checksum],
+          [p.snapshotId, target, state, p.objects.length, size, p.checksum],
         );
   }
   const after = await counts(db);

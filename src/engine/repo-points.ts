@@ -4,24 +4,27 @@
  */
 import { errorMessage } from '../errors.js';
 import type { Storage } from '../storage/types.js';
-import { objectsChecksum, schemaDigest } from './backup.js';
+import { objectsChecksum, schemaDigest, type BackupOutput } from './backup.js';
 import { Repository } from './repo/repository.js';
 import { snapshotTree } from './tree.js';
 
-export interface RepoPoint {
-  id: string;
+/** A point as the backup described it (its catalog record), with the copies that hold it. */
+export interface RepoPoint extends Pick<
+  BackupOutput,
+  | 'snapshotId'
+  | 'consistentTime'
+  | 'lsn'
+  | 'files'
+  | 'stats'
+  | 'objects'
+  | 'checksum'
+  | 'summary'
+  | 'weddings'
+> {
   type: string;
   time: string;
   operationId?: string | undefined;
   weddingId?: string | undefined;
-  consistentTime?: string | undefined;
-  lsn?: string | undefined;
-  files: number;
-  stats: { bytesRead: number; bytesNew: number; bytesStored: number };
-  objects: { key: string; size: number }[];
-  checksum: string;
-  summary: Record<string, unknown>;
-  weddings: string[];
   /** Copies holding every object the point needs. */
   complete: string[];
   /** Copies holding its snapshot with objects missing. */
@@ -47,12 +50,12 @@ export async function readRepoPoints(
           const tree = snapshotTree(snap.tree);
           const objects = await repo.objectsForSnapshot(s.id);
           p = {
-            id: s.id,
+            snapshotId: s.id,
             type: s.type,
             time: s.time,
             operationId: s.tags.operation,
             weddingId: s.tags.wedding,
-            consistentTime: s.consistentPoint?.time,
+            consistentTime: s.consistentPoint?.time ? new Date(s.consistentPoint.time) : undefined,
             lsn: s.consistentPoint?.lsn,
             files: Object.values(tree.files ?? {}).reduce((n, e) => n + e.length, 0),
             stats: s.stats,

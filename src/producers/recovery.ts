@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { transaction } from '../catalog/db.js';
-import { createRecovery } from '../catalog/recoveries.js';
+import { createRecovery, type NewRecovery } from '../catalog/recoveries.js';
 import { getRestorePoint } from '../catalog/restore-points.js';
 import type { AppContext } from '../context.js';
 import { copyWindows, overallWindow } from '../engine/pitr/status.js';
@@ -14,20 +14,9 @@ import { JOBS, QUEUES } from '../queues/names.js';
 import type { RestorePayload } from '../queues/payloads.js';
 import { PRIORITY } from '../queues/priority.js';
 
-export interface RecoveryRequest {
-  targetTime?: string | undefined;
-  targetLsn?: string | undefined;
-  restorePoint?: string | undefined;
-  inclusive?: boolean | undefined;
-  weddingId?: string | undefined;
+/** The catalog row's fields; a base point asked for (the CLI's `<recoveryPointId>`) is chosen by the engine when absent. */
+export interface RecoveryRequest extends Omit<NewRecovery, 'id' | 'components'> {
   components?: ('database' | 'files')[] | undefined;
-  targetDatabase?: string | undefined;
-  mode?: 'new' | 'merge' | undefined;
-  dryRun?: boolean | undefined;
-  /** A base point asked for (the CLI's `<recoveryPointId>`); chosen by the engine when absent. */
-  recoveryPointId?: string | undefined;
-  planId?: string | undefined;
-  scenario?: string | undefined;
   /** Read only from these targets (a plan's copies). */
   targets?: string[] | undefined;
   drillId?: string | undefined;

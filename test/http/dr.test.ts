@@ -7,6 +7,7 @@ import { ensureAdminKey } from '../../src/bootstrap.js';
 import { finishDrill, startDrill } from '../../src/catalog/dr.js';
 import { listReplicas } from '../../src/catalog/recovery-points.js';
 import { createApp } from '../../src/http/app.js';
+import { SCENARIOS } from '../../src/policy/dr-plans.js';
 import { requestBackup } from '../../src/producers/backups.js';
 import { seedDatabase } from '../../src/seed/database.js';
 import { startWorkers, stopWorkers } from '../../src/workers/run.js';
@@ -65,14 +66,7 @@ async function catalogRows() {
 describe('disaster recovery over REST', () => {
   it('lists a built-in plan per scenario with steps, copies and an RTO estimate from the last drill', async () => {
     const res = await request(app).get('/api/dr/plans').set(auth()).expect(200);
-    expect(res.body.plans.map((p: { id: string }) => p.id)).toEqual([
-      'database-lost',
-      'primary-target-lost',
-      'region-lost',
-      'corruption',
-      'wedding-deleted',
-      'catalog-lost',
-    ]);
+    expect(res.body.plans.map((p: { id: string }) => p.id)).toEqual([...SCENARIOS]);
     const lost = res.body.plans[1];
     expect(lost).toMatchObject({ copies: ['local-secondary'], point: { id: pointId } });
     expect(lost.rto.estimateS).toBeNull();
