@@ -6,6 +6,8 @@ export const API_SCOPES = [
   'backups:read',
   'backups:write',
   'restore:write',
+  /** Point-in-time recoveries (POST /api/backups/recovery) and named restore points. */
+  'recovery:write',
   'validation:write',
   'targets:read',
   'dr:write',

@@ -20,12 +20,16 @@ export interface BackupRecord {
   weddings: string[];
 }
 
-export async function recordBackupOutput(
-  db: Db,
-  out: BackupRecord,
-  meta: { operationId: string; type: string; weddingId: string | null; primaryTarget: string },
-): Promise<RecoveryPoint> {
-  const point = await recordRecoveryPoint(db, {
+type PointMeta = {
+  operationId: string | null;
+  type: string;
+  weddingId: string | null;
+  primaryTarget: string;
+};
+
+/** The recovery point row of a backup's record (also what a catalog rebuild reads back: rebuild.ts). */
+export function pointRow(out: BackupRecord, meta: PointMeta): Omit<RecoveryPoint, 'createdAt' | 'healthy'> {
+  return {
     id: out.snapshotId,
     ...meta,
     consistentTime: out.consistentTime ?? null,
@@ -37,7 +41,15 @@ export async function recordBackupOutput(
     objects: out.objects,
     checksum: out.checksum,
     summary: out.summary,
-  });
+  };
+}
+
+export async function recordBackupOutput(
+  db: Db,
+  out: BackupRecord,
+  meta: PointMeta & { operationId: string },
+): Promise<RecoveryPoint> {
+  const point = await recordRecoveryPoint(db, pointRow(out, meta));
   await recordPointWeddings(db, point.id, out.weddings);
   await upsertReplica(db, {
     recoveryPointId: point.id,

@@ -3,7 +3,7 @@ import type { Db } from './db.js';
 
 export interface ScheduleRow {
   id: string;
-  queue: 'backup' | 'verify' | 'purge' | 'plan';
+  queue: 'backup' | 'verify' | 'purge' | 'plan' | 'restore';
   every: number | null;
   pattern: string | null;
   tz: string | null;
@@ -20,7 +20,7 @@ export async function enabledSchedules(db: Db): Promise<ScheduleRow[]> {
 
 export interface ScheduleRecord {
   id: string;
-  queue: 'backup' | 'verify' | 'purge' | 'plan';
+  queue: 'backup' | 'verify' | 'purge' | 'plan' | 'restore';
   every?: number | undefined;
   pattern?: string | undefined;
   tz?: string | undefined;

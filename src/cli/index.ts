@@ -97,17 +97,29 @@ program
   );
 
 program
-  .command('restore <recoveryPointId>')
+  .command('restore [recoveryPointId]')
   .description('restore a recovery point into a database and/or a directory')
   .option('--target-database <url>', 'database to restore into (created when missing)')
   .option('--target-dir <path>', 'directory to restore files into')
   .option('--wedding <tenantId>', 'restore only this wedding’s rows')
   .option('--overwrite', 'allow restoring into a database that already holds tables')
+  .option(
+    '--to-time <time>',
+    'recover to this time (ISO 8601, any zone or Z): a base point + change segments',
+  )
+  .option(
+    '--merge',
+    'with --to-time and --wedding: insert the wedding’s rows into the live --target-database',
+  )
+  .option('--dry-run', 'with --merge: count what would be inserted and the conflicts, change nothing')
   .option('--json', 'print JSON')
   .action(
     async (
-      id: string,
+      id: string | undefined,
       opts: {
+        toTime?: string;
+        merge?: boolean;
+        dryRun?: boolean;
         targetDatabase?: string;
         targetDir?: string;
         wedding?: string;
@@ -119,6 +131,15 @@ program
       if (opts.wedding !== undefined && (opts.wedding === '' || opts.wedding.startsWith('-'))) {
         throw new ValidationError(`--wedding needs a wedding id, got "${opts.wedding}"`);
       }
+      if (opts.toTime !== undefined) {
+        const { recoverToTime, describeRecovery } = await import('./recover.js');
+        const r = await recoverToTime(loadConfig(), id, { ...opts, toTime: opts.toTime });
+        print(!!opts.json, r, describeRecovery(r));
+        if (!r.validation.ok || (r.merge?.conflicts.length ?? 0) > 0) process.exitCode = 1;
+        return;
+      }
+      if (id === undefined)
+        throw new ValidationError('restore needs a <recoveryPointId> (or --to-time <time>)');
       if (!opts.targetDatabase && !opts.targetDir) {
         throw new WedvaultError('restore needs --target-database <url> or --target-dir <path>');
       }
@@ -364,6 +385,8 @@ program
     const { forgetCommand } = await import('./forget.js');
     await forgetCommand(loadConfig(), { dryRun: !!opts.dryRun, json: !!opts.json });
   });
+
+(await import('./dr.js')).registerDrCommands(program);
 
 try {
   await program.parseAsync(process.argv);

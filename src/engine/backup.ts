@@ -58,7 +58,7 @@ export function objectsChecksum(objects: { key: string; size: number }[]): strin
 }
 
 /** Same schema → same digest (blob ids are content-addressed): a changed digest calls for a drill. */
-function schemaDigest(tree: SnapshotTree): string | null {
+export function schemaDigest(tree: SnapshotTree): string | null {
   const schema = tree.postgres?.schema;
   if (!schema) return null;
   return createHash('sha256')

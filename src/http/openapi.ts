@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { REQUEST_ID } from './limits.js';
+import { recoveryPaths } from './openapi-recovery.js';
 import { json, jsonSchema, parameters } from './openapi-zod.js';
 import {
   createBackupBody,
@@ -292,6 +293,7 @@ export function openApiDocument(): Record<string, unknown> {
         },
       },
       ...compliancePaths(),
+      ...recoveryPaths({ errors, mutating, requestIdHeader }),
       ...schedulePaths(),
       '/api/openapi.json': {
         get: { security: [], summary: 'This document', responses: { '200': { description: 'OpenAPI 3' } } },

@@ -8,6 +8,7 @@ import type { SchedulingConfig } from '../config/index.js';
 import type { AppContext } from '../context.js';
 import { JOBS, QUEUES } from '../queues/names.js';
 import { PRIORITY } from '../queues/priority.js';
+import { SCENARIOS } from '../policy/dr-plans.js';
 import { CADENCE_SCHEDULE } from './cadence.js';
 
 export interface ScheduleSpec {
@@ -15,7 +16,7 @@ export interface ScheduleSpec {
   pattern?: string | undefined;
   every?: number | undefined;
   tz?: string | undefined;
-  queue: 'backup' | 'verify' | 'purge' | 'plan';
+  queue: 'backup' | 'verify' | 'purge' | 'plan' | 'restore';
   data: Record<string, unknown>;
 }
 
@@ -27,6 +28,14 @@ export const DEFAULT_SCHEDULES: ScheduleSpec[] = [
   { id: 'weekly-drill', pattern: '0 5 * * 0', tz: 'UTC', queue: 'verify', data: { mode: 'drill' } },
   // forget what the retention policy lets go (nothing without a policy), after the nightly full
   { id: 'daily-purge', pattern: '0 3 * * *', tz: 'UTC', queue: 'purge', data: { reason: 'retention' } },
+  // every disaster-recovery scenario drilled quarterly (first of Jan/Apr/Jul/Oct), an hour apart
+  ...SCENARIOS.map((drill, i) => ({
+    id: `dr-drill-${drill}`,
+    pattern: `0 ${6 + i} 1 1,4,7,10 *`,
+    tz: 'UTC',
+    queue: 'restore' as const,
+    data: { drill },
+  })),
 ];
 
 /** The defaults with the config's patterns (`scheduling.schedules`) and the planner's tick. */
@@ -134,7 +143,7 @@ interface Present {
 
 async function presentSchedulers(ctx: AppContext): Promise<Map<string, Present>> {
   const out = new Map<string, Present>();
-  for (const q of [QUEUES.backup, QUEUES.verify, QUEUES.purge, QUEUES.plan])
+  for (const q of [QUEUES.backup, QUEUES.verify, QUEUES.purge, QUEUES.plan, QUEUES.restore])
     for (const s of await ctx.queues.queues[q].getJobSchedulers()) out.set(s.key, s);
   return out;
 }

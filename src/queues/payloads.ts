@@ -53,12 +53,27 @@ export type PurgePayload = z.infer<typeof purgePayload>;
 
 export const restorePayload = z.object({
   recoveryId: z.uuid(),
-  recoveryPointId: idSchema,
+  /** A point-in-time recovery may leave the base point to the engine; a plain restore names it. */
+  recoveryPointId: idSchema.optional(),
   targetDatabase: z.string().optional(),
   targetDir: z.string().optional(),
   weddingId: idSchema.optional(),
+  /** Point in time (a restore point already resolved to its LSN): replay change segments up to it. */
+  target: z
+    .object({ time: z.string().optional(), lsn: z.string().optional(), inclusive: z.boolean().optional() })
+    .optional(),
+  mode: z.enum(['new', 'merge']).default('new'),
+  dryRun: z.boolean().optional(),
+  components: z.array(componentSchema).optional(),
+  /** Read only from these targets (a disaster-recovery plan's copies), in this order. */
+  targets: z.array(z.string()).optional(),
+  /** A disaster-recovery drill: its row is finished with the measured RTO/RPO, the scratch database dropped. */
+  drillId: z.uuid().optional(),
 });
 export type RestorePayload = z.infer<typeof restorePayload>;
+
+/** A scheduled disaster-recovery drill (queue `restore`): the scenario's plan run into a scratch database. */
+export const drillPayload = z.object({ drill: z.string() });
 
 /** A cadence planner tick (queue `plan`): enqueue every wedding's due backups. */
 export const planPayload = z.object({ scheduleId: z.string().optional() });

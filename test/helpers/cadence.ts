@@ -6,6 +6,12 @@ import { PG_ADMIN_URL } from './service.js';
 /** The schedules a rebuild installs by default, in id order. */
 export const SCHEDULE_IDS = [
   'daily-purge',
+  'dr-drill-catalog-lost',
+  'dr-drill-corruption',
+  'dr-drill-database-lost',
+  'dr-drill-primary-target-lost',
+  'dr-drill-region-lost',
+  'dr-drill-wedding-deleted',
   'hourly-files',
   'nightly-full',
   'wedding-cadence',

@@ -87,14 +87,14 @@ describe('schedules', () => {
     }
     const ids: string[] = [];
     let scheduledJobs = 0;
-    for (const q of [QUEUES.backup, QUEUES.verify, QUEUES.purge, QUEUES.plan]) {
+    for (const q of [QUEUES.backup, QUEUES.verify, QUEUES.purge, QUEUES.plan, QUEUES.restore]) {
       const queue = svc.ctx.queues.queues[q];
       ids.push(...(await queue.getJobSchedulers()).map((s) => s.key));
       scheduledJobs += (await queue.getJobs(['delayed', 'waiting', 'prioritized'])).length;
     }
     expect(ids.sort()).toEqual(SCHEDULE_IDS);
-    expect(scheduledJobs).toBe(6); // one next run each, no duplicates
-    expect((await listSchedules(svc.ctx.db)).map((s) => s.id)).toHaveLength(6);
+    expect(scheduledJobs).toBe(SCHEDULE_IDS.length); // one next run each, no duplicates
+    expect((await listSchedules(svc.ctx.db)).map((s) => s.id)).toHaveLength(SCHEDULE_IDS.length);
   });
 
   it('keeps an API edit across a rebuild', async () => {

@@ -1,0 +1,71 @@
+/**
+ * What point-in-time recovery can reach, seen from the repositories: each copy's recoverable
+ * window (pitrWindow over its base points), and the capture's lag on the source.
+ */
+import pg from 'pg';
+import { errorMessage } from '../../errors.js';
+import type { Storage } from '../../storage/types.js';
+import { Repository } from '../repo/repository.js';
+import { basePoints } from './base.js';
+import { pitrWindow, type BasePoint, type PitrWindow } from './window.js';
+
+export interface CopyWindow {
+  target: string;
+  bases: BasePoint[];
+  window?: PitrWindow | undefined;
+  /** Why the copy could not say (unreachable, no repository, segments unreadable). */
+  error?: string | undefined;
+}
+
+/** Each copy's window; a copy whose segments cannot be read still names its base points. */
+export async function copyWindows(
+  copies: { target: string; storage: Storage }[],
+  masterKey: Buffer,
+  source: string,
+): Promise<CopyWindow[]> {
+  return Promise.all(
+    copies.map(async ({ target, storage }): Promise<CopyWindow> => {
+      let bases: BasePoint[] = [];
+      try {
+        const repo = await Repository.open(storage, masterKey);
+        bases = await basePoints(repo);
+        return { target, bases, window: await pitrWindow(repo, source, bases) };
+      } catch (err) {
+        return { target, bases, error: errorMessage(err) };
+      }
+    }),
+  );
+}
+
+/**
+ * The window a recovery can aim into, over every copy: from the earliest recoverable time any copy
+ * offers to the latest. Where no copy reads its segments, the oldest base point bounds it below.
+ */
+export function overallWindow(ws: CopyWindow[]): { earliest?: string; latest?: string } {
+  const earliest = ws.map((w) => w.window?.earliest ?? w.bases[0]?.time).filter((t): t is string => !!t);
+  const latest = ws.map((w) => w.window?.latest).filter((t): t is string => !!t);
+  const min = earliest.sort()[0];
+  const max = latest.sort().at(-1);
+  return { ...(min && { earliest: min }), ...(max && { latest: max }) };
+}
+
+/** The capture's slot on the source: bytes of WAL it has not confirmed, or that it is missing or lost. */
+export async function slotLag(
+  url: string,
+  slot: string,
+): Promise<{ lagBytes: number; slotStatus: 'ok' | 'missing' | 'lost' }> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ lag: string | null; wal_status: string | null }>(
+      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag, wal_status
+         FROM pg_replication_slots WHERE slot_name = $1`,
+      [slot],
+    );
+    const r = rows[0];
+    if (!r) return { lagBytes: 0, slotStatus: 'missing' };
+    return { lagBytes: Number(r.lag ?? 0), slotStatus: r.wal_status === 'lost' ? 'lost' : 'ok' };
+  } finally {
+    await c.end();
+  }
+}
