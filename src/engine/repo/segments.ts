@@ -8,11 +8,10 @@
 import { CorruptionError } from '../../errors.js';
 import type { TxnChange } from '../pitr/types.js';
 import { lsnValue } from '../pitr/types.js';
-import { equalBytes, hmac, open, seal } from './crypto.js';
 import type { MetaKeys } from './keys.js';
+import { openManifest, sealManifest } from './snapshot.js';
 
 export const CHANGES_PREFIX = 'changes/';
-const MAC_BYTES = 32;
 
 /** One transaction's changes of one scope, each with its position in the whole transaction. */
 export interface TxnPart {
@@ -69,23 +68,14 @@ export function segmentRange(key: string): { startLsn: string; endLsn: string } 
 }
 
 export function encodeSegment(keys: MetaKeys, key: string, manifest: SegmentManifest): Buffer {
-  const sealed = seal(keys.meta, Buffer.from(JSON.stringify(manifest)), `wedvault-segment-v1:${key}`);
-  return Buffer.concat([sealed, hmac(keys.mac, key, sealed)]);
+  return sealManifest(keys, 'wedvault-segment-v1', key, manifest);
 }
 
 export function decodeSegment(keys: MetaKeys, key: string, bytes: Buffer): SegmentManifest {
-  const bad = (why: string) => new CorruptionError(`${key}: ${why}`, { object: key });
-  if (bytes.length < MAC_BYTES) throw bad('too short');
-  const sealed = bytes.subarray(0, bytes.length - MAC_BYTES);
-  if (!equalBytes(hmac(keys.mac, key, sealed), bytes.subarray(bytes.length - MAC_BYTES))) {
-    throw bad('MAC does not verify (changed or not from this repository)');
-  }
-  const plain = open(keys.meta, sealed, `wedvault-segment-v1:${key}`);
-  if (!plain) throw bad('fails authentication');
-  const m = JSON.parse(plain.toString()) as SegmentManifest;
+  const m = openManifest(keys, 'wedvault-segment-v1', key, bytes) as SegmentManifest;
   const range = segmentRange(key);
   if (m.version !== 1 || !range || range.startLsn !== m.startLsn || range.endLsn !== m.endLsn) {
-    throw bad('manifest does not match its name');
+    throw new CorruptionError(`${key}: manifest does not match its name`, { object: key });
   }
   return m;
 }

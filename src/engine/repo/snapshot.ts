@@ -38,11 +38,30 @@ export interface Snapshot extends SnapshotSummary {
 
 export const snapshotKey = (id: string): string => `${SNAPSHOTS_PREFIX}${id}`;
 
-/** sealed(manifest) ‖ HMAC(mac key, key ‖ sealed): a changed byte or a renamed object fails the MAC. */
-export function encodeSnapshot(keys: MetaKeys, manifest: SnapshotSummary & { tree?: unknown }): Buffer {
-  const key = snapshotKey(manifest.id);
-  const sealed = seal(keys.meta, Buffer.from(JSON.stringify(manifest)), `wedvault-snapshot-v1:${key}`);
+/**
+ * sealed(JSON) ‖ HMAC(mac key, key ‖ sealed) under the meta key with AAD `<role>:<key>`: a changed
+ * byte or a renamed object fails the MAC. Snapshots and change segments are stored so.
+ */
+export function sealManifest(keys: MetaKeys, role: string, key: string, manifest: unknown): Buffer {
+  const sealed = seal(keys.meta, Buffer.from(JSON.stringify(manifest)), `${role}:${key}`);
   return Buffer.concat([sealed, hmac(keys.mac, key, sealed)]);
+}
+
+/** The JSON sealManifest stored, checked; a CorruptionError naming the object otherwise. */
+export function openManifest(keys: MetaKeys, role: string, key: string, bytes: Buffer): unknown {
+  const bad = (why: string) => new CorruptionError(`${key}: ${why}`, { object: key });
+  if (bytes.length < MAC_BYTES) throw bad('too short');
+  const sealed = bytes.subarray(0, bytes.length - MAC_BYTES);
+  if (!equalBytes(hmac(keys.mac, key, sealed), bytes.subarray(bytes.length - MAC_BYTES))) {
+    throw bad('MAC does not verify (changed or not from this repository)');
+  }
+  const plain = open(keys.meta, sealed, `${role}:${key}`);
+  if (!plain) throw bad('fails authentication');
+  return JSON.parse(plain.toString('utf8'));
+}
+
+export function encodeSnapshot(keys: MetaKeys, manifest: SnapshotSummary & { tree?: unknown }): Buffer {
+  return sealManifest(keys, 'wedvault-snapshot-v1', snapshotKey(manifest.id), manifest);
 }
 
 export function decodeSnapshot(
@@ -51,14 +70,9 @@ export function decodeSnapshot(
   bytes: Buffer,
 ): SnapshotSummary & { tree?: unknown } {
   const bad = (why: string) => new CorruptionError(`${key}: ${why}`, { object: key });
-  if (bytes.length < MAC_BYTES) throw bad('too short');
-  const sealed = bytes.subarray(0, bytes.length - MAC_BYTES);
-  if (!equalBytes(hmac(keys.mac, key, sealed), bytes.subarray(bytes.length - MAC_BYTES))) {
-    throw bad('MAC does not verify (changed or not from this repository)');
-  }
-  const plain = open(keys.meta, sealed, `wedvault-snapshot-v1:${key}`);
-  if (!plain) throw bad('fails authentication');
-  const manifest = JSON.parse(plain.toString('utf8')) as SnapshotSummary & { tree?: unknown };
+  const manifest = openManifest(keys, 'wedvault-snapshot-v1', key, bytes) as SnapshotSummary & {
+    tree?: unknown;
+  };
   if (manifest.version !== 1) throw bad(`unknown snapshot version ${String(manifest.version)}`);
   if (snapshotKey(manifest.id) !== key) throw bad('names another snapshot id');
   return manifest;
