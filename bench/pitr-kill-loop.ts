@@ -75,6 +75,8 @@ async function main() {
      INSERT INTO weddings SELECT g, '2027-01-01' FROM generate_series(1, 10) g`,
   );
   const config = loadConfig({ ...process.env, ...env });
+  // the repository a first backup would have made (the capture never makes one)
+  await Repository.init(createStorage(config.targets[0]!, process.env), config.masterKey);
   const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   const status = captureStatusKey(`{${env.WEDVAULT_REDIS_PREFIX}}`);
   const holder = async () => (await redis.hget(status, 'holder')) ?? '';

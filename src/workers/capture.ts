@@ -6,8 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../context.js';
-import { errorMessage } from '../errors.js';
-import { Capture } from '../engine/pitr/capture.js';
+import { NotFoundError, errorMessage } from '../errors.js';
+import { Capture, ensureCaptureSlot } from '../engine/pitr/capture.js';
 import { Repository } from '../engine/repo/repository.js';
 import { requestBackup } from '../producers/backups.js';
 import { captureStatusKey } from '../queues/capture-status.js';
@@ -37,13 +37,25 @@ export function startCapture(ctx: AppContext, opts: { leaseMs?: number } = {}): 
   let running: Promise<void> | undefined;
   let stopped = false;
 
-  const open = async (): Promise<Capture> => {
+  let waiting = false;
+  const open = async (): Promise<Capture | undefined> => {
     const [primary, ...others] = ctx.config.targets.map((t) => ({
       target: t.name,
       storage: ctx.storage(t.name),
     }));
-    const repo = await Repository.openOrInit(primary!.storage, ctx.config.masterKey);
     const pg = ctx.config.sources.postgres;
+    let repo: Repository;
+    try {
+      repo = await Repository.open(primary!.storage, ctx.config.masterKey);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      // no repository yet: the first backup makes it; the slot keeps every change meanwhile
+      await ensureCaptureSlot(pg.url, pitr.slot);
+      if (!waiting)
+        log.info({ target: primary!.target }, 'capture waits for the first backup to create the repository');
+      waiting = true;
+      return undefined;
+    }
     return new Capture({
       url: pg.url,
       source: PITR_SOURCE,
@@ -81,6 +93,7 @@ export function startCapture(ctx: AppContext, opts: { leaseMs?: number } = {}): 
     }
     if (!holding || stopped) return;
     capture ??= await open();
+    if (!capture) return;
     const r = await capture.step();
     const fields: Record<string, string> = { at: new Date().toISOString(), endLsn: r.endLsn, holder: token };
     if (r.key) {

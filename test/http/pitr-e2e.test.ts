@@ -59,7 +59,12 @@ describe('point-in-time recovery end to end: capture, REST, worker', () => {
     admin = svc.env.WEDVAULT_ADMIN_KEY!;
     app = createApp(svc.ctx);
     capture = startCapture(svc.ctx);
-    await waitFor(async () => capture.active(), 20_000);
+    // the capture's slot exists before the base point, so the stream covers it
+    await waitFor(
+      async () =>
+        (await query(source(), 'SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).length > 0,
+      20_000,
+    );
     workers = startWorkers(svc.ctx, { queues: ['backup', 'replicate', 'restore'], concurrency: 2 });
     const { operationId } = await requestBackup(svc.ctx, { type: 'full', components: ['database'] });
     await waitForOperation(svc.ctx, operationId, 60_000);

@@ -56,6 +56,8 @@ describe('capture worker: one per source, survives SIGKILL with no gap and no du
        CREATE TABLE log (id bigserial PRIMARY KEY, wedding_id int NOT NULL REFERENCES weddings, n int);
        INSERT INTO weddings VALUES (1, '2027-01-01'), (2, '2027-02-02')`,
     );
+    // the repository a first backup would have made (the capture never makes one)
+    await Repository.init(svc.ctx.storage(svc.config.primaryTarget), svc.config.masterKey);
   });
   afterAll(async () => {
     for (const c of children) c.kill('SIGKILL');

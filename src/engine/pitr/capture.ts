@@ -375,3 +375,22 @@ function keyOf(t: PgTableInfo, row: RowValues | undefined): RowValues | undefine
   }
   return key;
 }
+
+/**
+ * The capture's slot alone, created when missing: before any repository exists (the first backup
+ * creates it; the capture never does, so two processes never initialise one target at once), the
+ * stream already starts here, and the first base point falls inside it.
+ */
+export async function ensureCaptureSlot(url: string, slot: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  try {
+    await c.connect();
+  } catch (err) {
+    throw new TransientError(`source database unreachable: ${errorMessage(err)}`, { cause: err });
+  }
+  try {
+    if ((await slotState(c, slot)).status === 'missing') await createCaptureSlot(c, slot);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
