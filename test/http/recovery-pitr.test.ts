@@ -1,0 +1,81 @@
+// Needs the capture work's pitrWindow (src/engine/pitr/window.ts): fails with "not built yet" until it is merged.
+import type { Worker } from 'bullmq';
+import type { Express } from 'express';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureAdminKey } from '../../src/bootstrap.js';
+import { getRecoveryPoint } from '../../src/catalog/recovery-points.js';
+import { createApp } from '../../src/http/app.js';
+import { requestBackup } from '../../src/producers/backups.js';
+import { seedDatabase } from '../../src/seed/database.js';
+import { startWorkers, stopWorkers } from '../../src/workers/run.js';
+import {
+  createTestService,
+  dbUrl,
+  dropDatabase,
+  waitFor,
+  waitForOperation,
+  type TestService,
+} from '../helpers/service.js';
+
+let svc: TestService;
+let app: Express;
+let workers: Worker[];
+let admin: string;
+let point: { id: string; time: string };
+const into = `wv_test_pitr_into_${process.pid}`;
+
+beforeAll(async () => {
+  svc = await createTestService({ WEDVAULT_PITR: 'on' });
+  await seedDatabase(svc.config.sources.postgres.url, { scale: 0.001 });
+  await ensureAdminKey(svc.ctx);
+  admin = svc.env.WEDVAULT_ADMIN_KEY!;
+  app = createApp(svc.ctx);
+  workers = startWorkers(svc.ctx, { queues: ['backup', 'restore'], concurrency: 1 });
+  const { operationId } = await requestBackup(svc.ctx, { type: 'full', components: ['database'] });
+  const id = (await waitForOperation(svc.ctx, operationId, 60_000)).recoveryPointId!;
+  const p = (await getRecoveryPoint(svc.ctx.db, id))!;
+  point = { id, time: (p.consistentTime ?? p.createdAt).toISOString() };
+}, 120_000);
+
+afterAll(async () => {
+  await stopWorkers(workers ?? []);
+  await dropDatabase(into);
+  await svc?.cleanup();
+});
+
+const auth = () => ({ Authorization: `Bearer ${admin}` });
+
+describe('point-in-time recovery to a base point’s time', () => {
+  it('GET /api/pitr names the base point as the earliest recoverable time', async () => {
+    const res = await request(app).get('/api/pitr').set(auth()).expect(200);
+    const primary = res.body.sources[0].targets[0];
+    expect(primary).toMatchObject({ target: 'local-primary', basePoints: 1 });
+    expect(primary.error).toBeUndefined();
+    expect(Date.parse(primary.earliest)).toBeLessThanOrEqual(Date.parse(point.time));
+  });
+
+  it('request → job → row: queued, then completed with the base point, RPO and validation', async () => {
+    const res = await request(app)
+      .post('/api/backups/recovery')
+      .set(auth())
+      .send({ targetTime: point.time, targetDatabase: dbUrl(into) })
+      .expect(202);
+    const first = await request(app)
+      .get(`/api/backups/recovery/${res.body.recoveryId}`)
+      .set(auth())
+      .expect(200);
+    expect(['queued', 'running', 'completed']).toContain(first.body.state);
+    const done = await waitFor(async () => {
+      const r = (await request(app).get(`/api/backups/recovery/${res.body.recoveryId}`).set(auth())).body;
+      if (r.state === 'failed') throw new Error(JSON.stringify(r.error));
+      return r.state === 'completed' && r;
+    }, 60_000);
+    expect(done).toMatchObject({
+      progress: 1,
+      basePoint: { id: point.id },
+      achievedRpoS: 0,
+      validation: { ok: true },
+    });
+  });
+});
