@@ -165,4 +165,15 @@ describe('disaster recovery over REST', () => {
     const plan = await request(app).get('/api/dr/plans/database-lost').set(auth()).expect(200);
     expect(plan.body.rto.estimateS).toBeGreaterThan(0);
   });
+
+  it('runs a scheduled drill from its scheduler’s job ({drill}) and records it', async () => {
+    await svc.ctx.queues.queues.restore.add('restore', { drill: 'catalog-lost' }, { priority: 5 });
+    const drill = await waitFor(async () => {
+      const r = await request(app).get('/api/dr/drills?scenario=catalog-lost').set(auth()).expect(200);
+      return r.body.drills.find(
+        (d: { trigger: string; state: string }) => d.trigger === 'schedule' && d.state !== 'running',
+      );
+    });
+    expect(drill).toMatchObject({ state: 'completed', rpoS: 0, result: { seen: 1, points: 0 } });
+  });
 });
