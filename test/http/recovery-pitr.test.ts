@@ -3,7 +3,9 @@ import type { Worker } from 'bullmq';
 import type { Express } from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { ensureAdminKey } from '../../src/bootstrap.js';
+import { upcomingWeddings } from '../../src/engine/pitr/status.js';
 import { getRecoveryPoint } from '../../src/catalog/recovery-points.js';
 import { createApp } from '../../src/http/app.js';
 import { requestBackup } from '../../src/producers/backups.js';
@@ -28,6 +30,12 @@ const into = `wv_test_pitr_into_${process.pid}`;
 beforeAll(async () => {
   svc = await createTestService({ WEDVAULT_PITR: 'on' });
   await seedDatabase(svc.config.sources.postgres.url, { scale: 0.001 });
+  // two weddings within the month: a staged recovery's first stage
+  const c = new pg.Client({ connectionString: svc.config.sources.postgres.url });
+  await c.connect();
+  await c.query(`UPDATE weddings SET wedding_date = (now() AT TIME ZONE 'UTC')::date + 5
+                  WHERE wedding_id IN (SELECT wedding_id FROM weddings ORDER BY wedding_id LIMIT 2)`);
+  await c.end();
   await ensureAdminKey(svc.ctx);
   admin = svc.env.WEDVAULT_ADMIN_KEY!;
   app = createApp(svc.ctx);
@@ -77,5 +85,20 @@ describe('point-in-time recovery to a base point’s time', () => {
       achievedRpoS: 0,
       validation: { ok: true },
     });
+  });
+
+  it('names the next 30 days’ weddings of the newest base point: a staged recovery’s first stage', async () => {
+    const copies = svc.config.targets.map((t) => ({ target: t.name, storage: svc.ctx.storage(t.name) }));
+    const c = new pg.Client({ connectionString: svc.config.sources.postgres.url });
+    await c.connect();
+    const { rows } = await c.query<{ id: string }>(
+      `SELECT wedding_id::text AS id FROM weddings WHERE wedding_date BETWEEN (now() AT TIME ZONE 'UTC')::date
+         AND (now() AT TIME ZONE 'UTC')::date + 30`,
+    );
+    await c.end();
+    expect(rows.length).toBeGreaterThan(0);
+    const got = await upcomingWeddings(copies, svc.config.masterKey, 30);
+    expect(got.sort()).toEqual(rows.map((r) => r.id).sort());
+    expect(await upcomingWeddings(copies, svc.config.masterKey, -1)).toEqual([]);
   });
 });
