@@ -4,44 +4,34 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { ensureAdminKey } from '../../src/bootstrap.js';
 import { upcomingWeddings } from '../../src/engine/pitr/status.js';
 import { getRecoveryPoint } from '../../src/catalog/recovery-points.js';
-import { createApp } from '../../src/http/app.js';
-import { requestBackup } from '../../src/producers/backups.js';
-import { seedDatabase } from '../../src/seed/database.js';
-import { startWorkers, stopWorkers } from '../../src/workers/run.js';
-import {
-  createTestService,
-  dbUrl,
-  dropDatabase,
-  waitFor,
-  waitForOperation,
-  type TestService,
-} from '../helpers/service.js';
+import { stopWorkers } from '../../src/workers/run.js';
+import { recoveryService } from '../helpers/recovery-service.js';
+import { dbUrl, dropDatabase, waitFor, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
 let app: Express;
 let workers: Worker[];
 let admin: string;
 let point: { id: string; time: string };
+let id: string;
 const into = `wv_test_pitr_into_${process.pid}`;
 
 beforeAll(async () => {
-  svc = await createTestService({ WEDVAULT_PITR: 'on' });
-  await seedDatabase(svc.config.sources.postgres.url, { scale: 0.001 });
   // two weddings within the month: a staged recovery's first stage
-  const c = new pg.Client({ connectionString: svc.config.sources.postgres.url });
-  await c.connect();
-  await c.query(`UPDATE weddings SET wedding_date = (now() AT TIME ZONE 'UTC')::date + 5
-                  WHERE wedding_id IN (SELECT wedding_id FROM weddings ORDER BY wedding_id LIMIT 2)`);
-  await c.end();
-  await ensureAdminKey(svc.ctx);
-  admin = svc.env.WEDVAULT_ADMIN_KEY!;
-  app = createApp(svc.ctx);
-  workers = startWorkers(svc.ctx, { queues: ['backup', 'restore'], concurrency: 1 });
-  const { operationId } = await requestBackup(svc.ctx, { type: 'full', components: ['database'] });
-  const id = (await waitForOperation(svc.ctx, operationId, 60_000)).recoveryPointId!;
+  ({
+    svc,
+    app,
+    workers,
+    admin,
+    pointId: id,
+  } = await recoveryService(
+    { WEDVAULT_PITR: 'on' },
+    ['backup', 'restore'],
+    `UPDATE weddings SET wedding_date = (now() AT TIME ZONE 'UTC')::date + 5
+      WHERE wedding_id IN (SELECT wedding_id FROM weddings ORDER BY wedding_id LIMIT 2)`,
+  ));
   const p = (await getRecoveryPoint(svc.ctx.db, id))!;
   point = { id, time: (p.consistentTime ?? p.createdAt).toISOString() };
 }, 120_000);
