@@ -110,7 +110,7 @@ export async function executePlan(
       ...(weddingDeleted
         ? { targetTime: plan.targetTime, weddingId: plan.params.weddingId, mode: drill ? 'new' : 'merge' }
         : pitr
-          ? { targetTime: new Date().toISOString() }
+          ? { targetTime: new Date().toISOString(), staged: true }
           : { recoveryPointId: plan.point!.id }),
       targetDatabase,
       planId: plan.id,

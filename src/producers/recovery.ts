@@ -20,6 +20,7 @@ export interface RecoveryRequest extends Omit<NewRecovery, 'id' | 'components'> 
   /** Read only from these targets (a plan's copies). */
   targets?: string[] | undefined;
   drillId?: string | undefined;
+  staged?: boolean | undefined;
 }
 
 const refuse = (field: string, message: string, extra: Record<string, unknown> = {}) =>
@@ -99,6 +100,7 @@ export async function requestRecovery(
     components: req.components,
     targets: req.targets,
     drillId: req.drillId,
+    staged: req.staged,
   };
   // the row commits only once Redis took the job: a request that fails on Redis leaves no row
   await transaction(ctx.db, async (client) => {

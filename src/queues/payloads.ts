@@ -69,6 +69,8 @@ export const restorePayload = z.object({
   targets: z.array(z.string()).optional(),
   /** A disaster-recovery drill: its row is finished with the measured RTO/RPO, the scratch database dropped. */
   drillId: z.uuid().optional(),
+  /** Whole database: the platform tables and the next 30 days' weddings first, reported usable, then the rest. */
+  staged: z.boolean().optional(),
 });
 export type RestorePayload = z.infer<typeof restorePayload>;
 

@@ -12,6 +12,7 @@ import { getRecoveryPoint, listReplicas, type RecoveryPoint } from '../catalog/r
 import type { AppContext } from '../context.js';
 import { restoreFromCopies, type FailoverResult } from '../engine/failover.js';
 import { recoverToTarget, type RecoverResult } from '../engine/pitr/recover.js';
+import { upcomingWeddings } from '../engine/pitr/status.js';
 import { NotFoundError, ValidationError, WedvaultError, errorMessage } from '../errors.js';
 import { drillPayload, restorePayload, type RestorePayload } from '../queues/payloads.js';
 import { probeTarget } from './freshness.js';
@@ -121,6 +122,9 @@ async function restore(ctx: AppContext, p: RestorePayload, point: RecoveryPoint,
 async function recover(ctx: AppContext, p: RestorePayload, point: RecoveryPoint | undefined, copies: Copies) {
   if (!p.targetDatabase) throw new ValidationError('a point-in-time recovery needs targetDatabase');
   const expired = expiredPointClasses(ctx.config.retention.classes ?? []);
+  const staged = p.staged && p.weddingId === undefined && p.mode === 'new';
+  const firstWeddings = staged ? await upcomingWeddings(copies, ctx.config.masterKey, 30) : undefined;
+  const stages: { name: string; weddings: number; usableAt: string }[] = [];
   let last = 0;
   const result = await recoverToTarget({
     copies,
@@ -133,6 +137,19 @@ async function recover(ctx: AppContext, p: RestorePayload, point: RecoveryPoint 
     mode: p.mode,
     dryRun: p.dryRun,
     expiredClasses: (t) => expired(new Date(t)),
+    ...(firstWeddings?.length && {
+      firstWeddings,
+      // the first stage is usable before the rest arrives: say so where people look
+      onStage: async (s: { name: string; weddings: string[]; usableAt: string }) => {
+        stages.push({ name: s.name, weddings: s.weddings.length, usableAt: s.usableAt });
+        await recordRecoveryProgress(
+          ctx.db,
+          p.recoveryId,
+          s.name === 'first' ? 0.5 : 0.95,
+          `stage ${s.name} usable`,
+        );
+      },
+    }),
     onProgress: (fraction, step) => {
       // at most a row update a second: progress is for people watching
       if (Date.now() - last < 1000 && fraction < 1) return;
@@ -142,7 +159,7 @@ async function recover(ctx: AppContext, p: RestorePayload, point: RecoveryPoint 
   });
   await finishRecovery(ctx.db, p.recoveryId, 'completed', {
     validation: result.validation,
-    result,
+    result: stages.length ? { ...result, stages } : result,
     basePoint: result.basePoint,
     achievedRpoS: result.achievedRpoS,
   });

@@ -3,22 +3,12 @@ import type { Express } from 'express';
 import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureAdminKey } from '../../src/bootstrap.js';
 import { finishDrill, startDrill } from '../../src/catalog/dr.js';
 import { listReplicas } from '../../src/catalog/recovery-points.js';
-import { createApp } from '../../src/http/app.js';
 import { SCENARIOS } from '../../src/policy/dr-plans.js';
-import { requestBackup } from '../../src/producers/backups.js';
-import { seedDatabase } from '../../src/seed/database.js';
-import { startWorkers, stopWorkers } from '../../src/workers/run.js';
-import {
-  createTestService,
-  dbUrl,
-  dropDatabase,
-  waitFor,
-  waitForOperation,
-  type TestService,
-} from '../helpers/service.js';
+import { stopWorkers } from '../../src/workers/run.js';
+import { recoveryService } from '../helpers/recovery-service.js';
+import { dbUrl, dropDatabase, waitFor, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
 let app: Express;
@@ -28,14 +18,7 @@ let pointId: string;
 const restored = `wv_test_dr_${process.pid}`;
 
 beforeAll(async () => {
-  svc = await createTestService();
-  await seedDatabase(svc.config.sources.postgres.url, { scale: 0.001 });
-  await ensureAdminKey(svc.ctx);
-  admin = svc.env.WEDVAULT_ADMIN_KEY!;
-  app = createApp(svc.ctx);
-  workers = startWorkers(svc.ctx, { queues: ['backup', 'replicate', 'restore'], concurrency: 2 });
-  const { operationId } = await requestBackup(svc.ctx, { type: 'full', components: ['database'] });
-  pointId = (await waitForOperation(svc.ctx, operationId, 60_000)).recoveryPointId!;
+  ({ svc, app, workers, admin, pointId } = await recoveryService({}, ['backup', 'replicate', 'restore']));
   await waitFor(async () => {
     const r = await listReplicas(svc.ctx.db, [pointId]);
     return r.length === 2 && r.every((x) => x.state === 'replicated');
@@ -164,5 +147,16 @@ describe('disaster recovery over REST', () => {
     expect(drills[0].bytes).toBeGreaterThan(0);
     const plan = await request(app).get('/api/dr/plans/database-lost').set(auth()).expect(200);
     expect(plan.body.rto.estimateS).toBeGreaterThan(0);
+  });
+
+  it('runs a scheduled drill from its scheduler’s job ({drill}) and records it', async () => {
+    await svc.ctx.queues.queues.restore.add('restore', { drill: 'catalog-lost' }, { priority: 5 });
+    const drill = await waitFor(async () => {
+      const r = await request(app).get('/api/dr/drills?scenario=catalog-lost').set(auth()).expect(200);
+      return r.body.drills.find(
+        (d: { trigger: string; state: string }) => d.trigger === 'schedule' && d.state !== 'running',
+      );
+    });
+    expect(drill).toMatchObject({ state: 'completed', rpoS: 0, result: { seen: 1, points: 0 } });
   });
 });

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { errorMessage } from '../../errors.js';
 import type { Storage } from '../../storage/types.js';
 import { Repository } from '../repo/repository.js';
+import { snapshotTree } from '../tree.js';
 import { basePoints } from './base.js';
 import { pitrWindow, type BasePoint, type PitrWindow } from './window.js';
 
@@ -68,4 +69,33 @@ export async function slotLag(
   } finally {
     await c.end();
   }
+}
+
+/**
+ * The weddings whose ceremony falls in the next `days` days, from the newest database point of the
+ * first copy that opens (the source may be the thing that was lost): a staged recovery's first stage.
+ */
+export async function upcomingWeddings(
+  copies: { target: string; storage: Storage }[],
+  masterKey: Buffer,
+  days: number,
+  now = new Date(),
+): Promise<string[]> {
+  const until = new Date(now.getTime() + days * 86_400_000).toISOString().slice(0, 10);
+  const today = now.toISOString().slice(0, 10);
+  for (const { storage } of copies) {
+    try {
+      const repo = await Repository.open(storage, masterKey);
+      const bases = await basePoints(repo);
+      const newest = bases.at(-1);
+      if (!newest) continue;
+      const tree = snapshotTree((await repo.loadSnapshot(newest.id)).tree).postgres;
+      return (tree?.tenants ?? [])
+        .filter((t) => t.ceremonyDate !== null && t.ceremonyDate >= today && t.ceremonyDate <= until)
+        .map((t) => t.id);
+    } catch {
+      continue;
+    }
+  }
+  return [];
 }
