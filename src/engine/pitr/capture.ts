@@ -375,3 +375,6 @@ function keyOf(t: PgTableInfo, row: RowValues | undefined): RowValues | undefine
   }
   return key;
 }
+
+/** The contract's name for the slot's lag and status (engine/pitr/status.ts reads it for GET /api/pitr). */
+export { slotLag as captureLag } from './status.js';
