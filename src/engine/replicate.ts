@@ -1,7 +1,9 @@
 /** Copies to a destination store exactly the objects it lacks; content addressing makes this idempotent. */
 import pLimit from 'p-limit';
 import { getBuffer, type ObjectInfo, type Storage } from '../storage/types.js';
+import { SCOPE_BUNDLES_PREFIX, SCOPE_KEYS_PREFIX } from './repo/keys.js';
 import { LEDGER_PREFIX } from './repo/ledger.js';
+import { CHANGES_PREFIX } from './repo/segments.js';
 import { Repository } from './repo/repository.js';
 
 export interface ReplicateOptions {
@@ -24,10 +26,10 @@ export interface ReplicateResult {
   skippedObjects: number;
 }
 
-/** Snapshots go last so a destination never names what it does not hold yet. */
+/** Snapshots go last so a destination never names what it does not hold yet (segments after their keys). */
 function copyOrder(key: string): number {
   if (key.startsWith('snapshots/')) return 2;
-  if (key.startsWith('index/')) return 1;
+  if (key.startsWith('index/') || key.startsWith(CHANGES_PREFIX)) return 1;
   return 0;
 }
 
@@ -109,4 +111,19 @@ export async function ledgerOf(
   const erased = new Set([...(await from.erasedScopes()), ...(to ? await to.erasedScopes() : [])]);
   if (erased.size === 0) return { objects };
   return { objects, keyObject: (key, bytes) => from.withoutErasedKeys(key, bytes, erased) };
+}
+
+/**
+ * Change segments (continuous capture) and the scope-key objects their parts are sealed under: any
+ * replication carries the segments a copy lacks (the capture writes each copy too; this catches a
+ * copy that was down). Nothing when the source holds no segments.
+ */
+export async function changeObjects(source: Storage): Promise<{ key: string; size: number }[]> {
+  const out: { key: string; size: number }[] = [];
+  for await (const o of source.list(CHANGES_PREFIX)) out.push({ key: o.key, size: o.size });
+  if (out.length === 0) return out;
+  for (const prefix of [SCOPE_KEYS_PREFIX, SCOPE_BUNDLES_PREFIX]) {
+    for await (const o of source.list(prefix)) out.push({ key: o.key, size: o.size });
+  }
+  return out;
 }

@@ -8,6 +8,7 @@ import { onRequestPath } from '../queues/connection.js';
 import type { QueueName } from '../queues/names.js';
 import { measureSla, type TierSla } from '../producers/protection.js';
 import { registerLoadMetrics } from './load-status.js';
+import { registerPitrMetrics } from './pitr-metrics.js';
 
 export function createMetrics(ctx: AppContext): { registry: Registry; httpRequests: Counter } {
   const registry = new Registry();
@@ -61,6 +62,7 @@ export function createMetrics(ctx: AppContext): { registry: Registry; httpReques
   });
   slaGauges(ctx, registry);
   registerLoadMetrics(registry, ctx);
+  registerPitrMetrics(registry, ctx);
   return { registry, httpRequests };
 }
 

@@ -4,7 +4,7 @@ import { getRecoveryPoint, listReplicas, upsertReplica } from '../catalog/recove
 import { recordTargetFailure, recordTargetSuccess } from '../catalog/targets.js';
 import type { AppContext } from '../context.js';
 import { removeSnapshot } from '../engine/forget.js';
-import { ledgerOf, replicateObjects, type ReplicateResult } from '../engine/replicate.js';
+import { changeObjects, ledgerOf, replicateObjects, type ReplicateResult } from '../engine/replicate.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import { replicatePayload } from '../queues/payloads.js';
 import { probeTarget } from './freshness.js';
@@ -41,7 +41,10 @@ export async function processReplicate(job: Job, ctx: AppContext): Promise<Repli
     try {
       const from = ctx.storage(source);
       const ledger = await ledgerOf(ctx.config.masterKey, from, dest);
-      const result = await replicateObjects(from, dest, [...point.objects, ...ledger.objects], {
+      // change segments ride along: a copy that missed some while it was down catches up here
+      const all = [...point.objects, ...ledger.objects, ...(await changeObjects(from))];
+      const objects = [...new Map(all.map((o) => [o.key, o])).values()];
+      const result = await replicateObjects(from, dest, objects, {
         keyObject: ledger.keyObject,
         concurrency: targetConfig.concurrency,
         onProgress: ({ bytes }) => progress({ bytes }),

@@ -394,3 +394,6 @@ export async function ensureCaptureSlot(url: string, slot: string): Promise<void
     await c.end().catch(() => undefined);
   }
 }
+
+/** The contract's name for the slot's lag and status (engine/pitr/status.ts reads it for GET /api/pitr). */
+export { slotLag as captureLag } from './status.js';

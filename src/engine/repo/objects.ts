@@ -16,7 +16,7 @@ import {
 import { DATA_PREFIX, packKey, verifyPackBytes } from './pack.js';
 import { decodeSnapshot, SNAPSHOTS_PREFIX } from './snapshot.js';
 import { decodeLedgerEntry, LEDGER_PREFIX } from './ledger.js';
-import { CHANGES_PREFIX } from './segments.js';
+import { CHANGES_PREFIX, decodeSegment } from './segments.js';
 
 /** What a copy's objects are checked against: the master key and the repository key it opens. */
 export interface Trust {
@@ -75,6 +75,9 @@ export function verifyObjectBytes(trust: Trust, key: string, bytes: Buffer): voi
       return;
     case 'ledger':
       decodeLedgerEntry(trust.keys, key, bytes);
+      return;
+    case 'segment':
+      decodeSegment(trust.keys, key, bytes);
       return;
     case 'other':
       throw bad(key, 'not a repository object the validator can verify');
