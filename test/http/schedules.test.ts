@@ -15,7 +15,7 @@ import { rebuildSchedules } from '../../src/producers/schedules.js';
 import { QUEUES } from '../../src/queues/names.js';
 import { checkSla } from '../../src/workers/sla-monitor.js';
 import { SCHEDULE_IDS, createWeddingsSource, insertPoints } from '../helpers/cadence.js';
-import { createTestService, type TestService } from '../helpers/service.js';
+import { createTestService, waitFor, type TestService } from '../helpers/service.js';
 import { tempDirsForFile } from '../helpers/temp.js';
 
 const tempDir = tempDirsForFile();
@@ -93,10 +93,13 @@ describe('GET and PUT /api/schedules', () => {
       (s) => s.key === 'nightly-full',
     );
     expect(redis).toMatchObject({ pattern: '15 1 * * *', tz: 'Europe/Rome' });
-    const { rows } = await svc.ctx.db.query(
-      `SELECT actor, method, status FROM audit_log WHERE resource = 'schedule:nightly-full' ORDER BY id`,
-    );
-    // the refused call is audited too, before the route names its resource
+    // the audit row is written as the response finishes: wait for it rather than race it
+    const rows = await waitFor(async () => {
+      const r = await svc.ctx.db.query(
+        `SELECT actor, method, status FROM audit_log WHERE resource = 'schedule:nightly-full' ORDER BY id`,
+      );
+      return r.rows.length > 0 && r.rows;
+    });
     expect(rows).toEqual([{ actor: 'scheduler-admin', method: 'PUT', status: 200 }]);
   });
 
