@@ -5,7 +5,7 @@
  * with no gap and no duplicate.
  */
 import pg from 'pg';
-import { TransientError, errorMessage } from '../../errors.js';
+import { errorMessage } from '../../errors.js';
 import type { Storage } from '../../storage/types.js';
 import { isErased, PLATFORM_SCOPE, classScope, supplierScope, weddingScope, type KeyScope } from '../api.js';
 import { withClasses, type ClassMembers } from '../classes.js';
@@ -19,6 +19,7 @@ import {
 } from '../postgres/catalog.js';
 import {
   advanceSlot,
+  connectSource,
   createCaptureSlot,
   ddlTriggerInstalled,
   dropCaptureSlot,
@@ -93,13 +94,7 @@ export class Capture {
 
   private async connect(): Promise<pg.Client> {
     if (this.client) return this.client;
-    const c = new pg.Client({ connectionString: this.o.url });
-    c.on('error', () => undefined); // a dropped connection fails the next query, which the step reports
-    try {
-      await c.connect();
-    } catch (err) {
-      throw new TransientError(`source database unreachable: ${errorMessage(err)}`, { cause: err });
-    }
+    const c = await connectSource(this.o.url);
     await pinOutputSettings(c);
     this.client = c;
     return c;
@@ -382,12 +377,7 @@ function keyOf(t: PgTableInfo, row: RowValues | undefined): RowValues | undefine
  * stream already starts here, and the first base point falls inside it.
  */
 export async function ensureCaptureSlot(url: string, slot: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url });
-  try {
-    await c.connect();
-  } catch (err) {
-    throw new TransientError(`source database unreachable: ${errorMessage(err)}`, { cause: err });
-  }
+  const c = await connectSource(url);
   try {
     if ((await slotState(c, slot)).status === 'missing') await createCaptureSlot(c, slot);
   } finally {

@@ -1,15 +1,9 @@
 /** Named restore points: a transactional logical message on the source; its LSN is a recovery target. */
-import pg from 'pg';
-import { TransientError, errorMessage } from '../../errors.js';
+import { connectSource } from '../postgres/pitr-source.js';
 import { RESTORE_POINT_PREFIX } from './types.js';
 
 export async function emitRestorePoint(url: string, name: string): Promise<{ lsn: string; time: string }> {
-  const c = new pg.Client({ connectionString: url });
-  try {
-    await c.connect();
-  } catch (err) {
-    throw new TransientError(`source database unreachable: ${errorMessage(err)}`, { cause: err });
-  }
+  const c = await connectSource(url);
   try {
     // transactional: the message is in the stream only once committed, like the rows around it
     const { rows } = await c.query<{ lsn: string; time: Date }>(

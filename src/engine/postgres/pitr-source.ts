@@ -5,7 +5,7 @@
  * event trigger (superuser).
  */
 import pg from 'pg';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, TransientError } from '../../errors.js';
 import { rowsOf, tenantJoins, ROW } from './tenant-rows.js';
 import type { PgTableInfo } from './catalog.js';
 import { tableLabel } from './tenancy.js';
@@ -223,4 +223,16 @@ function parseKeepSize(text: string): number {
   if (!m) return -1;
   const n = Number(m[1]);
   return m[2] === 'kB' ? n / 1024 : m[2] === 'GB' ? n * 1024 : m[2] === 'TB' ? n * 1024 * 1024 : n;
+}
+
+/** A client of the source, connected; an unreachable source is a TransientError (a retry may help). */
+export async function connectSource(url: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url });
+  c.on('error', () => undefined); // a dropped connection fails the next query, which reports it
+  try {
+    await c.connect();
+  } catch (err) {
+    throw new TransientError(`source database unreachable: ${(err as Error).message}`, { cause: err });
+  }
+  return c;
 }
