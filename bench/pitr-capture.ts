@@ -105,9 +105,11 @@ async function main() {
           const s = await capture.step();
           if (s.key) written++;
           if (s.lastCommit) durable = Date.parse(s.lastCommit);
-          await new Promise((res) =>
-            setTimeout(res, Math.max(0, SEGMENT_SECONDS * 1000 - (Date.now() - started))),
-          );
+          // as the worker does: a step cut short by its size bound is followed at once
+          if (!s.more)
+            await new Promise((res) =>
+              setTimeout(res, Math.max(0, SEGMENT_SECONDS * 1000 - (Date.now() - started))),
+            );
         }
       })();
       const sampler = setInterval(() => rpo.push((Date.now() - durable) / 1000), 100);

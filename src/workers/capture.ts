@@ -81,7 +81,8 @@ export function startCapture(ctx: AppContext, opts: { leaseMs?: number } = {}): 
     });
   };
 
-  const tick = async () => {
+  /** Takes or keeps the lease; false when another process holds it. */
+  const lead = async (): Promise<boolean> => {
     if (!holding) {
       holding = (await redis.set(lease, token, 'PX', leaseMs, 'NX')) === 'OK';
       if (holding) log.info({ leaseMs }, 'capture lease taken: this process captures');
@@ -91,17 +92,29 @@ export function startCapture(ctx: AppContext, opts: { leaseMs?: number } = {}): 
       await capture?.close();
       capture = undefined;
     }
-    if (!holding || stopped) return;
+    return holding && !stopped;
+  };
+
+  const tick = async () => {
+    if (!(await lead())) return;
     capture ??= await open();
     if (!capture) return;
-    const r = await capture.step();
-    const fields: Record<string, string> = { at: new Date().toISOString(), endLsn: r.endLsn, holder: token };
-    if (r.key) {
-      fields.segmentAt = fields.at!;
-      if (r.lastCommit) fields.lastCommit = r.lastCommit;
+    // a step cut short by its size bound is followed at once: under a heavy load the capture keeps up
+    for (let more = true; more && capture && (await lead());) {
+      const r = await capture.step();
+      more = r.more;
+      const fields: Record<string, string> = {
+        at: new Date().toISOString(),
+        endLsn: r.endLsn,
+        holder: token,
+      };
+      if (r.key) {
+        fields.segmentAt = fields.at!;
+        if (r.lastCommit) fields.lastCommit = r.lastCommit;
+      }
+      await redis.hset(status, fields);
+      if (r.key) await redis.hincrby(status, 'segments', 1);
     }
-    await redis.hset(status, fields);
-    if (r.key) await redis.hincrby(status, 'segments', 1);
   };
 
   const timer = setInterval(() => {

@@ -67,6 +67,8 @@ export interface StepResult {
   txns: number;
   endLsn: string;
   lastCommit?: string | undefined;
+  /** The peek stopped at its size bound: more is waiting, step again now rather than a period later. */
+  more: boolean;
 }
 
 interface Last {
@@ -190,7 +192,7 @@ export class Capture {
     const heartbeat = this.o.heartbeatMs ?? 30_000;
     const idle = txns.length === 0;
     if (compareLsn(end, start) <= 0 || (idle && this.last && Date.now() - this.last.writtenAt < heartbeat)) {
-      return { txns: 0, endLsn: start };
+      return { txns: 0, endLsn: start, more: false };
     }
     const schemaBreak =
       !trigger && this.last && this.last.fingerprint !== fingerprint
@@ -204,7 +206,7 @@ export class Capture {
       await this.o.onBaseNeeded?.(why);
     }
     if (this.behind.size > 0) await this.catchUp();
-    return { key, txns: txns.length, endLsn: end, lastCommit: lastCommit?.commitTime };
+    return { key, txns: txns.length, endLsn: end, lastCommit: lastCommit?.commitTime, more: rows >= limit };
   }
 
   private async write(
