@@ -34,7 +34,7 @@ import { tenancyRecord, withTenancy } from '../postgres/tenancy-record.js';
 import type { Repository } from '../repo/repository.js';
 import type { SegmentManifest, TxnPart } from '../repo/segments.js';
 import { peekTransactions } from './decode.js';
-import { syncSegments } from './copies.js';
+import { changeObjects, replicateObjects } from '../replicate.js';
 import { compareLsn, type RowValues, type Txn, type TxnChange } from './types.js';
 
 export interface CaptureCopy {
@@ -249,12 +249,19 @@ export class Capture {
     return written.at(-1)!.key;
   }
 
-  /** Copies what a copy missed while it failed (segments and the key bundles they need). */
+  /**
+   * Copies what a copy missed while it failed: the segments and key objects it lacks, as any
+   * replication carries them (keys first; an erased scope's keys never copied back).
+   */
   async catchUp(): Promise<void> {
+    const { repo } = this.o;
     for (const copy of this.o.copies) {
       if (!this.behind.has(copy.target)) continue;
       try {
-        await syncSegments(this.o.repo, copy.storage, this.o.source);
+        const erased = await repo.erasedScopes();
+        await replicateObjects(repo.storage, copy.storage, await changeObjects(repo.storage), {
+          keyObject: (key, bytes) => repo.withoutErasedKeys(key, bytes, erased),
+        });
         this.behind.delete(copy.target);
       } catch (err) {
         this.o.onAlert?.('copy-failed', `segments not copied to ${copy.target}: ${errorMessage(err)}`);
