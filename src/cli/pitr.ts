@@ -2,19 +2,16 @@
 import pg from 'pg';
 import type { Config } from '../config/index.js';
 import { ConfigError } from '../errors.js';
-import { basePoints } from '../engine/pitr/base.js';
-import { pitrWindow } from '../engine/pitr/window.js';
+import { copyWindows, slotLag } from '../engine/pitr/status.js';
 import { DDL_MESSAGE_PREFIX } from '../engine/pitr/types.js';
 import {
   createCaptureSlot,
   ddlTriggerInstalled,
   installDdlTrigger,
   pitrReadiness,
-  slotLagBytes,
   slotState,
   tablesWithoutIdentity,
 } from '../engine/postgres/pitr-source.js';
-import { Repository } from '../engine/repo/repository.js';
 import { createStorage } from '../storage/factory.js';
 
 async function withSource<T>(config: Config, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -117,15 +114,13 @@ export async function checkPitr(config: Config): Promise<CheckFinding[]> {
 
 /** The recoverable window on every target, and how far the capture is behind. */
 export async function pitrStatus(config: Config): Promise<unknown> {
-  const lagBytes = await withSource(config, (c) => slotLagBytes(c, config.sources.postgres.pitr.slot));
-  const targets = [];
-  for (const t of config.targets) {
-    try {
-      const repo = await Repository.open(createStorage(t, config.credentialsEnv), config.masterKey);
-      targets.push({ target: t.name, ...(await pitrWindow(repo, 'postgres', await basePoints(repo))) });
-    } catch (err) {
-      targets.push({ target: t.name, error: (err as Error).message });
-    }
-  }
-  return { slot: config.sources.postgres.pitr.slot, lagBytes, targets };
+  const slot = config.sources.postgres.pitr.slot;
+  const copies = config.targets.map((t) => ({
+    target: t.name,
+    storage: createStorage(t, config.credentialsEnv),
+  }));
+  const targets = (await copyWindows(copies, config.masterKey, 'postgres')).map(
+    ({ target, window, error }) => (error ? { target, error } : { target, ...window }),
+  );
+  return { slot, ...(await slotLag(config.sources.postgres.url, slot)), targets };
 }

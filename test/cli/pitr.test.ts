@@ -64,4 +64,18 @@ describe('wedvault pitr', () => {
     );
     expect(triggers.map((t) => t.evtname)).toEqual(['wedvault_ddl', 'wedvault_ddl_drop']);
   });
+
+  it('status names the slot, its lag and each target (no repository yet: said so)', async () => {
+    const r = (await wedvault(['pitr', 'status'])) as { stdout: string };
+    const status = JSON.parse(r.stdout) as {
+      slot: string;
+      slotStatus: string;
+      lagBytes: number;
+      targets: { target: string; error?: string }[];
+    };
+    expect(status).toMatchObject({ slot, slotStatus: 'ok' });
+    expect(status.lagBytes).toBeGreaterThanOrEqual(0);
+    expect(status.targets.map((t) => t.target)).toEqual(svc.config.targets.map((t) => t.name));
+    expect(status.targets.every((t) => typeof t.error === 'string')).toBe(true);
+  });
 });

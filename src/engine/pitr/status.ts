@@ -2,9 +2,9 @@
  * What point-in-time recovery can reach, seen from the repositories: each copy's recoverable
  * window (pitrWindow over its base points), and the capture's lag on the source.
  */
-import pg from 'pg';
 import { errorMessage } from '../../errors.js';
 import type { Storage } from '../../storage/types.js';
+import { connectSource, slotLagBytes, slotState } from '../postgres/pitr-source.js';
 import { Repository } from '../repo/repository.js';
 import { snapshotTree } from '../tree.js';
 import { basePoints } from './base.js';
@@ -55,17 +55,11 @@ export async function slotLag(
   url: string,
   slot: string,
 ): Promise<{ lagBytes: number; slotStatus: 'ok' | 'missing' | 'lost' }> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
+  const c = await connectSource(url);
   try {
-    const { rows } = await c.query<{ lag: string | null; wal_status: string | null }>(
-      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag, wal_status
-         FROM pg_replication_slots WHERE slot_name = $1`,
-      [slot],
-    );
-    const r = rows[0];
-    if (!r) return { lagBytes: 0, slotStatus: 'missing' };
-    return { lagBytes: Number(r.lag ?? 0), slotStatus: r.wal_status === 'lost' ? 'lost' : 'ok' };
+    const state = await slotState(c, slot);
+    if (state.status === 'missing') return { lagBytes: 0, slotStatus: 'missing' };
+    return { lagBytes: (await slotLagBytes(c, slot)) ?? 0, slotStatus: state.status };
   } finally {
     await c.end();
   }
