@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { Config } from '../config/index.js';
 import { ConfigError } from '../errors.js';
 import { copyWindows, slotLag } from '../engine/pitr/status.js';
-import { DDL_MESSAGE_PREFIX } from '../engine/pitr/types.js';
+import { DDL_MESSAGE_PREFIX, PITR_SOURCE } from '../engine/pitr/types.js';
 import {
   createCaptureSlot,
   ddlTriggerInstalled,
@@ -119,7 +119,7 @@ export async function pitrStatus(config: Config): Promise<unknown> {
     target: t.name,
     storage: createStorage(t, config.credentialsEnv),
   }));
-  const targets = (await copyWindows(copies, config.masterKey, 'postgres')).map(
+  const targets = (await copyWindows(copies, config.masterKey, PITR_SOURCE)).map(
     ({ target, window, error }) => (error ? { target, error } : { target, ...window }),
   );
   return { slot, ...(await slotLag(config.sources.postgres.url, slot)), targets };

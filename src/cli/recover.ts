@@ -6,6 +6,7 @@ import { ValidationError } from '../errors.js';
 import { expiredPointClasses } from '../policy/class-expiry.js';
 import { checkRecoveryRequest } from '../producers/recovery.js';
 import { createStorage } from '../storage/factory.js';
+import { PITR_SOURCE } from '../engine/pitr/types.js';
 
 export interface ToTimeOptions {
   toTime: string;
@@ -49,7 +50,7 @@ export async function recoverToTime(
   return recoverToTarget({
     copies,
     masterKey: config.masterKey,
-    source: 'postgres',
+    source: PITR_SOURCE,
     basePointId,
     target: { time: opts.toTime },
     wedding: opts.wedding,

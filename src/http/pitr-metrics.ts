@@ -3,7 +3,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AppContext } from '../context.js';
 import { onRequestPath } from '../queues/connection.js';
 import { captureStatusKey } from '../queues/capture-status.js';
-import { PITR_SOURCE } from '../workers/capture.js';
+import { PITR_SOURCE } from '../engine/pitr/types.js';
 
 export function registerPitrMetrics(registry: Registry, ctx: AppContext): void {
   if (!ctx.config.sources.postgres.pitr.enabled) return;

@@ -13,6 +13,7 @@ import { onRequestPath } from '../queues/connection.js';
 import { JOBS, QUEUES } from '../queues/names.js';
 import type { RestorePayload } from '../queues/payloads.js';
 import { PRIORITY } from '../queues/priority.js';
+import { PITR_SOURCE } from '../engine/pitr/types.js';
 
 /** The catalog row's fields; a base point asked for (the CLI's `<recoveryPointId>`) is chosen by the engine when absent. */
 export interface RecoveryRequest extends Omit<NewRecovery, 'id' | 'components'> {
@@ -58,7 +59,7 @@ export function checkRecoveryRequest(req: RecoveryRequest): void {
 /** The target time must lie in the recoverable window of some copy: the window is named when not. */
 async function checkWindow(ctx: AppContext, time: string, now: Date): Promise<void> {
   const copies = ctx.config.targets.map((t) => ({ target: t.name, storage: ctx.storage(t.name) }));
-  const w = overallWindow(await copyWindows(copies, ctx.config.masterKey, 'postgres'));
+  const w = overallWindow(await copyWindows(copies, ctx.config.masterKey, PITR_SOURCE));
   const window = { earliest: w.earliest ?? null, latest: w.latest ?? now.toISOString() };
   const named = `the recoverable window is ${window.earliest ?? '(nothing yet: no base point)'} to ${window.latest}`;
   const at = Date.parse(time);

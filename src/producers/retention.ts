@@ -23,6 +23,7 @@ import {
   type RetentionSource,
   type RetentionVerdict,
 } from '../policy/retention.js';
+import { PITR_SOURCE } from '../engine/pitr/types.js';
 
 /** What retention needs of a process: the service's context or the CLI's own. */
 export interface RetentionContext {
@@ -158,7 +159,7 @@ export async function runForget(
   }
   // change segments older than every base point still kept can no longer be replayed onto anything
   if (snapshotsRemoved.length > 0) {
-    for (const r of await dropOldSegments(copiesOf(ctx), ctx.config.masterKey, 'postgres'))
+    for (const r of await dropOldSegments(copiesOf(ctx), ctx.config.masterKey, PITR_SOURCE))
       if (r.error) failures.push(`change segments on ${r.target}: ${r.error}`);
   }
   if (failures.length > 0) {

@@ -8,11 +8,10 @@ import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../context.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import { Capture, ensureCaptureSlot } from '../engine/pitr/capture.js';
+import { PITR_SOURCE } from '../engine/pitr/types.js';
 import { Repository } from '../engine/repo/repository.js';
 import { requestBackup } from '../producers/backups.js';
 import { captureStatusKey } from '../queues/capture-status.js';
-
-export const PITR_SOURCE = 'postgres';
 
 export interface CaptureLoop {
   /** Whether this process holds the lease now. */

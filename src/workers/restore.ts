@@ -17,6 +17,7 @@ import { NotFoundError, ValidationError, WedvaultError, errorMessage } from '../
 import { drillPayload, restorePayload, type RestorePayload } from '../queues/payloads.js';
 import { probeTarget } from './freshness.js';
 import { expiredPointClasses } from '../policy/class-expiry.js';
+import { PITR_SOURCE } from '../engine/pitr/types.js';
 
 type Copies = { target: string; storage: ReturnType<AppContext['storage']> }[];
 
@@ -129,7 +130,7 @@ async function recover(ctx: AppContext, p: RestorePayload, point: RecoveryPoint 
   const result = await recoverToTarget({
     copies,
     masterKey: ctx.config.masterKey,
-    source: 'postgres',
+    source: PITR_SOURCE,
     basePointId: point?.id,
     target: p.target!,
     wedding: p.weddingId,

@@ -47,6 +47,9 @@ export interface Txn {
   sequences?: Record<string, string> | undefined;
 }
 
+/** The change stream's source name: segments live under `changes/<source>/` (the one database source). */
+export const PITR_SOURCE = 'postgres';
+
 /** Logical message prefixes wedvault writes into the stream. */
 export const DDL_MESSAGE_PREFIX = 'wedvault_ddl';
 export const RESTORE_POINT_PREFIX = 'wedvault_restore_point';

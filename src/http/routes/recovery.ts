@@ -12,6 +12,7 @@ import { componentSchema, idSchema } from '../../queues/payloads.js';
 import { requireScope } from '../auth.js';
 import { methodNotAllowed } from '../errors.js';
 import { rateLimit } from '../limits.js';
+import { PITR_SOURCE } from '../../engine/pitr/types.js';
 
 export const recoveryBody = z.strictObject({
   targetTime: z.iso.datetime({ offset: true, local: false }).optional(),
@@ -76,7 +77,7 @@ export function pitrRouter(ctx: AppContext): Router {
   r.get('/', requireScope('backups:read'), async (_req, res) => {
     const { url, pitr } = ctx.config.sources.postgres;
     const copies = ctx.config.targets.map((t) => ({ target: t.name, storage: ctx.storage(t.name) }));
-    const windows = await copyWindows(copies, ctx.config.masterKey, 'postgres');
+    const windows = await copyWindows(copies, ctx.config.masterKey, PITR_SOURCE);
     const lag = await slotLag(url, pitr.slot).catch((err: unknown) => ({ error: errorMessage(err) }));
     // RPO now: the newest segment at least two targets hold (the second newest "newest" of all)
     const newest = windows
@@ -89,7 +90,7 @@ export function pitrRouter(ctx: AppContext): Router {
     res.json({
       sources: [
         {
-          source: 'postgres',
+          source: PITR_SOURCE,
           enabled: pitr.enabled,
           slot: pitr.slot,
           lag,
