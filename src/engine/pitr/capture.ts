@@ -163,15 +163,14 @@ export class Capture {
         gap = `capture slot ${slot} is at ${confirmed}, past the newest segment's end ${this.last.endLsn}`;
     }
     start = this.last && !gap ? this.last.endLsn : confirmed;
+    const fingerprint = await schemaFingerprint(c);
     if (gap) {
       // the hole is recorded as a segment of its own: a window and a feed see it, nobody papers over it
-      const fingerprint = await schemaFingerprint(c);
       await this.write(c, this.last!.endLsn, confirmed, [], { gap, fingerprint });
       start = confirmed;
       await this.o.onBaseNeeded?.(gap);
     }
 
-    const fingerprint = await schemaFingerprint(c);
     const trigger = await ddlTriggerInstalled(c);
     if (fingerprint !== this.fingerprint) {
       await this.loadTables(c);
